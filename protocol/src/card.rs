@@ -1,0 +1,539 @@
+//! Cards: what each node tells the others about itself, and how cards reach everyone.
+//!
+//! foca says *who is alive*; a card says *what that node is doing*: its addresses, the `expect`
+//! it was started with, its database state, its part in the bootstrap agreement and the cluster
+//! it belongs to. Cards are versioned per node (`generation`, then `version`): a newer card
+//! replaces an older one, an older one is ignored, so cards can arrive in any order, twice, or
+//! late.
+//!
+//! Dissemination has two paths, because foca's piggybacked broadcasts reach only the members
+//! present while the item is hot and never a node that arrives later:
+//!
+//! * **push** — when a card changes, its owner sends it to live members at once, and a node that
+//!   learns something new passes it on to a few random members (rumour mongering);
+//! * **digest** — every sync period each node sends a digest (`node id, generation, version`)
+//!   to one random live member, who answers with the cards the sender lacks and, when it is
+//!   itself behind, with its own digest so the sender pushes back (push-pull anti-entropy).
+//!   This is what lets a node that joins later, or lost datagrams, catch up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::NodeId;
+use crate::wire::{self, MAX_PAYLOAD, WireError};
+
+/// The id of one rqlite cluster, minted by the seed that bootstrapped it and adopted by every
+/// node that joins it. Two ids among the live members is a split.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClusterId(pub u64);
+
+impl std::fmt::Display for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::fmt::Debug for ClusterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClusterId({self})")
+    }
+}
+
+/// A hash of the sorted ids of a set of live members: two nodes with the same digest see the same
+/// membership.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct ViewDigest(pub u64);
+
+impl ViewDigest {
+    /// The digest of a set of node ids (order does not matter).
+    pub fn of<'a>(ids: impl IntoIterator<Item = &'a NodeId>) -> Self {
+        let mut ids: Vec<&str> = ids.into_iter().map(NodeId::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Self(wire::fnv1a(ids.join("\n").as_bytes()))
+    }
+}
+
+/// What a node's rqlited is doing, as its daemon last saw it.
+///
+/// A crashed or failing rqlited is reported as `Empty` or `HasData`, whichever the disk says:
+/// for the decision rules only "is there Raft state here" matters; the failure itself is the
+/// daemon's to show on `/health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DbState {
+    /// No data directory state: a fresh node.
+    Empty,
+    /// State on disk, rqlited not running.
+    HasData {
+        /// How many voters the stored configuration had when rq4d last saw it running; `1`
+        /// means a single-node cluster, which rqlited refuses to `-join` anywhere.
+        last_voters: u16,
+    },
+    /// rqlited launched, not ready yet.
+    Starting,
+    /// rqlited answers `/status`.
+    Running(Running),
+}
+
+impl DbState {
+    /// True when the node has (or is creating) Raft state on disk.
+    pub fn has_data(&self) -> bool {
+        !matches!(self, Self::Empty)
+    }
+
+    /// The running state, if rqlited is up.
+    pub fn running(&self) -> Option<&Running> {
+        match self {
+            Self::Running(running) => Some(running),
+            _ => None,
+        }
+    }
+}
+
+/// rqlited's view of Raft, from its `/status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Running {
+    /// The leader's node id, when there is one.
+    pub leader: Option<NodeId>,
+    /// The current Raft term.
+    pub term: u64,
+    /// Voters in the latest configuration. A count, not the ids: the ids of a 15-voter cluster
+    /// would not fit a datagram beside the rest of the card, and the leader's daemon reads them
+    /// from its own rqlited when it needs them.
+    pub voters: u16,
+    /// Whether this node is itself a voter (false after it was removed while running).
+    pub voter: bool,
+}
+
+impl Running {
+    /// True when this running node is the leader.
+    pub fn is_leader_of(&self, me: &NodeId) -> bool {
+        self.leader.as_ref() == Some(me)
+    }
+}
+
+/// A node's part in the bootstrap agreement of an all-empty membership.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Agreement {
+    /// Nothing proposed or acknowledged.
+    #[default]
+    None,
+    /// I am the seed of this view and propose to bootstrap it.
+    Propose {
+        /// The view proposed.
+        view: ViewDigest,
+    },
+    /// I acknowledge `seed`'s proposal of `view`, and no other while `seed` lives.
+    Ack {
+        /// The seed acknowledged.
+        seed: NodeId,
+        /// The view acknowledged.
+        view: ViewDigest,
+    },
+}
+
+/// What one node tells the others about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// Whose card.
+    pub node_id: NodeId,
+    /// The life of the node that wrote it (see [`crate::identity::NodeIdentity::generation`]).
+    pub generation: u64,
+    /// Bumped on every change within one life.
+    pub version: u64,
+    /// Where it gossips.
+    pub gossip_addr: SocketAddr,
+    /// rqlited's advertised Raft address (`host:port`), the one `-join` needs.
+    pub raft_addr: String,
+    /// rqlited's advertised HTTP address (`host:port`).
+    pub http_addr: String,
+    /// The `--expect` it was started with; all must agree.
+    pub expect: u16,
+    /// What its database is doing.
+    pub db: DbState,
+    /// Its part in the bootstrap agreement.
+    pub agreement: Agreement,
+    /// The cluster its data belongs to, once it has one.
+    pub cluster_id: Option<ClusterId>,
+    /// The digest of the live membership it sees.
+    pub view: ViewDigest,
+}
+
+impl Card {
+    /// `(generation, version)`: the order in which cards replace each other.
+    pub fn stamp(&self) -> (u64, u64) {
+        (self.generation, self.version)
+    }
+
+    /// The running state, when this node's rqlited is up and reports itself leader.
+    pub fn as_leader(&self) -> Option<&Running> {
+        self.db
+            .running()
+            .filter(|running| running.is_leader_of(&self.node_id) && running.voter)
+    }
+}
+
+/// One entry of a digest: whose card, and which stamp the sender holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestEntry {
+    /// Whose card.
+    pub node_id: NodeId,
+    /// The generation held.
+    pub generation: u64,
+    /// The version held.
+    pub version: u64,
+}
+
+/// The payload of a [`crate::wire::Kind::Cards`] datagram.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CardMessage {
+    /// Cards the receiver may not have.
+    Push {
+        /// The cards.
+        cards: Vec<Card>,
+    },
+    /// What the sender holds, so the receiver can send what it lacks.
+    Digest {
+        /// The entries.
+        entries: Vec<DigestEntry>,
+        /// True for a digest sent in reply to a digest (never answered with another digest, so
+        /// two nodes cannot ping-pong).
+        reply: bool,
+    },
+}
+
+impl CardMessage {
+    /// Encodes as a payload.
+    pub fn encode(&self) -> Result<Vec<u8>, WireError> {
+        wire::encode(self)
+    }
+
+    /// Decodes a payload; trailing bytes are an error.
+    pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
+        wire::decode_exact(payload)
+    }
+
+    /// Splits `cards` into as few `Push` payloads as fit one datagram each. A card too large to
+    /// fit alone is skipped (card fields are bounded so that this cannot happen in practice).
+    pub fn pushes<'a>(cards: impl IntoIterator<Item = &'a Card>) -> Vec<Vec<u8>> {
+        Self::pack(cards.into_iter().cloned(), |cards| Self::Push { cards })
+    }
+
+    /// Splits digest entries into payloads that fit one datagram each.
+    pub fn digests(entries: impl IntoIterator<Item = DigestEntry>, reply: bool) -> Vec<Vec<u8>> {
+        Self::pack(entries.into_iter(), |entries| Self::Digest {
+            entries,
+            reply,
+        })
+    }
+
+    /// Packs items greedily into payloads of at most [`MAX_PAYLOAD`] bytes. bincode writes a
+    /// sequence as a varint length followed by the items, so a batch's size is the empty
+    /// message's size plus the items' sizes plus at most two more bytes of length prefix.
+    fn pack<T: Serialize>(
+        items: impl Iterator<Item = T>,
+        wrap: impl Fn(Vec<T>) -> Self,
+    ) -> Vec<Vec<u8>> {
+        const LENGTH_GROWTH: usize = 2;
+        let empty = wrap(Vec::new()).encode().map_or(0, |bytes| bytes.len());
+        let budget = MAX_PAYLOAD.saturating_sub(empty + LENGTH_GROWTH);
+        let mut payloads = Vec::new();
+        let mut batch: Vec<T> = Vec::new();
+        let mut used = 0;
+        for item in items {
+            let Ok(size) = wire::encode(&item).map(|bytes| bytes.len()) else {
+                continue;
+            };
+            if size > budget {
+                continue;
+            }
+            if used + size > budget {
+                payloads.extend(wrap(std::mem::take(&mut batch)).encode().ok());
+                used = 0;
+            }
+            used += size;
+            batch.push(item);
+        }
+        if !batch.is_empty() {
+            payloads.extend(wrap(batch).encode().ok());
+        }
+        payloads
+    }
+}
+
+/// Every card this node knows, newest per node.
+#[derive(Clone, Debug, Default)]
+pub struct CardTable {
+    cards: BTreeMap<NodeId, Card>,
+}
+
+impl CardTable {
+    /// Stores `card` if it is newer than the one held; returns whether it was.
+    pub fn merge(&mut self, card: Card) -> bool {
+        match self.cards.get(&card.node_id) {
+            Some(held) if held.stamp() >= card.stamp() => false,
+            _ => {
+                self.cards.insert(card.node_id.clone(), card);
+                true
+            }
+        }
+    }
+
+    /// The card held for `id`.
+    pub fn get(&self, id: &NodeId) -> Option<&Card> {
+        self.cards.get(id)
+    }
+
+    /// All cards, ordered by node id.
+    pub fn iter(&self) -> impl Iterator<Item = &Card> {
+        self.cards.values()
+    }
+
+    /// Number of cards held.
+    pub fn len(&self) -> usize {
+        self.cards.len()
+    }
+
+    /// True when no card is held.
+    pub fn is_empty(&self) -> bool {
+        self.cards.is_empty()
+    }
+
+    /// The digest of what is held.
+    pub fn digest(&self) -> Vec<DigestEntry> {
+        self.cards
+            .values()
+            .map(|card| DigestEntry {
+                node_id: card.node_id.clone(),
+                generation: card.generation,
+                version: card.version,
+            })
+            .collect()
+    }
+
+    /// Answers a peer's digest: the cards it lacks or holds older versions of, and whether the
+    /// peer holds something newer than this table (so it should be asked to push).
+    pub fn answer(&self, entries: &[DigestEntry]) -> (Vec<&Card>, bool) {
+        let theirs: BTreeMap<&NodeId, (u64, u64)> = entries
+            .iter()
+            .map(|e| (&e.node_id, (e.generation, e.version)))
+            .collect();
+        let newer_here = self
+            .cards
+            .values()
+            .filter(|card| {
+                theirs
+                    .get(&card.node_id)
+                    .is_none_or(|stamp| *stamp < card.stamp())
+            })
+            .collect();
+        let newer_there = entries.iter().any(|e| {
+            self.cards
+                .get(&e.node_id)
+                .is_none_or(|card| card.stamp() < (e.generation, e.version))
+        });
+        (newer_here, newer_there)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn node_id() -> impl Strategy<Value = NodeId> {
+        "[a-z0-9._-]{1,64}".prop_map(|id| NodeId::new(id).expect("strategy makes valid ids"))
+    }
+
+    fn running() -> impl Strategy<Value = Running> {
+        (
+            proptest::option::of(node_id()),
+            any::<u64>(),
+            any::<u16>(),
+            any::<bool>(),
+        )
+            .prop_map(|(leader, term, voters, voter)| Running {
+                leader,
+                term,
+                voters,
+                voter,
+            })
+    }
+
+    fn db_state() -> impl Strategy<Value = DbState> {
+        prop_oneof![
+            Just(DbState::Empty),
+            any::<u16>().prop_map(|last_voters| DbState::HasData { last_voters }),
+            Just(DbState::Starting),
+            running().prop_map(DbState::Running),
+        ]
+    }
+
+    fn agreement() -> impl Strategy<Value = Agreement> {
+        prop_oneof![
+            Just(Agreement::None),
+            any::<u64>().prop_map(|v| Agreement::Propose {
+                view: ViewDigest(v)
+            }),
+            (node_id(), any::<u64>()).prop_map(|(seed, v)| Agreement::Ack {
+                seed,
+                view: ViewDigest(v)
+            }),
+        ]
+    }
+
+    pub(crate) fn card() -> impl Strategy<Value = Card> {
+        (
+            node_id(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<([u8; 4], u16)>(),
+            "[a-z0-9.:-]{1,60}",
+            "[a-z0-9.:-]{1,60}",
+            any::<u16>(),
+            db_state(),
+            agreement(),
+            proptest::option::of(any::<u64>().prop_map(ClusterId)),
+            any::<u64>().prop_map(ViewDigest),
+        )
+            .prop_map(
+                |(
+                    node_id,
+                    generation,
+                    version,
+                    addr,
+                    raft_addr,
+                    http_addr,
+                    expect,
+                    db,
+                    agreement,
+                    cluster_id,
+                    view,
+                )| Card {
+                    node_id,
+                    generation,
+                    version,
+                    gossip_addr: SocketAddr::from(addr),
+                    raft_addr,
+                    http_addr,
+                    expect,
+                    db,
+                    agreement,
+                    cluster_id,
+                    view,
+                },
+            )
+    }
+
+    fn digest_entry() -> impl Strategy<Value = DigestEntry> {
+        (node_id(), any::<u64>(), any::<u64>()).prop_map(|(node_id, generation, version)| {
+            DigestEntry {
+                node_id,
+                generation,
+                version,
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn pushes_round_trip_and_fit_a_datagram(cards in proptest::collection::vec(card(), 0..12)) {
+            let payloads = CardMessage::pushes(&cards);
+            let mut back = Vec::new();
+            for payload in payloads {
+                prop_assert!(payload.len() <= MAX_PAYLOAD);
+                match CardMessage::decode(&payload).expect("decodes") {
+                    CardMessage::Push { cards } => back.extend(cards),
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            prop_assert_eq!(back, cards);
+        }
+
+        #[test]
+        fn digests_round_trip_and_fit_a_datagram(entries in proptest::collection::vec(digest_entry(), 0..80), reply in any::<bool>()) {
+            let mut back = Vec::new();
+            for payload in CardMessage::digests(entries.clone(), reply) {
+                prop_assert!(payload.len() <= MAX_PAYLOAD);
+                match CardMessage::decode(&payload).expect("decodes") {
+                    CardMessage::Digest { entries, reply: r } => { prop_assert_eq!(r, reply); back.extend(entries) }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            prop_assert_eq!(back, entries);
+        }
+
+        #[test]
+        fn garbage_never_panics_the_card_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
+            let _ = CardMessage::decode(&bytes);
+        }
+
+        #[test]
+        fn truncated_messages_are_errors(cards in proptest::collection::vec(card(), 1..4), cut in any::<proptest::sample::Index>()) {
+            let payload = CardMessage::Push { cards }.encode().expect("encodes");
+            let cut = cut.index(payload.len());
+            prop_assert!(CardMessage::decode(&payload[..cut]).is_err());
+        }
+
+        #[test]
+        fn the_table_keeps_the_newest_card_in_any_arrival_order(mut cards in proptest::collection::vec(card(), 1..10), seed in any::<u64>()) {
+            // Same node for all: the table must end with the max stamp whatever the order.
+            let id = cards[0].node_id.clone();
+            for card in &mut cards { card.node_id = id.clone(); }
+            let newest = cards.iter().map(Card::stamp).max().expect("non-empty");
+            let mut rng = seed;
+            let mut table = CardTable::default();
+            while !cards.is_empty() {
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let card = cards.swap_remove((rng >> 33) as usize % cards.len());
+                table.merge(card);
+            }
+            prop_assert_eq!(table.get(&id).map(Card::stamp), Some(newest));
+        }
+    }
+
+    #[test]
+    fn a_digest_answer_sends_what_the_peer_lacks_and_asks_for_what_it_has() {
+        let mut mine = CardTable::default();
+        let mut a = sample("a", 1, 5);
+        mine.merge(a.clone());
+        mine.merge(sample("b", 1, 1));
+        a.version = 9;
+        let theirs = vec![
+            DigestEntry {
+                node_id: a.node_id.clone(),
+                generation: 1,
+                version: 9,
+            },
+            DigestEntry {
+                node_id: NodeId::new("c").expect("id"),
+                generation: 1,
+                version: 1,
+            },
+        ];
+        let (to_send, ask) = mine.answer(&theirs);
+        let sent: Vec<&str> = to_send.iter().map(|c| c.node_id.as_str()).collect();
+        assert_eq!(sent, vec!["b"], "b is unknown to the peer, a is older here");
+        assert!(ask, "the peer holds a newer a and an unknown c");
+    }
+
+    pub(crate) fn sample(id: &str, generation: u64, version: u64) -> Card {
+        Card {
+            node_id: NodeId::new(id).expect("id"),
+            generation,
+            version,
+            gossip_addr: "127.0.0.1:7946".parse().expect("addr"),
+            raft_addr: "127.0.0.1:4002".into(),
+            http_addr: "127.0.0.1:4001".into(),
+            expect: 3,
+            db: DbState::Empty,
+            agreement: Agreement::None,
+            cluster_id: None,
+            view: ViewDigest(0),
+        }
+    }
+}

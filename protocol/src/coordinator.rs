@@ -1,0 +1,443 @@
+//! The decision rules: from my card and the cards of the live members, what should my rqlited do?
+//!
+//! [`decide`] is a pure function; [`crate::node::Node`] calls it on every change and tick and
+//! publishes the agreement part of the [`Verdict`] in its own card. The rules, in order:
+//!
+//! 1. **Running** — my rqlited runs. With a leader: keep it (`Run`). Without a leader or removed
+//!    from the voters while another live node leads *my* cluster: `Join` it again (the daemon
+//!    restarts rqlited with `-join`). A live leader of *another* cluster is a split.
+//! 2. **A cluster exists** — I am empty and a live node leads a cluster: `Join` it.
+//! 3. **I have data** — `Resume` my cluster, with `-join` to its live leader if there is one;
+//!    without a leader, resume from the stored configuration (no `-join`, which is what lets the
+//!    voters of a fully restarted cluster elect among themselves). Data of another cluster than
+//!    the live one is a split: reported, never overwritten (volatile mode: `Wipe`).
+//! 4. **Everyone is empty** — wait for `expect` members that all carry the same `expect`, a
+//!    membership unchanged for the settle period, and the same view digest on every card. The
+//!    smallest node id is the seed; it proposes the view; every other member acknowledges the
+//!    proposal and will not acknowledge another seed while this one lives; the seed bootstraps
+//!    when every member has acknowledged; the others join once it leads (rule 2).
+//!
+//! Nothing here reads a clock: "settled" is computed by the caller from `now`.
+
+use std::collections::BTreeSet;
+
+use crate::card::{Agreement, Card, ClusterId, DbState, ViewDigest};
+use crate::identity::NodeId;
+use crate::wire::fnv1a;
+
+/// What this node's rqlited should do now. Data a supervisor acts on and a human reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Do nothing yet.
+    Wait {
+        /// What is missing, for `/health` and the log.
+        reason: String,
+    },
+    /// Start rqlited with no `-join`: this node is the seed of a new cluster.
+    Bootstrap {
+        /// The id of the cluster being created.
+        cluster_id: ClusterId,
+    },
+    /// Start (or restart) rqlited with `-join` to these Raft addresses, the leader's first.
+    Join {
+        /// Raft addresses to pass to `-join`.
+        targets: Vec<String>,
+        /// The cluster being joined (unknown for a cluster that rq4d did not bootstrap).
+        cluster_id: Option<ClusterId>,
+    },
+    /// Start rqlited on its existing data, with `-join` when the list is not empty.
+    Resume {
+        /// Raft addresses to pass to `-join` (empty: resume from the stored configuration).
+        join: Vec<String>,
+    },
+    /// rqlited runs as it should: leave it alone.
+    Run,
+    /// Volatile mode only: this node's data belongs to the losing side of a split; delete it and
+    /// join the live cluster as a fresh node.
+    Wipe {
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Something only a human should settle; nothing is started, stopped or deleted because of it.
+    Conflict {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Decision {
+    /// One line for `/health` and the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Wait { reason } => format!("waiting: {reason}"),
+            Self::Bootstrap { cluster_id } => format!("bootstrapping new cluster {cluster_id}"),
+            Self::Join {
+                targets,
+                cluster_id,
+            } => {
+                let cluster = cluster_id.map_or_else(|| "?".into(), |id| id.to_string());
+                format!("joining cluster {cluster} via {}", targets.join(","))
+            }
+            Self::Resume { join } if join.is_empty() => "resuming from stored data".into(),
+            Self::Resume { join } => {
+                format!("resuming from stored data, joining {}", join.join(","))
+            }
+            Self::Run => "running".into(),
+            Self::Wipe { reason } => format!("wiping data (volatile mode): {reason}"),
+            Self::Conflict { reason } => format!("conflict: {reason}"),
+        }
+    }
+
+    fn wait(reason: impl Into<String>) -> Self {
+        Self::Wait {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What [`decide`] sees.
+#[derive(Clone, Debug)]
+pub struct View<'a> {
+    /// My own card.
+    pub me: &'a Card,
+    /// The current cards of the other live members.
+    pub peers: Vec<&'a Card>,
+    /// Live members whose current card has not arrived yet.
+    pub missing: Vec<&'a NodeId>,
+    /// True when the live membership has not changed for the settle period.
+    pub settled: bool,
+    /// Volatile mode: data may be deleted to heal a split.
+    pub volatile: bool,
+}
+
+/// The outcome of [`decide`]: the decision, and what my card should say about the agreement and
+/// the cluster I belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// What rqlited should do.
+    pub decision: Decision,
+    /// My part in the agreement, to publish in my card.
+    pub agreement: Agreement,
+    /// The cluster I belong (or am bound) to, to publish in my card.
+    pub cluster_id: Option<ClusterId>,
+}
+
+impl View<'_> {
+    fn live(&self) -> impl Iterator<Item = &Card> {
+        std::iter::once(self.me).chain(self.peers.iter().copied())
+    }
+
+    fn is_live(&self, id: &NodeId) -> bool {
+        self.live().any(|card| &card.node_id == id)
+    }
+
+    /// Live cards whose rqlited leads its cluster, by cluster.
+    fn leaders(&self) -> Vec<&Card> {
+        self.live()
+            .filter(|card| card.as_leader().is_some())
+            .collect()
+    }
+
+    /// Raft addresses to join `cluster`: its leader first, then its other running members.
+    fn join_targets(&self, leader: &Card) -> Vec<String> {
+        let mut targets = vec![leader.raft_addr.clone()];
+        targets.extend(
+            self.peers
+                .iter()
+                .filter(|card| {
+                    card.node_id != leader.node_id
+                        && card.cluster_id == leader.cluster_id
+                        && card
+                            .db
+                            .running()
+                            .is_some_and(|r| r.voter && r.leader.is_some())
+                })
+                .map(|card| card.raft_addr.clone()),
+        );
+        targets
+    }
+}
+
+/// The cluster id a seed mints: derived from who it is and what was agreed, so it needs no
+/// randomness and is the same on every replay.
+pub fn mint_cluster_id(seed: &NodeId, generation: u64, view: ViewDigest) -> ClusterId {
+    let text = format!("{seed}/{generation}/{:016x}", view.0);
+    ClusterId(fnv1a(text.as_bytes()))
+}
+
+/// Applies the decision rules (see the module docs).
+pub fn decide(view: &View<'_>) -> Verdict {
+    let me = view.me;
+    let keep = |decision| Verdict {
+        decision,
+        agreement: me.agreement.clone(),
+        cluster_id: me.cluster_id,
+    };
+    let leaders = view.leaders();
+    let mine = |card: &&Card| me.cluster_id.is_none() || card.cluster_id == me.cluster_id;
+    let my_leader = leaders
+        .iter()
+        .copied()
+        .find(|card| mine(card) && card.node_id != me.node_id);
+    let foreign: BTreeSet<ClusterId> = leaders
+        .iter()
+        .filter(|card| !mine(card))
+        .filter_map(|card| card.cluster_id)
+        .collect();
+
+    match &me.db {
+        DbState::Running(running) => {
+            if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
+                return keep(split(view, *other));
+            }
+            let healthy = running.voter && running.leader.is_some();
+            match my_leader {
+                Some(leader) if !healthy => keep(Decision::Join {
+                    targets: view.join_targets(leader),
+                    cluster_id: leader.cluster_id.or(me.cluster_id),
+                }),
+                _ => keep(Decision::Run),
+            }
+        }
+        DbState::Starting => keep(Decision::Run),
+        DbState::HasData { .. } => {
+            if let Some(leader) = my_leader {
+                return keep(Decision::Resume {
+                    join: view.join_targets(leader),
+                });
+            }
+            if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
+                return keep(split(view, *other));
+            }
+            keep(Decision::Resume { join: Vec::new() })
+        }
+        DbState::Empty => decide_empty(view, &leaders),
+    }
+}
+
+/// Rules for a live leader of another cluster than mine.
+fn split(view: &View<'_>, other: ClusterId) -> Decision {
+    let mine = view
+        .me
+        .cluster_id
+        .map_or_else(|| "?".into(), |id| id.to_string());
+    let reason = format!(
+        "split: this node's data belongs to cluster {mine}, but a live node leads cluster {other}"
+    );
+    if view.volatile && loses_split(view, other) {
+        Decision::Wipe { reason }
+    } else {
+        Decision::Conflict { reason }
+    }
+}
+
+/// The side with fewer voters loses (ties: the larger cluster id), so both sides agree on it.
+fn loses_split(view: &View<'_>, other: ClusterId) -> bool {
+    let voters = |cluster: Option<ClusterId>| {
+        view.live()
+            .filter(|card| card.cluster_id == cluster)
+            .filter_map(|card| card.as_leader().map(|r| r.voters))
+            .max()
+            .unwrap_or(0)
+    };
+    let mine = (
+        voters(view.me.cluster_id),
+        std::cmp::Reverse(view.me.cluster_id),
+    );
+    let theirs = (voters(Some(other)), std::cmp::Reverse(Some(other)));
+    mine < theirs
+}
+
+fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
+    let me = view.me;
+    // An empty node may be bound to a cluster whose seed it saw bootstrap (see `bound`).
+    let verdict = |decision, agreement| Verdict {
+        decision,
+        agreement,
+        cluster_id: me.cluster_id,
+    };
+    // A seed that decided to bootstrap keeps that decision until its rqlited starts.
+    if let (Agreement::Propose { .. }, Some(cluster_id)) = (&me.agreement, me.cluster_id) {
+        return verdict(Decision::Bootstrap { cluster_id }, me.agreement.clone());
+    }
+    let bound_leader = leaders
+        .iter()
+        .find(|card| me.cluster_id.is_none() || card.cluster_id == me.cluster_id);
+    if let Some(leader) = bound_leader {
+        let clusters: BTreeSet<_> = leaders.iter().filter_map(|card| card.cluster_id).collect();
+        if clusters.len() > 1 && me.cluster_id.is_none() {
+            let list: Vec<String> = clusters.iter().map(ClusterId::to_string).collect();
+            return verdict(
+                Decision::Conflict {
+                    reason: format!("split: live leaders of clusters {}", list.join(", ")),
+                },
+                me.agreement.clone(),
+            );
+        }
+        return Verdict {
+            decision: Decision::Join {
+                targets: view.join_targets(leader),
+                cluster_id: leader.cluster_id,
+            },
+            agreement: me.agreement.clone(),
+            cluster_id: leader.cluster_id,
+        };
+    }
+    // The seed I acknowledged has started bootstrapping: from now on I belong to its cluster and
+    // take part in no other agreement, even if it dies (it holds the cluster's only copy).
+    if let Agreement::Ack { seed, .. } = &me.agreement
+        && me.cluster_id.is_none()
+        && let Some(cluster) = view
+            .peers
+            .iter()
+            .find(|card| &card.node_id == seed && card.db.has_data())
+            .and_then(|card| card.cluster_id)
+    {
+        return Verdict {
+            decision: Decision::wait(format!(
+                "seed {seed} is bootstrapping cluster {cluster}; waiting for it to lead"
+            )),
+            agreement: me.agreement.clone(),
+            cluster_id: Some(cluster),
+        };
+    }
+    if let Some(cluster) = me.cluster_id {
+        return verdict(
+            Decision::wait(format!(
+                "bound to cluster {cluster}, whose seed bootstrapped it; waiting for its leader"
+            )),
+            me.agreement.clone(),
+        );
+    }
+    if let Some(busy) = view.peers.iter().find(|card| card.db.has_data()) {
+        // Never bootstrap beside a node that has data: it may hold the cluster.
+        return verdict(
+            Decision::wait(format!(
+                "{} has data and no leader yet; waiting for it to resume",
+                busy.node_id
+            )),
+            me.agreement.clone(),
+        );
+    }
+    agree(view)
+}
+
+/// Rule 4: the bootstrap agreement among empty nodes.
+fn agree(view: &View<'_>) -> Verdict {
+    let me = view.me;
+    let live: Vec<&Card> = view.live().collect();
+    // An acknowledgement stands while its seed lives; a dead seed frees the acknowledger.
+    let held_ack = match &me.agreement {
+        Agreement::Ack { seed, .. } if view.is_live(seed) => me.agreement.clone(),
+        _ => Agreement::None,
+    };
+    let wait = |reason: String, agreement: Agreement| Verdict {
+        decision: Decision::Wait { reason },
+        agreement,
+        cluster_id: None,
+    };
+
+    if !view.missing.is_empty() {
+        let ids: Vec<&str> = view.missing.iter().map(|id| id.as_str()).collect();
+        return wait(
+            format!("waiting for the cards of {}", ids.join(", ")),
+            held_ack,
+        );
+    }
+    let expects: BTreeSet<u16> = live.iter().map(|card| card.expect).collect();
+    if expects.len() > 1 {
+        let list: Vec<String> = live
+            .iter()
+            .map(|card| format!("{}={}", card.node_id, card.expect))
+            .collect();
+        return Verdict {
+            decision: Decision::Conflict {
+                reason: format!("members disagree on --expect ({})", list.join(", ")),
+            },
+            agreement: held_ack,
+            cluster_id: None,
+        };
+    }
+    let expect = usize::from(me.expect);
+    if live.len() < expect {
+        return wait(
+            format!("{} of {expect} expected members are up", live.len()),
+            held_ack,
+        );
+    }
+    let digest = ViewDigest::of(live.iter().map(|card| &card.node_id));
+    if !view.settled {
+        return wait(
+            "the membership changed recently; letting it settle".into(),
+            held_ack,
+        );
+    }
+    if let Some(behind) = live.iter().find(|card| card.view != digest) {
+        return wait(
+            format!("{} does not see the same membership yet", behind.node_id),
+            held_ack,
+        );
+    }
+    let Some(seed) = live.iter().map(|card| &card.node_id).min() else {
+        return wait("no members".into(), held_ack);
+    };
+
+    if seed == &me.node_id {
+        let proposal = Agreement::Propose { view: digest };
+        let pending: Vec<&str> = view
+            .peers
+            .iter()
+            .filter(|card| {
+                card.agreement
+                    != Agreement::Ack {
+                        seed: me.node_id.clone(),
+                        view: digest,
+                    }
+            })
+            .map(|card| card.node_id.as_str())
+            .collect();
+        if pending.is_empty() {
+            return Verdict {
+                decision: Decision::Bootstrap {
+                    cluster_id: mint_cluster_id(&me.node_id, me.generation, digest),
+                },
+                agreement: proposal,
+                cluster_id: Some(mint_cluster_id(&me.node_id, me.generation, digest)),
+            };
+        }
+        return wait(
+            format!(
+                "seed of {} members; waiting for acknowledgements from {}",
+                live.len(),
+                pending.join(", ")
+            ),
+            proposal,
+        );
+    }
+
+    if let Agreement::Ack { seed: acked, .. } = &held_ack
+        && acked != seed
+    {
+        return wait(
+            format!("acknowledged {acked} as seed; not acknowledging {seed} while it lives"),
+            held_ack,
+        );
+    }
+    let proposed = view
+        .peers
+        .iter()
+        .any(|card| &card.node_id == seed && card.agreement == Agreement::Propose { view: digest });
+    if proposed {
+        return wait(
+            format!("acknowledged seed {seed}; waiting for it to bootstrap"),
+            Agreement::Ack {
+                seed: seed.clone(),
+                view: digest,
+            },
+        );
+    }
+    wait(format!("waiting for seed {seed} to propose"), held_ack)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,318 @@
+//! Properties of the decision rules over generated card sets and arrival orders.
+
+use super::*;
+use crate::card::Running;
+use crate::card::tests::{card, sample};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+/// `n` empty cards `n0..n{n-1}` that all see each other, with `expect`.
+fn empty_cluster(n: usize, expect: u16) -> Vec<Card> {
+    let ids: Vec<NodeId> = (0..n)
+        .map(|i| NodeId::new(format!("n{i:02}")).expect("id"))
+        .collect();
+    let digest = ViewDigest::of(&ids);
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut card = sample(id.as_str(), 1, 1);
+            card.raft_addr = format!("10.0.0.{i}:4002");
+            card.expect = expect;
+            card.view = digest;
+            card
+        })
+        .collect()
+}
+
+/// Decides for `cards[i]` with the others as live peers, in a shuffled arrival order.
+fn decide_for(cards: &[Card], i: usize, settled: bool, shuffle: u64) -> Verdict {
+    let mut peers: Vec<&Card> = cards
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, c)| c)
+        .collect();
+    let len = peers.len();
+    if len > 1 {
+        peers.rotate_left((shuffle as usize) % len);
+        if shuffle & 1 == 1 {
+            peers.reverse();
+        }
+    }
+    decide(&View {
+        me: &cards[i],
+        peers,
+        missing: Vec::new(),
+        settled,
+        volatile: false,
+    })
+}
+
+/// Runs the agreement among `cards` to a fixpoint: every node re-decides with what the others
+/// published, in the order given by `order`, until nothing changes.
+fn run_agreement(cards: &mut [Card], order: &[usize]) -> Vec<Decision> {
+    for _round in 0..10 {
+        let mut changed = false;
+        for &i in order {
+            let verdict = decide_for(cards, i, true, i as u64);
+            if verdict.agreement != cards[i].agreement || verdict.cluster_id != cards[i].cluster_id
+            {
+                cards[i].agreement = verdict.agreement;
+                cards[i].cluster_id = verdict.cluster_id;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    (0..cards.len())
+        .map(|i| decide_for(cards, i, true, 0).decision)
+        .collect()
+}
+
+fn arrival_order(n: usize, picks: &[Index]) -> Vec<usize> {
+    let mut pool: Vec<usize> = (0..n).collect();
+    let mut order = Vec::new();
+    for pick in picks.iter().take(n) {
+        order.push(pool.remove(pick.index(pool.len())));
+    }
+    order.extend(pool);
+    order
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn exactly_one_bootstrap_when_expect_is_met_and_agreement_reached(
+        n in 1usize..12,
+        expect_cut in any::<Index>(),
+        picks in proptest::collection::vec(any::<Index>(), 12),
+    ) {
+        let expect = 1 + expect_cut.index(n) as u16;
+        let mut cards = empty_cluster(n, expect);
+        let order = arrival_order(n, &picks);
+        let decisions = run_agreement(&mut cards, &order);
+        let bootstraps: Vec<usize> = decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| matches!(d, Decision::Bootstrap { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        prop_assert_eq!(&bootstraps, &vec![0], "decisions: {:?}", decisions);
+    }
+
+    #[test]
+    fn nobody_bootstraps_before_the_membership_settles(n in 1usize..8) {
+        let cards = empty_cluster(n, 1);
+        for i in 0..n {
+            let verdict = decide_for(&cards, i, false, 0);
+            prop_assert!(matches!(verdict.decision, Decision::Wait { .. }), "{:?}", verdict);
+        }
+    }
+
+    #[test]
+    fn a_node_with_data_never_bootstraps(
+        me in card(),
+        peers in proptest::collection::vec(card(), 0..8),
+        settled in any::<bool>(),
+        volatile in any::<bool>(),
+    ) {
+        prop_assume!(me.db.has_data());
+        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, volatile };
+        let verdict = decide(&view);
+        prop_assert!(!matches!(verdict.decision, Decision::Bootstrap { .. }), "{:?}", verdict);
+    }
+
+    #[test]
+    fn a_node_beside_a_node_with_data_never_bootstraps(
+        n in 2usize..8,
+        holder in any::<Index>(),
+        picks in proptest::collection::vec(any::<Index>(), 8),
+    ) {
+        let mut cards = empty_cluster(n, 1);
+        let holder = holder.index(n);
+        cards[holder].db = DbState::HasData { last_voters: 3 };
+        let decisions = run_agreement(&mut cards, &arrival_order(n, &picks));
+        prop_assert!(decisions.iter().all(|d| !matches!(d, Decision::Bootstrap { .. })), "{:?}", decisions);
+    }
+
+    #[test]
+    fn an_empty_node_joins_a_running_cluster_with_a_live_leader(
+        n in 2usize..10,
+        leader_at in any::<Index>(),
+        running_at in proptest::collection::vec(any::<bool>(), 10),
+        shuffle in any::<u64>(),
+    ) {
+        let mut cards = empty_cluster(n, n as u16);
+        let cluster = ClusterId(7);
+        let leader = 1 + leader_at.index(n - 1);
+        let leader_id = cards[leader].node_id.clone();
+        for (i, card) in cards.iter_mut().enumerate().skip(1) {
+            if i == leader || running_at[i] {
+                card.db = DbState::Running(Running { leader: Some(leader_id.clone()), term: 2, voters: 3, voter: true });
+                card.cluster_id = Some(cluster);
+            }
+        }
+        let verdict = decide_for(&cards, 0, shuffle % 2 == 0, shuffle);
+        match verdict.decision {
+            Decision::Join { targets, cluster_id } => {
+                prop_assert_eq!(&targets[0], &cards[leader].raft_addr, "the leader comes first");
+                prop_assert_eq!(cluster_id, Some(cluster));
+                prop_assert_eq!(verdict.cluster_id, Some(cluster), "the joiner adopts the cluster id");
+            }
+            other => prop_assert!(false, "expected Join, got {:?}", other),
+        }
+    }
+
+    #[test]
+    fn mismatched_expect_is_a_conflict_not_a_guess(n in 2usize..8, odd in any::<Index>(), shuffle in any::<u64>()) {
+        let mut cards = empty_cluster(n, 2);
+        cards[odd.index(n)].expect = 5;
+        for i in 0..n {
+            let verdict = decide_for(&cards, i, true, shuffle);
+            prop_assert!(matches!(verdict.decision, Decision::Conflict { .. }), "{:?}", verdict);
+        }
+    }
+
+    #[test]
+    fn fewer_than_expect_members_wait(n in 1usize..8, extra in 1u16..4, shuffle in any::<u64>()) {
+        let cards = empty_cluster(n, n as u16 + extra);
+        for i in 0..n {
+            let verdict = decide_for(&cards, i, true, shuffle);
+            prop_assert!(matches!(&verdict.decision, Decision::Wait { reason } if reason.contains("expected")), "{:?}", verdict);
+        }
+    }
+}
+
+#[test]
+fn an_acknowledgement_is_not_given_to_a_second_seed_while_the_first_lives() {
+    let mut cards = empty_cluster(3, 2);
+    // n01 acknowledged n00; now n00 is... still live, but some node claims to be a smaller seed.
+    cards[1].agreement = Agreement::Ack {
+        seed: cards[2].node_id.clone(),
+        view: cards[1].view,
+    };
+    cards[0].agreement = Agreement::Propose {
+        view: cards[0].view,
+    };
+    let verdict = decide_for(&cards, 1, true, 0);
+    assert_eq!(verdict.agreement, cards[1].agreement, "{verdict:?}");
+}
+
+#[test]
+fn a_dead_seed_releases_its_acknowledgers() {
+    let mut cards = empty_cluster(3, 2);
+    cards[2].agreement = Agreement::Ack {
+        seed: NodeId::new("gone").expect("id"),
+        view: cards[2].view,
+    };
+    let verdict = decide_for(&cards, 2, true, 0);
+    assert_ne!(verdict.agreement, cards[2].agreement);
+}
+
+#[test]
+fn an_acknowledger_of_a_bootstrapping_seed_is_bound_to_its_cluster() {
+    let mut cards = empty_cluster(3, 3);
+    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
+    let Decision::Bootstrap { cluster_id } = decisions[0] else {
+        panic!("the seed bootstraps: {decisions:?}");
+    };
+    cards[0].db = DbState::Starting;
+    let verdict = decide_for(&cards, 1, true, 0);
+    assert_eq!(verdict.cluster_id, Some(cluster_id), "{verdict:?}");
+    // Now the seed dies: the bound node takes part in no other agreement.
+    cards[1].cluster_id = verdict.cluster_id;
+    let survivors = [cards[1].clone(), cards[2].clone()];
+    let verdict = decide(&View {
+        me: &survivors[0],
+        peers: vec![&survivors[1]],
+        missing: Vec::new(),
+        settled: true,
+        volatile: false,
+    });
+    assert!(
+        matches!(&verdict.decision, Decision::Wait { reason } if reason.contains("bound")),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_seed_keeps_its_bootstrap_decision_until_rqlited_starts() {
+    let mut cards = empty_cluster(3, 3);
+    run_agreement(&mut cards, &[2, 1, 0]);
+    // A member dies after the acknowledgements: the seed has already committed.
+    let seed_only = [cards[0].clone(), cards[1].clone()];
+    let verdict = decide(&View {
+        me: &seed_only[0],
+        peers: vec![&seed_only[1]],
+        missing: Vec::new(),
+        settled: false,
+        volatile: false,
+    });
+    assert!(
+        matches!(verdict.decision, Decision::Bootstrap { .. }),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_removed_node_rejoins_its_clusters_leader() {
+    let mut cards = empty_cluster(2, 2);
+    let cluster = Some(ClusterId(1));
+    cards[0].db = DbState::Running(Running {
+        leader: None,
+        term: 3,
+        voters: 0,
+        voter: false,
+    });
+    cards[0].cluster_id = cluster;
+    cards[1].db = DbState::Running(Running {
+        leader: Some(cards[1].node_id.clone()),
+        term: 3,
+        voters: 2,
+        voter: true,
+    });
+    cards[1].cluster_id = cluster;
+    let verdict = decide_for(&cards, 0, true, 0);
+    assert_eq!(
+        verdict.decision,
+        Decision::Join {
+            targets: vec![cards[1].raft_addr.clone()],
+            cluster_id: cluster
+        }
+    );
+}
+
+#[test]
+fn data_of_another_cluster_is_a_conflict_and_only_volatile_mode_wipes_the_smaller_side() {
+    let mut cards = empty_cluster(3, 3);
+    cards[0].db = DbState::HasData { last_voters: 1 };
+    cards[0].cluster_id = Some(ClusterId(1));
+    for card in &mut cards[1..] {
+        card.db = DbState::Running(Running {
+            leader: Some(NodeId::new("n01").expect("id")),
+            term: 1,
+            voters: 2,
+            voter: true,
+        });
+        card.cluster_id = Some(ClusterId(2));
+    }
+    let verdict = decide_for(&cards, 0, true, 0);
+    assert!(
+        matches!(verdict.decision, Decision::Conflict { .. }),
+        "{verdict:?}"
+    );
+    let volatile = decide(&View {
+        me: &cards[0],
+        peers: cards[1..].iter().collect(),
+        missing: Vec::new(),
+        settled: true,
+        volatile: true,
+    });
+    assert!(
+        matches!(volatile.decision, Decision::Wipe { .. }),
+        "{volatile:?}"
+    );
+}

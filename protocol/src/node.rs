@@ -1,0 +1,631 @@
+//! One rq4d node as a state machine: foca, the card table and the coordinator behind one API.
+//!
+//! Inputs: [`Node::handle_datagram`], [`Node::handle_timer`], [`Node::announce`],
+//! [`Node::set_db`], [`Node::leave`] — each with `now`, the time since an arbitrary epoch chosen
+//! by the driver. Outputs: [`Node::poll_output`] yields datagrams to send, timers to schedule and
+//! [`Event`]s (membership changes, new decisions), in the order they were produced. The daemon
+//! drives it with a UDP socket and a timer heap; the simulator with a virtual network and clock.
+//! Nothing here reads a clock, touches a socket or spawns.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use foca::{AccumulatingRuntime, Codec, Foca, NoCustomBroadcast, OwnedNotification};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::IndexedRandom;
+use thiserror::Error;
+
+use crate::card::{Agreement, Card, CardMessage, CardTable, ClusterId, DbState, ViewDigest};
+use crate::codec::WireCodec;
+use crate::coordinator::{self, Decision, View};
+use crate::identity::{NodeId, NodeIdentity};
+use crate::wire::{self, Envelope, Kind, MAX_PAYLOAD, WireError};
+
+/// How often a node announces to one peer it learnt of from a card but foca does not know yet.
+const GREET_EVERY: Duration = Duration::from_secs(1);
+
+/// How a node is set up. Built by the daemon from flags, by the simulator from a scenario.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// `--cluster-name`, hashed into every datagram.
+    pub cluster_name: String,
+    /// Who this node is in gossip (node id, gossip address, generation).
+    pub identity: NodeIdentity,
+    /// rqlited's advertised Raft address.
+    pub raft_addr: String,
+    /// rqlited's advertised HTTP address.
+    pub http_addr: String,
+    /// `--expect`.
+    pub expect: u16,
+    /// What the data directory holds at start.
+    pub db: DbState,
+    /// The cluster the data directory belongs to, if known.
+    pub cluster_id: Option<ClusterId>,
+    /// How long the live membership must stay unchanged before an all-empty view may bootstrap.
+    pub settle: Duration,
+    /// How often decisions are re-evaluated without any input.
+    pub tick: Duration,
+    /// How often a digest is sent to one random member (card anti-entropy).
+    pub card_sync: Duration,
+    /// Own card changes are pushed to every live member up to this many; beyond, to a random
+    /// `relay_fanout` of them (the digest covers the rest).
+    pub push_all_up_to: usize,
+    /// How many random members a newly learnt card is passed on to.
+    pub relay_fanout: usize,
+    /// Volatile mode: the losing side of a split may delete its data.
+    pub volatile: bool,
+    /// foca's configuration; [`NodeConfig::swim_config`] gives rq4d's default.
+    pub swim: foca::Config,
+    /// Seed for this node's randomness (member selection in foca and card relays).
+    pub rng_seed: u64,
+}
+
+impl NodeConfig {
+    /// foca's LAN preset for `cluster_size`, with the datagram budget left by the envelope,
+    /// notifications for down members, and down members forgotten after `forget_down_after`
+    /// (they may come back under the same generation only after that).
+    pub fn swim_config(cluster_size: u32) -> foca::Config {
+        let mut config =
+            foca::Config::new_lan(NonZeroU32::MIN.saturating_add(cluster_size.max(1) - 1));
+        config.max_packet_size = MAX_PAYLOAD.try_into().unwrap_or(config.max_packet_size);
+        config.notify_down_members = true;
+        config
+    }
+}
+
+/// A timer a node asked for; hand it back through [`Node::handle_timer`] when it fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// One of foca's timers.
+    Swim(foca::Timer<NodeIdentity>),
+    /// Re-evaluate the decision (settle periods elapse without any input).
+    Tick,
+    /// Send a card digest to a random member.
+    CardSync,
+}
+
+/// Something the driver must do or may want to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send `datagram` to `to` over UDP.
+    Send {
+        /// Destination.
+        to: SocketAddr,
+        /// A complete datagram.
+        datagram: Vec<u8>,
+    },
+    /// Call [`Node::handle_timer`] with `timer` after `after`.
+    Schedule {
+        /// Delay from the `now` of the call that produced it.
+        after: Duration,
+        /// The timer.
+        timer: Timer,
+    },
+    /// Something happened.
+    Event(Event),
+}
+
+/// What a node reports to its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A member became reachable.
+    MemberUp(NodeIdentity),
+    /// A member was declared down.
+    MemberDown(NodeIdentity),
+    /// The decision changed.
+    Decided(Decision),
+    /// Another live process uses this node's id: a human must settle it. Reported once per
+    /// offending address.
+    DuplicateNodeId {
+        /// Where the impostor gossips from.
+        addr: SocketAddr,
+    },
+    /// foca knows no live member: the driver should announce to its discovery targets.
+    Idle,
+}
+
+/// Why a datagram was dropped. Every variant is counted by the daemon.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The envelope or a card payload was malformed, foreign or of another version.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// foca refused the SWIM payload.
+    #[error("swim: {0}")]
+    Swim(String),
+    /// The datagram came from this very node (e.g. its own address came back from discovery).
+    #[error("datagram from this node itself")]
+    FromMyself,
+    /// The datagram came from another process using this node's id.
+    #[error("datagram from another process with this node's id at {0}")]
+    DuplicateNodeId(SocketAddr),
+}
+
+/// A member as this node knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Its current identity.
+    pub identity: NodeIdentity,
+    /// Alive (or suspect) in foca.
+    pub alive: bool,
+    /// When it last changed between alive and down.
+    pub since: Duration,
+}
+
+/// One rq4d node. See the module docs.
+pub struct Node {
+    config: NodeConfig,
+    tag: u64,
+    foca: Foca<NodeIdentity, WireCodec, SmallRng, NoCustomBroadcast>,
+    runtime: AccumulatingRuntime<NodeIdentity>,
+    rng: SmallRng,
+    me: Card,
+    cards: CardTable,
+    members: BTreeMap<NodeId, MemberInfo>,
+    view_changed_at: Duration,
+    decision: Decision,
+    duplicates: Vec<SocketAddr>,
+    greeted: BTreeMap<NodeId, Duration>,
+    sync_round: usize,
+    outputs: VecDeque<Output>,
+}
+
+impl Node {
+    /// Creates a node and schedules its periodic timers (drain [`Node::poll_output`]).
+    pub fn new(config: NodeConfig, now: Duration) -> Self {
+        let identity = config.identity.clone();
+        let me = Card {
+            node_id: identity.node_id.clone(),
+            generation: identity.generation,
+            version: 0,
+            gossip_addr: identity.addr,
+            raft_addr: config.raft_addr.clone(),
+            http_addr: config.http_addr.clone(),
+            expect: config.expect,
+            db: config.db.clone(),
+            agreement: Agreement::None,
+            cluster_id: config.cluster_id,
+            view: ViewDigest::of([&identity.node_id]),
+        };
+        let foca = Foca::new(
+            identity,
+            config.swim.clone(),
+            SmallRng::seed_from_u64(config.rng_seed),
+            WireCodec,
+        );
+        let mut node = Self {
+            tag: wire::cluster_tag(&config.cluster_name),
+            rng: SmallRng::seed_from_u64(config.rng_seed.rotate_left(17) ^ 0x5eed),
+            foca,
+            runtime: AccumulatingRuntime::new(),
+            me,
+            cards: CardTable::default(),
+            members: BTreeMap::new(),
+            view_changed_at: now,
+            decision: Decision::Wait {
+                reason: "starting".into(),
+            },
+            duplicates: Vec::new(),
+            greeted: BTreeMap::new(),
+            sync_round: 0,
+            outputs: VecDeque::new(),
+            config,
+        };
+        node.schedule(node.config.tick, Timer::Tick);
+        node.schedule(node.config.card_sync, Timer::CardSync);
+        node.reevaluate(now);
+        node
+    }
+
+    /// The next thing the driver must do, in order of production.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// This node's own card.
+    pub fn card(&self) -> &Card {
+        &self.me
+    }
+
+    /// Every card known, including stale ones of dead members.
+    pub fn cards(&self) -> &CardTable {
+        &self.cards
+    }
+
+    /// Every member ever seen in this life, alive or down, by node id (this node excluded).
+    pub fn members(&self) -> &BTreeMap<NodeId, MemberInfo> {
+        &self.members
+    }
+
+    /// The current decision.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// This node's current gossip identity.
+    pub fn identity(&self) -> &NodeIdentity {
+        self.foca.identity()
+    }
+
+    /// The current card of a live member (a card from an older life does not count).
+    pub fn live_card(&self, id: &NodeId) -> Option<&Card> {
+        let member = self.members.get(id).filter(|m| m.alive)?;
+        self.cards
+            .get(id)
+            .filter(|card| card.generation >= member.identity.generation)
+    }
+
+    /// Says hello to an address found by discovery: sends it this node's card. foca cannot
+    /// announce to a bare address (it needs the peer's identity, and ours is keyed by node id),
+    /// so the card is the hello: a node that receives the card of a stranger announces to the
+    /// identity the card names, and SWIM takes it from there.
+    pub fn discover(&mut self, to: SocketAddr, now: Duration) {
+        if to == self.me.gossip_addr {
+            return;
+        }
+        let me = self.me.clone();
+        self.send_cards(to, [&me]);
+        self.drain_swim(now);
+    }
+
+    /// Leaves the gossip gracefully (on shutdown): peers see `down` at once instead of after the
+    /// suspicion timeout.
+    pub fn leave(&mut self, now: Duration) {
+        let _ = self.foca.leave_cluster(&mut self.runtime);
+        self.drain_swim(now);
+    }
+
+    /// Records what rqlited is doing now and re-evaluates.
+    pub fn set_db(&mut self, db: DbState, now: Duration) {
+        if self.me.db != db {
+            self.me.db = db;
+            self.card_changed();
+        }
+        self.reevaluate(now);
+    }
+
+    /// Handles a datagram received from `from`. A refused datagram changes nothing; count it.
+    pub fn handle_datagram(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Duration,
+    ) -> Result<(), Refusal> {
+        let envelope = Envelope::open(datagram, self.tag)?;
+        let result = match envelope.kind {
+            Kind::Swim => self.handle_swim(envelope.payload),
+            Kind::Cards => self.handle_cards(from, envelope.payload, now),
+        };
+        self.drain_swim(now);
+        self.reevaluate(now);
+        result
+    }
+
+    /// Handles a timer previously requested through [`Output::Schedule`].
+    pub fn handle_timer(&mut self, timer: Timer, now: Duration) {
+        match timer {
+            Timer::Swim(timer) => {
+                let _ = self.foca.handle_timer(timer, &mut self.runtime);
+                self.drain_swim(now);
+            }
+            Timer::Tick => self.schedule(self.config.tick, Timer::Tick),
+            Timer::CardSync => {
+                self.sync_cards();
+                self.schedule(self.config.card_sync, Timer::CardSync);
+            }
+        }
+        self.reevaluate(now);
+    }
+
+    fn handle_swim(&mut self, payload: &[u8]) -> Result<(), Refusal> {
+        // Peek at the sender first: foca refuses anything with our node id as "from ourselves",
+        // but a *different* life with our id means a second live process with this id.
+        let header = WireCodec.decode_header(payload).map_err(Refusal::Wire)?;
+        let mine = self.foca.identity();
+        if header.src.node_id == mine.node_id {
+            if header.src == *mine {
+                return Err(Refusal::FromMyself);
+            }
+            let addr = header.src.addr;
+            self.report_duplicate(addr);
+            return Err(Refusal::DuplicateNodeId(addr));
+        }
+        self.foca
+            .handle_data(payload, &mut self.runtime)
+            .map_err(|error| Refusal::Swim(error.to_string()))
+    }
+
+    fn handle_cards(
+        &mut self,
+        from: SocketAddr,
+        payload: &[u8],
+        now: Duration,
+    ) -> Result<(), Refusal> {
+        match CardMessage::decode(payload)? {
+            CardMessage::Push { cards } => {
+                let mut news = Vec::new();
+                let mut duplicate = false;
+                for card in cards {
+                    if card.node_id == self.me.node_id {
+                        duplicate |= self.check_duplicate(from, &card);
+                        continue;
+                    }
+                    self.greet(&card, now);
+                    if self.cards.merge(card.clone()) {
+                        news.push(card);
+                    }
+                }
+                if !news.is_empty() {
+                    let targets = self.random_live(self.config.relay_fanout, Some(from));
+                    for to in targets {
+                        self.send_cards(to, news.iter());
+                    }
+                }
+                if duplicate {
+                    return Err(Refusal::DuplicateNodeId(from));
+                }
+            }
+            CardMessage::Digest { entries, reply } => {
+                let (newer_here, newer_there) = self.answer_digest(&entries);
+                let newer_here: Vec<Card> = newer_here.into_iter().cloned().collect();
+                self.send_cards(from, newer_here.iter());
+                if newer_there && !reply {
+                    for payload in CardMessage::digests(self.full_digest(), true) {
+                        self.send(from, Kind::Cards, &payload);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A card with this node's id, sent by the process it describes, from another address or
+    /// life: a second live process uses this id.
+    fn check_duplicate(&mut self, from: SocketAddr, card: &Card) -> bool {
+        let mine = self.foca.identity();
+        let other_life = card.generation != mine.generation || card.gossip_addr != mine.addr;
+        let duplicate = from == card.gossip_addr && other_life;
+        if duplicate {
+            self.report_duplicate(from);
+        }
+        duplicate
+    }
+
+    fn report_duplicate(&mut self, addr: SocketAddr) {
+        if !self.duplicates.contains(&addr) {
+            self.duplicates.push(addr);
+            self.outputs
+                .push_back(Output::Event(Event::DuplicateNodeId { addr }));
+        }
+    }
+
+    /// Announces to the node a card describes when foca does not know that life of it yet; at
+    /// most once a second per node, since cards arrive often.
+    fn greet(&mut self, card: &Card, now: Duration) {
+        let known = self
+            .members
+            .get(&card.node_id)
+            .is_some_and(|m| m.alive && m.identity.generation >= card.generation);
+        if known {
+            return;
+        }
+        let recently = self
+            .greeted
+            .get(&card.node_id)
+            .is_some_and(|at| now.saturating_sub(*at) < GREET_EVERY);
+        if recently {
+            return;
+        }
+        self.greeted.insert(card.node_id.clone(), now);
+        let identity = NodeIdentity {
+            node_id: card.node_id.clone(),
+            addr: card.gossip_addr,
+            generation: card.generation,
+        };
+        let _ = self.foca.announce(identity, &mut self.runtime);
+    }
+
+    /// Like [`CardTable::answer`], with this node's own card counted as held.
+    fn answer_digest(&self, entries: &[crate::card::DigestEntry]) -> (Vec<&Card>, bool) {
+        let (mut newer_here, newer_there) = self.cards.answer(entries);
+        let mine = entries.iter().find(|e| e.node_id == self.me.node_id);
+        if mine.is_none_or(|e| (e.generation, e.version) < self.me.stamp()) {
+            newer_here.push(&self.me);
+        }
+        newer_here.retain(|card| {
+            // Only send cards of members believed alive (or our own): dead members' cards would
+            // only resurrect stale state elsewhere.
+            card.node_id == self.me.node_id
+                || self.members.get(&card.node_id).is_some_and(|m| m.alive)
+        });
+        (newer_here, newer_there)
+    }
+
+    fn full_digest(&self) -> Vec<crate::card::DigestEntry> {
+        let mut entries = self.cards.digest();
+        entries.push(crate::card::DigestEntry {
+            node_id: self.me.node_id.clone(),
+            generation: self.me.generation,
+            version: self.me.version,
+        });
+        entries
+    }
+
+    /// Anti-entropy: a digest to one random live member. Large tables go in rotating chunks of
+    /// one datagram each.
+    fn sync_cards(&mut self) {
+        let Some(to) = self.random_live(1, None).into_iter().next() else {
+            return;
+        };
+        let chunks = CardMessage::digests(self.full_digest(), false);
+        if chunks.is_empty() {
+            return;
+        }
+        let chunk = &chunks[self.sync_round % chunks.len()];
+        self.sync_round = self.sync_round.wrapping_add(1);
+        let chunk = chunk.clone();
+        self.send(to, Kind::Cards, &chunk);
+    }
+
+    /// Turns what foca queued into outputs and membership bookkeeping.
+    fn drain_swim(&mut self, now: Duration) {
+        while let Some((to, data)) = self.runtime.to_send() {
+            self.send(to.addr, Kind::Swim, &data);
+        }
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            self.schedule(after, Timer::Swim(timer));
+        }
+        while let Some(notification) = self.runtime.to_notify() {
+            match notification {
+                OwnedNotification::MemberUp(id) => self.member_up(id, now),
+                OwnedNotification::MemberDown(id) => self.member_down(id, now),
+                OwnedNotification::Rename(_, new) => {
+                    if let Some(member) = self.members.get_mut(&new.node_id) {
+                        member.identity = new;
+                    }
+                }
+                OwnedNotification::Rejoin(id) => {
+                    // foca renewed our identity after being declared down: our card follows.
+                    self.me.generation = id.generation;
+                    self.card_changed();
+                }
+                OwnedNotification::Idle => self.outputs.push_back(Output::Event(Event::Idle)),
+                _ => {}
+            }
+        }
+    }
+
+    fn member_up(&mut self, id: NodeIdentity, now: Duration) {
+        let addr = id.addr;
+        self.members.insert(
+            id.node_id.clone(),
+            MemberInfo {
+                identity: id.clone(),
+                alive: true,
+                since: now,
+            },
+        );
+        self.outputs.push_back(Output::Event(Event::MemberUp(id)));
+        self.view_changed(now);
+        // A newcomer learns this node's card at once; it does the same for us.
+        let me = self.me.clone();
+        self.send_cards(addr, [&me]);
+    }
+
+    fn member_down(&mut self, id: NodeIdentity, now: Duration) {
+        if let Some(member) = self.members.get_mut(&id.node_id) {
+            member.alive = false;
+            member.since = now;
+        }
+        self.outputs.push_back(Output::Event(Event::MemberDown(id)));
+        self.view_changed(now);
+    }
+
+    fn view_changed(&mut self, now: Duration) {
+        self.view_changed_at = now;
+        let live = self.live_ids();
+        self.me.view = ViewDigest::of(live.iter().chain([&self.me.node_id]));
+        self.card_changed();
+    }
+
+    fn live_ids(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.alive)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Bumps the card's version and pushes it out.
+    fn card_changed(&mut self) {
+        self.me.version += 1;
+        let live: Vec<SocketAddr> = self
+            .members
+            .values()
+            .filter(|m| m.alive)
+            .map(|m| m.identity.addr)
+            .collect();
+        let targets = if live.len() <= self.config.push_all_up_to {
+            live
+        } else {
+            self.random_live(self.config.relay_fanout, None)
+        };
+        let me = self.me.clone();
+        for to in targets {
+            self.send_cards(to, [&me]);
+        }
+    }
+
+    fn reevaluate(&mut self, now: Duration) {
+        let verdict = {
+            let mut peers = Vec::new();
+            let mut missing = Vec::new();
+            for (id, member) in self.members.iter().filter(|(_, m)| m.alive) {
+                match self.cards.get(id) {
+                    Some(card) if card.generation >= member.identity.generation => peers.push(card),
+                    _ => missing.push(id),
+                }
+            }
+            let view = View {
+                me: &self.me,
+                peers,
+                missing,
+                settled: now.saturating_sub(self.view_changed_at) >= self.config.settle,
+                volatile: self.config.volatile,
+            };
+            coordinator::decide(&view)
+        };
+        let mut decision = verdict.decision;
+        if let Some(addr) = self.duplicates.first() {
+            decision = Decision::Conflict {
+                reason: format!(
+                    "another live process uses node id {} (gossip address {addr}); refusing to start rqlited beside it",
+                    self.me.node_id
+                ),
+            };
+        }
+        if verdict.agreement != self.me.agreement || verdict.cluster_id != self.me.cluster_id {
+            self.me.agreement = verdict.agreement;
+            self.me.cluster_id = verdict.cluster_id;
+            self.card_changed();
+        }
+        if decision != self.decision {
+            self.decision = decision.clone();
+            self.outputs
+                .push_back(Output::Event(Event::Decided(decision)));
+        }
+    }
+
+    /// Up to `n` random live members' addresses, never `except`.
+    fn random_live(&mut self, n: usize, except: Option<SocketAddr>) -> Vec<SocketAddr> {
+        let live: Vec<SocketAddr> = self
+            .members
+            .values()
+            .filter(|m| m.alive && Some(m.identity.addr) != except)
+            .map(|m| m.identity.addr)
+            .collect();
+        live.sample(&mut self.rng, n).copied().collect()
+    }
+
+    fn send_cards<'a>(&mut self, to: SocketAddr, cards: impl IntoIterator<Item = &'a Card>) {
+        for payload in CardMessage::pushes(cards) {
+            self.send(to, Kind::Cards, &payload);
+        }
+    }
+
+    fn send(&mut self, to: SocketAddr, kind: Kind, payload: &[u8]) {
+        if let Ok(datagram) = Envelope::seal(kind, self.tag, payload) {
+            self.outputs.push_back(Output::Send { to, datagram });
+        }
+    }
+
+    fn schedule(&mut self, after: Duration, timer: Timer) {
+        self.outputs.push_back(Output::Schedule { after, timer });
+    }
+}
+
+#[cfg(test)]
+mod tests;

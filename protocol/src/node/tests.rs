@@ -1,0 +1,475 @@
+//! Several `Node`s wired through an in-memory network with a fake clock: no sockets, no sleeps.
+//!
+//! The harness plays the daemon's part: it delivers datagrams and timers in time order, announces
+//! to every started node (a DNS name listing the replicas), and turns decisions into database
+//! states the way the supervisor would (Bootstrap: Starting, then leader after 1.5 s; Join:
+//! Starting, then follower of the leader after 100 ms).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::*;
+use crate::card::Running;
+
+const LATENCY: Duration = Duration::from_millis(1);
+const DISCOVERY_EVERY: Duration = Duration::from_secs(2);
+const BOOTSTRAP_TAKES: Duration = Duration::from_millis(1500);
+const JOIN_TAKES: Duration = Duration::from_millis(100);
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Delivery {
+    Start,
+    Datagram { from: SocketAddr, bytes: Vec<u8> },
+    Timer(TimerKey),
+    Discover,
+    Db(DbKey),
+}
+
+/// `Timer` is not `Ord`; the queue orders by (time, sequence) and never compares payloads,
+/// but `BinaryHeap` needs the bound, so timers ride in a wrapper that compares equal.
+#[derive(Debug)]
+struct TimerKey(Timer);
+impl PartialEq for TimerKey {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for TimerKey {}
+impl PartialOrd for TimerKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TimerKey {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+#[derive(Debug)]
+struct DbKey(DbState);
+impl PartialEq for DbKey {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for DbKey {}
+impl PartialOrd for DbKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for DbKey {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+struct Harness {
+    now: Duration,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Duration, u64, usize, Delivery)>>,
+    nodes: Vec<Option<Node>>,
+    addrs: Vec<SocketAddr>,
+    ids: Vec<NodeId>,
+    decisions: Vec<Vec<Decision>>,
+    expect: u16,
+}
+
+impl Harness {
+    fn new(n: usize) -> Self {
+        Self {
+            now: Duration::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: (0..n).map(|_| None).collect(),
+            addrs: (0..n)
+                .map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 7946)))
+                .collect(),
+            ids: (0..n)
+                .map(|i| NodeId::new(format!("node-{i:02}")).expect("id"))
+                .collect(),
+            decisions: vec![Vec::new(); n],
+            expect: n as u16,
+        }
+    }
+
+    fn at(&mut self, when: Duration, node: usize, delivery: Delivery) {
+        self.seq += 1;
+        self.queue.push(Reverse((when, self.seq, node, delivery)));
+    }
+
+    fn config(&self, i: usize) -> NodeConfig {
+        let n = self.nodes.len();
+        NodeConfig {
+            cluster_name: "test".into(),
+            identity: NodeIdentity {
+                node_id: self.ids[i].clone(),
+                addr: self.addrs[i],
+                generation: 1,
+            },
+            raft_addr: format!("10.0.0.{}:4002", i + 1),
+            http_addr: format!("10.0.0.{}:4001", i + 1),
+            expect: self.expect,
+            db: DbState::Empty,
+            cluster_id: None,
+            settle: Duration::from_secs(1),
+            tick: Duration::from_millis(250),
+            card_sync: Duration::from_secs(1),
+            push_all_up_to: 32,
+            relay_fanout: 2,
+            volatile: false,
+            swim: NodeConfig::swim_config(n as u32),
+            rng_seed: 42 + i as u64,
+        }
+    }
+
+    fn drain(&mut self, i: usize) {
+        loop {
+            let Some(node) = self.nodes[i].as_mut() else {
+                return;
+            };
+            let Some(output) = node.poll_output() else {
+                return;
+            };
+            match output {
+                Output::Send { to, datagram } => {
+                    if let Some(j) = self.addrs.iter().position(|a| *a == to) {
+                        let from = self.addrs[i];
+                        self.at(
+                            self.now + LATENCY,
+                            j,
+                            Delivery::Datagram {
+                                from,
+                                bytes: datagram,
+                            },
+                        );
+                    }
+                }
+                Output::Schedule { after, timer } => {
+                    self.at(self.now + after, i, Delivery::Timer(TimerKey(timer)))
+                }
+                Output::Event(Event::Decided(decision)) => {
+                    self.decisions[i].push(decision.clone());
+                    self.supervise(i, decision);
+                }
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    /// What the daemon's supervisor would do with a decision.
+    fn supervise(&mut self, i: usize, decision: Decision) {
+        let now = self.now;
+        let running = |leader: &NodeId, voters| {
+            DbState::Running(Running {
+                leader: Some(leader.clone()),
+                term: 1,
+                voters,
+                voter: true,
+            })
+        };
+        match decision {
+            Decision::Bootstrap { .. } => {
+                self.at(now, i, Delivery::Db(DbKey(DbState::Starting)));
+                let me = self.ids[i].clone();
+                self.at(
+                    now + BOOTSTRAP_TAKES,
+                    i,
+                    Delivery::Db(DbKey(running(&me, 1))),
+                );
+            }
+            Decision::Join { targets, .. } => {
+                let leader = (0..self.ids.len())
+                    .find(|j| format!("10.0.0.{}:4002", j + 1) == targets[0])
+                    .map(|j| self.ids[j].clone())
+                    .expect("targets name a node");
+                self.at(now, i, Delivery::Db(DbKey(DbState::Starting)));
+                self.at(
+                    now + JOIN_TAKES,
+                    i,
+                    Delivery::Db(DbKey(running(&leader, 2))),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn step(&mut self) -> bool {
+        let Some(Reverse((when, _, i, delivery))) = self.queue.pop() else {
+            return false;
+        };
+        self.now = when;
+        match delivery {
+            Delivery::Start => {
+                self.nodes[i] = Some(Node::new(self.config(i), self.now));
+                self.at(self.now, i, Delivery::Discover);
+            }
+            Delivery::Discover => {
+                let started: Vec<SocketAddr> = (0..self.nodes.len())
+                    .filter(|j| self.nodes[*j].is_some())
+                    .map(|j| self.addrs[j])
+                    .collect();
+                let now = self.now;
+                if let Some(node) = self.nodes[i].as_mut() {
+                    for addr in started {
+                        node.discover(addr, now);
+                    }
+                }
+                self.at(now + DISCOVERY_EVERY, i, Delivery::Discover);
+            }
+            Delivery::Datagram { from, bytes } => {
+                let now = self.now;
+                if let Some(node) = self.nodes[i].as_mut() {
+                    node.handle_datagram(from, &bytes, now)
+                        .expect("nodes of one cluster understand each other");
+                }
+            }
+            Delivery::Timer(TimerKey(timer)) => {
+                let now = self.now;
+                if let Some(node) = self.nodes[i].as_mut() {
+                    node.handle_timer(timer, now);
+                }
+            }
+            Delivery::Db(DbKey(db)) => {
+                let now = self.now;
+                if let Some(node) = self.nodes[i].as_mut() {
+                    node.set_db(db, now);
+                }
+            }
+        }
+        self.drain(i);
+        true
+    }
+
+    /// True when one node leads and every other node runs as its follower.
+    fn formed(&self) -> bool {
+        let running: Vec<&Running> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.as_ref().and_then(|n| n.card().db.running()))
+            .collect();
+        running.len() == self.nodes.len() && running.iter().all(|r| r.leader == running[0].leader)
+    }
+
+    fn run_until_formed(&mut self, deadline: Duration) {
+        while !self.formed() {
+            assert!(
+                self.now < deadline,
+                "not formed by {deadline:?}:\n{}",
+                self.report()
+            );
+            assert!(self.step(), "the queue ran dry:\n{}", self.report());
+        }
+    }
+
+    fn report(&self) -> String {
+        let mut out = String::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(node) = node else {
+                out.push_str(&format!("{}: not started\n", self.ids[i]));
+                continue;
+            };
+            out.push_str(&format!(
+                "{}: db={:?} agreement={:?} members={} decision={}\n   decisions: {:?}\n",
+                self.ids[i],
+                node.card().db,
+                node.card().agreement,
+                node.members().values().filter(|m| m.alive).count(),
+                node.decision().describe(),
+                self.decisions[i],
+            ));
+        }
+        out
+    }
+
+    /// The properties every start order must end with.
+    fn assert_one_seed_and_the_rest_join_it(&self) {
+        let bootstraps: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| {
+                self.decisions[*i]
+                    .iter()
+                    .any(|d| matches!(d, Decision::Bootstrap { .. }))
+            })
+            .collect();
+        assert_eq!(
+            bootstraps,
+            vec![0],
+            "exactly the smallest id bootstraps:\n{}",
+            self.report()
+        );
+        let seed_raft = "10.0.0.1:4002".to_string();
+        for i in 1..self.nodes.len() {
+            let joined = self.decisions[i].iter().any(
+                |d| matches!(d, Decision::Join { targets, .. } if targets.first() == Some(&seed_raft)),
+            );
+            assert!(
+                joined,
+                "{} joined the seed:\n{}",
+                self.ids[i],
+                self.report()
+            );
+        }
+        let clusters: Vec<Option<ClusterId>> = self
+            .nodes
+            .iter()
+            .map(|n| n.as_ref().and_then(|n| n.card().cluster_id))
+            .collect();
+        assert!(
+            clusters.iter().all(|c| c.is_some() && *c == clusters[0]),
+            "one cluster id everywhere: {clusters:?}\n{}",
+            self.report()
+        );
+    }
+}
+
+fn start_in_order(n: usize, order: &[usize], gap: Duration) -> Harness {
+    let mut harness = Harness::new(n);
+    for (k, &i) in order.iter().enumerate() {
+        harness.at(gap * k as u32, i, Delivery::Start);
+    }
+    harness
+}
+
+const SIZES: [usize; 3] = [3, 5, 9];
+const DEADLINE: Duration = Duration::from_secs(120);
+
+#[test]
+fn all_started_together_one_seed_bootstraps_and_the_rest_join() {
+    for n in SIZES {
+        let order: Vec<usize> = (0..n).collect();
+        let mut harness = start_in_order(n, &order, Duration::ZERO);
+        harness.run_until_formed(DEADLINE);
+        harness.assert_one_seed_and_the_rest_join_it();
+    }
+}
+
+#[test]
+fn staggered_starts_one_seed_bootstraps_and_the_rest_join() {
+    for n in SIZES {
+        // A scrambled order with 700 ms between starts.
+        let order: Vec<usize> = (0..n).map(|k| (k * 7 + 3) % n).collect();
+        let mut harness = start_in_order(n, &order, Duration::from_millis(700));
+        harness.run_until_formed(DEADLINE);
+        harness.assert_one_seed_and_the_rest_join_it();
+    }
+}
+
+#[test]
+fn reversed_starts_one_seed_bootstraps_and_the_rest_join() {
+    for n in SIZES {
+        let order: Vec<usize> = (0..n).rev().collect();
+        let mut harness = start_in_order(n, &order, Duration::from_millis(1500));
+        harness.run_until_formed(DEADLINE);
+        harness.assert_one_seed_and_the_rest_join_it();
+    }
+}
+
+#[test]
+fn a_node_added_later_joins_and_never_bootstraps() {
+    let mut harness = Harness::new(4);
+    harness.expect = 3;
+    for i in 0..3 {
+        harness.at(Duration::ZERO, i, Delivery::Start);
+    }
+    harness.at(Duration::from_secs(20), 3, Delivery::Start);
+    harness.run_until_formed(DEADLINE);
+    assert!(harness.now > Duration::from_secs(20));
+    harness.assert_one_seed_and_the_rest_join_it();
+}
+
+#[test]
+fn cards_reach_a_node_that_arrives_after_they_were_pushed() {
+    // Two nodes gossip; their cards change; a third arrives later and must learn the current
+    // cards through the digest exchange, not just the pushes it missed.
+    let mut harness = Harness::new(3);
+    harness.at(Duration::ZERO, 0, Delivery::Start);
+    harness.at(Duration::ZERO, 1, Delivery::Start);
+    harness.at(Duration::from_secs(10), 2, Delivery::Start);
+    while harness.now < Duration::from_secs(20) {
+        assert!(harness.step());
+    }
+    let late = harness.nodes[2].as_ref().expect("started");
+    for i in 0..2 {
+        let held = late.cards().get(&harness.ids[i]).map(Card::stamp);
+        let current = harness.nodes[i].as_ref().map(|n| n.card().stamp());
+        assert_eq!(
+            held, current,
+            "{} is current at the late node",
+            harness.ids[i]
+        );
+    }
+}
+
+#[test]
+fn foreign_and_garbage_datagrams_are_refused_and_change_nothing() {
+    let harness = Harness::new(1);
+    let mut node = Node::new(harness.config(0), Duration::ZERO);
+    while node.poll_output().is_some() {}
+    let before = node.card().clone();
+    let from: SocketAddr = "10.9.9.9:7946".parse().expect("addr");
+    let foreign = Envelope::seal(Kind::Cards, wire::cluster_tag("other"), b"x").expect("fits");
+    assert!(matches!(
+        node.handle_datagram(from, &foreign, Duration::from_millis(5)),
+        Err(Refusal::Wire(WireError::ForeignCluster { .. }))
+    ));
+    assert!(
+        node.handle_datagram(from, b"garbage", Duration::from_millis(6))
+            .is_err()
+    );
+    let bad_cards =
+        Envelope::seal(Kind::Cards, wire::cluster_tag("test"), &[9, 9, 9]).expect("fits");
+    assert!(
+        node.handle_datagram(from, &bad_cards, Duration::from_millis(7))
+            .is_err()
+    );
+    let bad_swim = Envelope::seal(Kind::Swim, wire::cluster_tag("test"), &[1, 2, 3]).expect("fits");
+    assert!(
+        node.handle_datagram(from, &bad_swim, Duration::from_millis(8))
+            .is_err()
+    );
+    assert_eq!(node.card(), &before);
+    assert!(node.members().is_empty());
+}
+
+#[test]
+fn a_second_process_with_my_node_id_is_a_conflict() {
+    let harness = Harness::new(2);
+    let mut a = Node::new(harness.config(0), Duration::ZERO);
+    let mut impostor_config = harness.config(0);
+    impostor_config.identity.addr = harness.addrs[1];
+    impostor_config.identity.generation = 2;
+    let mut impostor = Node::new(impostor_config, Duration::ZERO);
+    while a.poll_output().is_some() {}
+    while impostor.poll_output().is_some() {}
+    impostor.discover(harness.addrs[0], Duration::from_millis(1));
+    let mut refused = Vec::new();
+    while let Some(output) = impostor.poll_output() {
+        if let Output::Send { datagram, .. } = output {
+            refused.push(a.handle_datagram(harness.addrs[1], &datagram, Duration::from_millis(2)));
+        }
+    }
+    assert!(
+        refused.contains(&Err(Refusal::DuplicateNodeId(harness.addrs[1]))),
+        "{refused:?}"
+    );
+    assert!(
+        matches!(a.decision(), Decision::Conflict { .. }),
+        "{:?}",
+        a.decision()
+    );
+    let events: Vec<Output> = std::iter::from_fn(|| a.poll_output()).collect();
+    assert!(events.contains(&Output::Event(Event::DuplicateNodeId {
+        addr: harness.addrs[1]
+    })));
+}
+
+#[test]
+fn the_same_inputs_give_the_same_run() {
+    let run = || {
+        let mut harness = start_in_order(5, &[4, 2, 0, 3, 1], Duration::from_millis(300));
+        harness.run_until_formed(DEADLINE);
+        (harness.now, harness.decisions.clone())
+    };
+    assert_eq!(run(), run());
+}

@@ -1,0 +1,97 @@
+//! Which dead voter the leader's daemon removes from Raft, if any.
+//!
+//! Only the daemon whose rqlited leads calls this, with the voters its rqlited reports. A voter is
+//! removed when gossip has seen it down for at least `reap_after`, one at a time (the caller
+//! waits for the removal to show before asking again), and never when the live voters would then
+//! fall short of a majority of the smaller configuration — a removal that loses quorum would stall
+//! the cluster instead of healing it.
+
+use std::time::Duration;
+
+use crate::identity::NodeId;
+
+/// A Raft voter as the reaper sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Voter {
+    /// Its node id.
+    pub id: NodeId,
+    /// Since when gossip sees it down; `None` while it is alive.
+    pub down_since: Option<Duration>,
+}
+
+/// The voter to remove now, if any: the one down the longest among those down for `reap_after`.
+pub fn pick_removal(voters: &[Voter], now: Duration, reap_after: Duration) -> Option<NodeId> {
+    let live = voters.iter().filter(|v| v.down_since.is_none()).count();
+    let remaining = voters.len().checked_sub(1)?;
+    let majority = remaining / 2 + 1;
+    if live < majority {
+        return None;
+    }
+    voters
+        .iter()
+        .filter_map(|v| v.down_since.map(|since| (since, &v.id)))
+        .filter(|(since, _)| now.saturating_sub(*since) >= reap_after)
+        .min()
+        .map(|(_, id)| id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const REAP: Duration = Duration::from_secs(30);
+
+    fn voter(id: &str, down_since: Option<u64>) -> Voter {
+        Voter {
+            id: NodeId::new(id).expect("id"),
+            down_since: down_since.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn a_voter_dead_long_enough_is_removed() {
+        let voters = [voter("a", None), voter("b", None), voter("c", Some(0))];
+        let removed = pick_removal(&voters, Duration::from_secs(31), REAP);
+        assert_eq!(removed.as_ref().map(NodeId::as_str), Some("c"));
+    }
+
+    #[test]
+    fn a_voter_dead_briefly_is_kept() {
+        let voters = [voter("a", None), voter("b", None), voter("c", Some(10))];
+        assert_eq!(pick_removal(&voters, Duration::from_secs(31), REAP), None);
+    }
+
+    #[test]
+    fn the_longest_dead_goes_first() {
+        let voters = [
+            voter("a", None),
+            voter("b", None),
+            voter("c", None),
+            voter("d", Some(5)),
+            voter("e", Some(1)),
+        ];
+        let removed = pick_removal(&voters, Duration::from_secs(100), REAP);
+        assert_eq!(removed.as_ref().map(NodeId::as_str), Some("e"));
+    }
+
+    proptest! {
+        #[test]
+        fn a_removal_never_leaves_the_live_voters_short_of_a_majority(
+            downs in proptest::collection::vec(proptest::option::of(0u64..100), 1..15),
+            now in 0u64..200,
+        ) {
+            let voters: Vec<Voter> = downs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| voter(&format!("n{i}"), *d))
+                .collect();
+            if let Some(id) = pick_removal(&voters, Duration::from_secs(now), REAP) {
+                let removed = voters.iter().find(|v| v.id == id).expect("a voter");
+                prop_assert!(removed.down_since.is_some(), "only dead voters are removed");
+                let live = voters.iter().filter(|v| v.down_since.is_none()).count();
+                prop_assert!(live > (voters.len() - 1) / 2, "quorum of the new configuration is live");
+            }
+        }
+    }
+}

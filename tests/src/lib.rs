@@ -1,0 +1,1 @@
+//! Integration tests and the rqlited test double (work in progress).
