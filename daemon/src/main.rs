@@ -1,1 +1,65 @@
-fn main() {}
+//! `rq4d`: the binary users run as PID 1 next to rqlited. See `rq4d --help`.
+
+mod agent;
+mod api;
+mod config;
+mod discovery;
+mod members;
+mod metrics;
+mod process;
+mod rqlite;
+mod state;
+mod supervisor;
+mod timers;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use config::{Cli, Command, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("rq4d: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::Members { api, json }) = cli.command {
+        return match runtime.block_on(members::print(&api, json)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("rq4d members: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match cli.run.validate() {
+        Ok(config) => config,
+        Err(error) => error.exit(),
+    };
+    init_logging(config.log_format);
+    match runtime.block_on(agent::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("RQ4D_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,129 @@
+//! The status API: `/health` for Docker's HEALTHCHECK, `/members` as JSON, `/metrics` for
+//! Prometheus. Handlers never touch the node: they ask the gossip loop through a channel and get
+//! a snapshot back, so the node stays owned by one task.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rq4d_protocol::Card;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+
+/// `/health`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    /// 200 only when true.
+    pub healthy: bool,
+    /// Gossip socket up and at least this node known.
+    pub gossip: bool,
+    /// rqlited's `/readyz` answered 200 at the last poll.
+    pub rqlited_ready: bool,
+    /// The current decision, for humans.
+    pub decision: String,
+}
+
+/// One row of `/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberDoc {
+    /// Node id.
+    pub node_id: String,
+    /// `self`, `alive` or `down`.
+    pub state: String,
+    /// Gossip address.
+    pub gossip_addr: String,
+    /// Its current card, if known.
+    pub card: Option<Card>,
+}
+
+/// `/members`' answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembersDoc {
+    /// The answering node.
+    pub node_id: String,
+    /// Its decision.
+    pub decision: String,
+    /// Every member it knows, itself first.
+    pub members: Vec<MemberDoc>,
+}
+
+/// A question for the gossip loop.
+pub enum Request {
+    /// For `/health`.
+    Health(oneshot::Sender<Health>),
+    /// For `/members`.
+    Members(oneshot::Sender<MembersDoc>),
+}
+
+#[derive(Clone)]
+struct Shared {
+    requests: mpsc::Sender<Request>,
+    metrics: Arc<Metrics>,
+}
+
+/// Binds the API and serves it in the background.
+pub async fn serve(
+    addr: SocketAddr,
+    requests: mpsc::Sender<Request>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--api-addr {addr}: cannot listen"))?;
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/members", get(members))
+        .route("/metrics", get(metrics_text))
+        .with_state(Shared { requests, metrics });
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "status API stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn ask<T>(shared: &Shared, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    shared.requests.send(make(tx)).await.ok()?;
+    rx.await.ok()
+}
+
+async fn health(State(shared): State<Shared>) -> Response {
+    match ask(&shared, Request::Health).await {
+        Some(health) => {
+            let code = if health.healthy {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (code, axum::Json(health)).into_response()
+        }
+        None => (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response(),
+    }
+}
+
+async fn members(State(shared): State<Shared>) -> Response {
+    match ask(&shared, Request::Members).await {
+        Some(doc) => axum::Json(doc).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response(),
+    }
+}
+
+async fn metrics_text(State(shared): State<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.encode(),
+    )
+        .into_response()
+}

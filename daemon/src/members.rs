@@ -1,0 +1,101 @@
+//! `rq4d members`: the membership of a running node as a table, like `consul members`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rq4d_protocol::{Card, DbState};
+
+use crate::api::{MemberDoc, MembersDoc};
+
+/// Fetches `/members` from `api` and prints it.
+pub async fn print(api: &str, json: bool) -> anyhow::Result<()> {
+    let url = format!("http://{api}/members");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("http client")?;
+    let body = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach rq4d at {api} (is it running? see --api)"))?
+        .text()
+        .await
+        .context("reading /members")?;
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    let doc: MembersDoc = serde_json::from_str(&body)
+        .with_context(|| format!("{url} did not answer rq4d's members document"))?;
+    print!("{}", table(&doc));
+    Ok(())
+}
+
+/// Renders the members table.
+pub fn table(doc: &MembersDoc) -> String {
+    let header = [
+        "NODE", "GOSSIP", "STATUS", "DB", "ROLE", "LEADER", "TERM", "CLUSTER",
+    ];
+    let rows: Vec<[String; 8]> = doc.members.iter().map(row).collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(padded.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out.push_str(&format!("\n{}: {}\n", doc.node_id, doc.decision));
+    out
+}
+
+fn row(member: &MemberDoc) -> [String; 8] {
+    let card = member.card.as_ref();
+    let (db, role, leader, term) = match card.map(|c| &c.db) {
+        Some(DbState::Running(r)) => {
+            let role = match (r.voter, card.is_some_and(|c| r.is_leader_of(&c.node_id))) {
+                (_, true) => "leader",
+                (true, false) if r.leader.is_some() => "follower",
+                (true, false) => "candidate",
+                (false, _) => "removed",
+            };
+            let leader = r.leader.as_ref().map_or("-".into(), ToString::to_string);
+            (
+                "running".to_string(),
+                role.to_string(),
+                leader,
+                r.term.to_string(),
+            )
+        }
+        Some(DbState::Starting) => ("starting".into(), "-".into(), "-".into(), "-".into()),
+        Some(DbState::HasData { .. }) => ("stopped".into(), "-".into(), "-".into(), "-".into()),
+        Some(DbState::Empty) => ("empty".into(), "-".into(), "-".into(), "-".into()),
+        None => ("?".into(), "-".into(), "-".into(), "-".into()),
+    };
+    let cluster = card
+        .and_then(|c: &Card| c.cluster_id)
+        .map_or("-".into(), |id| id.to_string());
+    [
+        member.node_id.clone(),
+        member.gossip_addr.clone(),
+        member.state.clone(),
+        db,
+        role,
+        leader,
+        term,
+        cluster,
+    ]
+}

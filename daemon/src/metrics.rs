@@ -1,0 +1,135 @@
+//! Prometheus metrics, served as text on `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// A label with one value.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// Why (a datagram was dropped) or which (decision, member state).
+    pub reason: String,
+}
+
+/// Members by gossip state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct State {
+    /// `alive` or `down`.
+    pub state: String,
+}
+
+/// Decisions by kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    /// `wait`, `bootstrap`, `join`, …
+    pub kind: String,
+}
+
+/// Every metric rq4d exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Datagrams received.
+    pub datagrams_in: Counter,
+    /// Datagrams sent.
+    pub datagrams_out: Counter,
+    /// Datagrams dropped, by reason.
+    pub datagrams_dropped: Family<Reason, Counter>,
+    /// Members by state (this node included as alive).
+    pub members: Family<State, Gauge>,
+    /// Decisions taken, by kind.
+    pub decisions: Family<Kind, Counter>,
+    /// Unexpected rqlited exits.
+    pub rqlited_restarts: Counter,
+    /// Voters removed by this node.
+    pub removals: Counter,
+    /// 1 while rqlited is ready.
+    pub rqlited_ready: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rq4d");
+        let metrics = Self {
+            datagrams_in: Counter::default(),
+            datagrams_out: Counter::default(),
+            datagrams_dropped: Family::default(),
+            members: Family::default(),
+            decisions: Family::default(),
+            rqlited_restarts: Counter::default(),
+            removals: Counter::default(),
+            rqlited_ready: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "datagrams_received",
+            "Gossip datagrams received",
+            metrics.datagrams_in.clone(),
+        );
+        registry.register(
+            "datagrams_sent",
+            "Gossip datagrams sent",
+            metrics.datagrams_out.clone(),
+        );
+        registry.register(
+            "datagrams_dropped",
+            "Gossip datagrams dropped, by reason",
+            metrics.datagrams_dropped.clone(),
+        );
+        registry.register(
+            "members",
+            "Gossip members by state",
+            metrics.members.clone(),
+        );
+        registry.register(
+            "decisions",
+            "Coordinator decisions taken, by kind",
+            metrics.decisions.clone(),
+        );
+        registry.register(
+            "rqlited_restarts",
+            "Unexpected rqlited exits",
+            metrics.rqlited_restarts.clone(),
+        );
+        registry.register(
+            "removals",
+            "Dead voters removed from Raft by this node",
+            metrics.removals.clone(),
+        );
+        registry.register(
+            "rqlited_ready",
+            "1 while rqlited answers /readyz",
+            metrics.rqlited_ready.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    /// Counts a dropped datagram.
+    pub fn dropped(&self, reason: &str) {
+        self.datagrams_dropped
+            .get_or_create(&Reason {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

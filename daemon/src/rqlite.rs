@@ -1,0 +1,245 @@
+//! A small client for the parts of rqlited's HTTP API a supervisor needs: `/readyz`, `/status`,
+//! `/nodes` and `/remove` (shapes in `shared/reference/rqlite.md`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Why a call to rqlited failed.
+#[derive(Debug, Error)]
+pub enum RqliteError {
+    /// Connection refused, timeout, …
+    #[error("rqlited unreachable: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    /// An answer that is not what the API documents.
+    #[error("rqlited answered {status}: {body}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The body, trimmed.
+        body: String,
+    },
+}
+
+/// What rq4d reads from `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `store.leader.node_id`, when there is a leader.
+    pub leader: Option<String>,
+    /// `store.raft.state`: Leader, Follower, Candidate…
+    pub state: String,
+    /// `store.raft.term`.
+    pub term: u64,
+    /// `store.raft.voter`.
+    pub voter: bool,
+    /// `store.raft.num_peers`.
+    pub num_peers: u64,
+}
+
+/// One entry of `/nodes?ver=2`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RaftNode {
+    /// Node id.
+    pub id: String,
+    /// Raft address.
+    #[serde(default)]
+    pub addr: String,
+    /// Voter or non-voter.
+    #[serde(default)]
+    pub voter: bool,
+    /// Whether the answering node reached it.
+    #[serde(default)]
+    pub reachable: bool,
+    /// Whether it leads.
+    #[serde(default)]
+    pub leader: bool,
+}
+
+#[derive(Deserialize)]
+struct NodesV2 {
+    nodes: Vec<RaftNode>,
+}
+
+#[derive(Deserialize)]
+struct StatusDoc {
+    store: StoreDoc,
+}
+
+#[derive(Deserialize)]
+struct StoreDoc {
+    #[serde(default)]
+    leader: Option<LeaderDoc>,
+    raft: RaftDoc,
+}
+
+#[derive(Deserialize)]
+struct LeaderDoc {
+    #[serde(default)]
+    node_id: String,
+}
+
+#[derive(Deserialize)]
+struct RaftDoc {
+    #[serde(default)]
+    state: String,
+    #[serde(default, deserialize_with = "number_or_string")]
+    term: u64,
+    #[serde(default)]
+    voter: bool,
+    #[serde(default, deserialize_with = "number_or_string")]
+    num_peers: u64,
+}
+
+/// rqlited reports some Raft counters as strings ("term": "3"), others as numbers.
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u64),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::Number(n) => Ok(n),
+        Either::Text(text) => text.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+/// A client for one rqlited.
+#[derive(Debug, Clone)]
+pub struct Rqlite {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Rqlite {
+    /// A client for the rqlited whose HTTP API is at `addr` (`host:port`).
+    pub fn new(addr: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// `GET /readyz`: true on 200. rqlited answers 500 (not the documented 503) without a leader,
+    /// so any other status is "not ready".
+    pub async fn ready(&self) -> Result<bool, RqliteError> {
+        let response = self
+            .http
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await?;
+        Ok(response.status().is_success())
+    }
+
+    /// `GET /status`, the fields rq4d needs.
+    pub async fn status(&self) -> Result<Status, RqliteError> {
+        let response = self
+            .http
+            .get(format!("{}/status", self.base))
+            .send()
+            .await?;
+        let doc: StatusDoc = Self::json(response).await?;
+        Ok(Status {
+            leader: doc
+                .store
+                .leader
+                .map(|l| l.node_id)
+                .filter(|id| !id.is_empty()),
+            state: doc.store.raft.state,
+            term: doc.store.raft.term,
+            voter: doc.store.raft.voter,
+            num_peers: doc.store.raft.num_peers,
+        })
+    }
+
+    /// `GET /nodes?ver=2&nonvoters`: the cluster's members as this node sees them.
+    pub async fn nodes(&self) -> Result<Vec<RaftNode>, RqliteError> {
+        let response = self
+            .http
+            .get(format!("{}/nodes?ver=2&nonvoters&timeout=2s", self.base))
+            .send()
+            .await?;
+        let doc: NodesV2 = Self::json(response).await?;
+        Ok(doc.nodes)
+    }
+
+    /// `DELETE /remove` with `{"id": …}`.
+    pub async fn remove(&self, id: &str) -> Result<(), RqliteError> {
+        let response = self
+            .http
+            .delete(format!("{}/remove", self.base))
+            .json(&serde_json::json!({ "id": id }))
+            .send()
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::refused(response).await)
+        }
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        response: reqwest::Response,
+    ) -> Result<T, RqliteError> {
+        if !response.status().is_success() {
+            return Err(Self::refused(response).await);
+        }
+        let status = response.status().as_u16();
+        let body = response.text().await?;
+        serde_json::from_str(&body).map_err(|e| RqliteError::Refused {
+            status,
+            body: format!("unreadable JSON ({e}): {}", truncate(&body)),
+        })
+    }
+
+    async fn refused(response: reqwest::Response) -> RqliteError {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        RqliteError::Refused {
+            status,
+            body: truncate(&body),
+        }
+    }
+}
+
+fn truncate(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_documents_of_rqlited_parse() {
+        let doc = r#"{"store":{"node_id":"n1","leader":{"node_id":"n1","addr":"127.0.0.1:4002"},
+            "raft":{"state":"Leader","term":"3","voter":true,"num_peers":"2"}},"build":{}}"#;
+        let parsed: StatusDoc = serde_json::from_str(doc).expect("parses");
+        assert_eq!(parsed.store.raft.term, 3);
+        assert_eq!(parsed.store.raft.num_peers, 2);
+        let numbers = r#"{"store":{"leader":{"node_id":"","addr":""},"raft":{"state":"Candidate","term":7,"voter":false,"num_peers":0}}}"#;
+        let parsed: StatusDoc = serde_json::from_str(numbers).expect("parses");
+        assert_eq!(parsed.store.raft.term, 7);
+        assert_eq!(parsed.store.leader.map(|l| l.node_id), Some(String::new()));
+    }
+
+    #[test]
+    fn nodes_documents_parse() {
+        let doc = r#"{"nodes":[{"id":"n1","api_addr":"http://127.0.0.1:4001","addr":"127.0.0.1:4002",
+            "version":"v8.43.3","voter":true,"reachable":true,"leader":true,"time":3.5e-7,"time_s":"408ns"},
+            {"id":"n2","addr":"127.0.0.2:4002","voter":true,"reachable":false,"leader":false,"error":"x"}]}"#;
+        let parsed: NodesV2 = serde_json::from_str(doc).expect("parses");
+        assert_eq!(parsed.nodes.len(), 2);
+        assert!(!parsed.nodes[1].reachable);
+    }
+}

@@ -1,0 +1,245 @@
+//! What rq4d keeps in the data directory beside rqlited's own files.
+//!
+//! ```text
+//! <data-dir>/rq4d.json   this file: node id, cluster id, whether rqlited's state is real
+//! <data-dir>/rqlite/     rqlited's data directory (raft.db, db.sqlite, …)
+//! ```
+//!
+//! The node id must never change for a data directory (rqlited leaves a node with a changed id
+//! leaderless), so it is written on first start and wins over the hostname afterwards.
+//!
+//! `committed` answers a question `raft.db` alone cannot: an rqlited whose `-join` failed leaves
+//! a `raft.db` without any configuration, and restarting it without `-join` would bootstrap a
+//! second cluster. So rq4d counts rqlited's state as data only once it is committed: the seed
+//! before it bootstraps, a joiner once it has seen itself a voter with a leader.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rq4d_protocol::{ClusterId, DbState, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// The contents of `rq4d.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The node id this data directory belongs to.
+    pub node_id: Option<NodeId>,
+    /// The cluster rqlited's state belongs to.
+    #[serde(default)]
+    pub cluster_id: Option<u64>,
+    /// Voters in the configuration when last seen running.
+    #[serde(default)]
+    pub last_voters: u16,
+    /// rqlited's state is a real member's (see the module docs).
+    #[serde(default)]
+    pub committed: bool,
+}
+
+/// The data directory and rq4d's file in it.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+    stored: Stored,
+}
+
+impl DataDir {
+    /// Opens (creating if needed) the data directory.
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root.join("rqlite"))
+            .with_context(|| format!("cannot create data directory {}", root.display()))?;
+        let file = root.join("rq4d.json");
+        let (stored, existed) = match std::fs::read_to_string(&file) {
+            Ok(text) => (
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not rq4d's state file", file.display()))?,
+                true,
+            ),
+            Err(e) if e.kind() == ErrorKind::NotFound => (Stored::default(), false),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+        };
+        let mut dir = Self {
+            root: root.to_path_buf(),
+            stored,
+        };
+        if !existed && dir.raft_db_exists() {
+            // rqlited state from before rq4d looked after this directory: take it as real.
+            dir.stored.committed = true;
+        }
+        Ok(dir)
+    }
+
+    /// rqlited's data directory.
+    pub fn rqlite_dir(&self) -> PathBuf {
+        self.root.join("rqlite")
+    }
+
+    fn raft_db_exists(&self) -> bool {
+        self.rqlite_dir().join("raft.db").exists()
+    }
+
+    /// Settles the node id: the stored one, else `--node-id`, else the hostname. A `--node-id`
+    /// that contradicts the stored id of a directory with data is refused.
+    pub fn resolve_node_id(&mut self, flag: Option<&NodeId>) -> anyhow::Result<NodeId> {
+        let id = match (&self.stored.node_id, flag) {
+            (Some(stored), Some(flag)) if stored != flag && self.has_data() => bail!(
+                "--node-id {flag}: the data directory {} holds the state of node {stored}; \
+                 a node's id cannot change once it has data",
+                self.root.display()
+            ),
+            (_, Some(flag)) => flag.clone(),
+            (Some(stored), None) => stored.clone(),
+            (None, None) => hostname_id()?,
+        };
+        if self.stored.node_id.as_ref() != Some(&id) {
+            self.stored.node_id = Some(id.clone());
+            self.save()?;
+        }
+        Ok(id)
+    }
+
+    /// True when rqlited's state counts as data.
+    pub fn has_data(&self) -> bool {
+        self.raft_db_exists() && self.stored.committed
+    }
+
+    /// What the disk says while rqlited is not running.
+    pub fn db_state(&self) -> DbState {
+        if self.has_data() {
+            DbState::HasData {
+                last_voters: self.stored.last_voters,
+            }
+        } else {
+            DbState::Empty
+        }
+    }
+
+    /// The cluster the data belongs to.
+    pub fn cluster_id(&self) -> Option<ClusterId> {
+        self.stored.cluster_id.map(ClusterId)
+    }
+
+    /// Records that rqlited's state is a member's of `cluster` with `voters` voters.
+    pub fn commit(&mut self, cluster: Option<ClusterId>, voters: u16) -> anyhow::Result<()> {
+        let next = Stored {
+            cluster_id: cluster.map(|c| c.0).or(self.stored.cluster_id),
+            last_voters: voters,
+            committed: true,
+            ..self.stored.clone()
+        };
+        if next != self.stored {
+            self.stored = next;
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Volatile mode only: deletes rqlited's state (never rq4d's node id).
+    pub fn wipe(&mut self) -> anyhow::Result<()> {
+        let dir = self.rqlite_dir();
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot wipe {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)?;
+        self.stored.cluster_id = None;
+        self.stored.committed = false;
+        self.stored.last_voters = 0;
+        self.save()
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        let file = self.root.join("rq4d.json");
+        let tmp = self.root.join("rq4d.json.tmp");
+        let text = serde_json::to_string_pretty(&self.stored)?;
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))
+    }
+}
+
+/// The hostname as a node id: characters a node id cannot hold become '-'.
+fn hostname_id() -> anyhow::Result<NodeId> {
+    let host = nix::unistd::gethostname().context("cannot read the hostname")?;
+    let cleaned: String = host
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(rq4d_protocol::identity::MAX_NODE_ID)
+        .collect();
+    NodeId::new(cleaned).context("the hostname gives no usable node id; pass --node-id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp() -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("rq4d-state-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn id(text: &str) -> NodeId {
+        NodeId::new(text).expect("id")
+    }
+
+    #[test]
+    fn the_node_id_is_persisted_and_wins_over_the_hostname() {
+        let root = temp();
+        let mut dir = DataDir::open(&root).expect("opens");
+        assert_eq!(dir.resolve_node_id(Some(&id("n1"))).expect("ok"), id("n1"));
+        let mut again = DataDir::open(&root).expect("opens");
+        assert_eq!(again.resolve_node_id(None).expect("ok"), id("n1"));
+    }
+
+    #[test]
+    fn a_changed_node_id_on_data_is_refused() {
+        let root = temp();
+        let mut dir = DataDir::open(&root).expect("opens");
+        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        std::fs::write(dir.rqlite_dir().join("raft.db"), b"x").expect("write");
+        dir.commit(Some(ClusterId(5)), 3).expect("commit");
+        let mut again = DataDir::open(&root).expect("opens");
+        let err = again.resolve_node_id(Some(&id("n2"))).expect_err("refused");
+        assert!(err.to_string().contains("--node-id"), "{err}");
+    }
+
+    #[test]
+    fn an_uncommitted_raft_db_is_not_data() {
+        let root = temp();
+        let mut dir = DataDir::open(&root).expect("opens");
+        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        std::fs::write(dir.rqlite_dir().join("raft.db"), b"x").expect("write");
+        assert_eq!(
+            dir.db_state(),
+            DbState::Empty,
+            "a failed join leaves no data"
+        );
+        dir.commit(Some(ClusterId(5)), 3).expect("commit");
+        assert_eq!(dir.db_state(), DbState::HasData { last_voters: 3 });
+        assert_eq!(
+            DataDir::open(&root).expect("opens").cluster_id(),
+            Some(ClusterId(5))
+        );
+    }
+
+    #[test]
+    fn state_from_before_rq4d_counts_as_data() {
+        let root = temp();
+        std::fs::create_dir_all(root.join("rqlite")).expect("dir");
+        std::fs::write(root.join("rqlite/raft.db"), b"x").expect("write");
+        let mut dir = DataDir::open(&root).expect("opens");
+        assert!(dir.has_data());
+        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        assert!(
+            DataDir::open(&root).expect("opens").has_data(),
+            "still data once rq4d.json exists"
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! The rqlited child: which command line a decision implies, starting, watching, restarting and
+//! stopping it, publishing what it does, and — on the leader — removing dead voters.
+//!
+//! The supervisor is a task of its own. It receives the node's [`Directive`] (decision + cluster
+//! id) and a snapshot of the gossip membership through `watch` channels, and sends [`Report`]s
+//! back to the gossip loop, which feeds them into the protocol node. It never decides *what* to
+//! do about the cluster — the coordinator does — only *how* to make rqlited do it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rq4d_protocol::reaper::{self, Voter};
+use rq4d_protocol::{ClusterId, DbState, Decision, NodeId, Running};
+use tokio::sync::{mpsc, watch};
+
+use crate::process::{Child, Exit, Reaper};
+use crate::rqlite::{Rqlite, Status};
+use crate::state::DataDir;
+
+/// How long rqlited gets to stop after SIGTERM before SIGKILL; Docker waits 10 s in all.
+pub const STOP_GRACE: Duration = Duration::from_secs(7);
+/// How long a running rqlited may sit without a leader (or removed) while another node leads its
+/// cluster before it is restarted with `-join`.
+const REJOIN_AFTER: Duration = Duration::from_secs(10);
+/// rqlited's own join retries take up to ~12 s; no rejoin restart before that has passed.
+const REJOIN_NOT_BEFORE: Duration = Duration::from_secs(15);
+/// How often rqlited is polled.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Restart backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A run this long resets the backoff.
+const STABLE_RUN: Duration = Duration::from_secs(60);
+
+/// How to run rqlited.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// The rqlited binary.
+    pub rqlited: PathBuf,
+    /// `-node-id`.
+    pub node_id: NodeId,
+    /// `-http-addr`.
+    pub http_bind: String,
+    /// `-http-adv-addr`.
+    pub http_adv: String,
+    /// `-raft-addr`.
+    pub raft_bind: String,
+    /// `-raft-adv-addr`.
+    pub raft_adv: String,
+    /// Passed through after rq4d's own flags.
+    pub extra_args: Vec<String>,
+    /// Remove voters gossip has seen dead this long.
+    pub reap_after: Duration,
+    /// `--volatile`.
+    pub volatile: bool,
+}
+
+impl SupervisorConfig {
+    /// rqlited's command line for a start that joins `join` (none: bootstrap or resume).
+    pub fn args(&self, data_dir: &std::path::Path, join: &[String]) -> Vec<String> {
+        let mut args = vec![
+            "-node-id".to_string(),
+            self.node_id.to_string(),
+            "-http-addr".into(),
+            self.http_bind.clone(),
+            "-http-adv-addr".into(),
+            self.http_adv.clone(),
+            "-raft-addr".into(),
+            self.raft_bind.clone(),
+            "-raft-adv-addr".into(),
+            self.raft_adv.clone(),
+        ];
+        let join: Vec<&String> = join.iter().filter(|t| **t != self.raft_adv).collect();
+        if !join.is_empty() {
+            args.push("-join".into());
+            args.push(
+                join.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        args.extend(self.extra_args.iter().cloned());
+        args.push(data_dir.display().to_string());
+        args
+    }
+}
+
+/// What the node wants rqlited to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    /// The coordinator's decision.
+    pub decision: Decision,
+    /// The cluster this node belongs to, per its card.
+    pub cluster_id: Option<ClusterId>,
+}
+
+/// The gossip membership as the reaper needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Every member seen: `None` while alive, `Some(since)` once down.
+    pub members: BTreeMap<NodeId, Option<Instant>>,
+}
+
+/// What the supervisor tells the gossip loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// rqlited's state changed.
+    Db(DbState),
+    /// `/readyz` changed.
+    Ready(bool),
+    /// rqlited ended unexpectedly; it will be restarted.
+    Exited(String),
+    /// A dead voter was removed.
+    Removed(NodeId),
+    /// rqlited could not be started.
+    StartFailed(String),
+}
+
+/// The supervisor task's state.
+pub struct Supervisor {
+    config: SupervisorConfig,
+    data: DataDir,
+    directives: watch::Receiver<Directive>,
+    membership: watch::Receiver<Membership>,
+    reports: mpsc::Sender<Report>,
+    processes: Reaper,
+    child: Option<Child>,
+    client: Rqlite,
+    started_at: Instant,
+    daemon_started: Instant,
+    leaderless_since: Option<Instant>,
+    backoff: Duration,
+    next_start: Instant,
+    db: DbState,
+    ready: bool,
+    pending_removal: Option<String>,
+    last_reap: Instant,
+}
+
+impl Supervisor {
+    /// Prepares a supervisor; [`Supervisor::run`] drives it.
+    pub fn new(
+        config: SupervisorConfig,
+        data: DataDir,
+        directives: watch::Receiver<Directive>,
+        membership: watch::Receiver<Membership>,
+        reports: mpsc::Sender<Report>,
+        processes: Reaper,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            client: Rqlite::new(&config.http_adv),
+            db: data.db_state(),
+            config,
+            data,
+            directives,
+            membership,
+            reports,
+            processes,
+            child: None,
+            started_at: now,
+            daemon_started: now,
+            leaderless_since: None,
+            backoff: BACKOFF_MIN,
+            next_start: now,
+            ready: false,
+            pending_removal: None,
+            last_reap: now,
+        }
+    }
+
+    /// Runs until `shutdown` fires, then stops rqlited (SIGTERM, SIGKILL after [`STOP_GRACE`]).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Option<Exit> {
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                exit = wait_exit(&mut self.child) => self.exited(exit).await,
+                changed = self.directives.changed() => {
+                    if changed.is_err() { break; }
+                    self.act().await;
+                }
+                _ = poll.tick() => {
+                    self.poll().await;
+                    self.act().await;
+                }
+            }
+        }
+        let mut child = self.child.take()?;
+        tracing::info!(pid = child.pid(), "stopping rqlited");
+        let exit = child.stop(STOP_GRACE).await;
+        tracing::info!(%exit, "rqlited stopped");
+        Some(exit)
+    }
+
+    async fn report(&self, report: Report) {
+        let _ = self.reports.send(report).await;
+    }
+
+    async fn set_db(&mut self, db: DbState) {
+        if self.db != db {
+            self.db = db.clone();
+            self.report(Report::Db(db)).await;
+        }
+    }
+
+    async fn set_ready(&mut self, ready: bool) {
+        if self.ready != ready {
+            self.ready = ready;
+            self.report(Report::Ready(ready)).await;
+        }
+    }
+
+    /// Makes rqlited do what the directive says, if it does not already.
+    async fn act(&mut self) {
+        let directive = self.directives.borrow().clone();
+        let running = self.child.is_some();
+        match directive.decision {
+            Decision::Bootstrap { cluster_id } if !running => {
+                // Committed before the start: a seed that crashes mid-bootstrap has real state.
+                if let Err(error) = self.data.commit(Some(cluster_id), 1) {
+                    tracing::error!(%error, "cannot record the bootstrap");
+                    return;
+                }
+                self.start(&[]).await;
+            }
+            Decision::Join { targets, .. } if !running => self.start(&targets).await,
+            Decision::Join { targets, .. } if self.should_rejoin() => {
+                tracing::warn!(
+                    "rqlited has had no leader for {REJOIN_AFTER:?} while {} leads; restarting it with -join",
+                    targets.first().map_or("?", String::as_str)
+                );
+                self.stop().await;
+                self.start(&targets).await;
+            }
+            Decision::Resume { join } if !running => self.start(&join).await,
+            Decision::Wipe { reason } if self.config.volatile => {
+                tracing::warn!("{reason}; deleting this node's rqlite data (volatile mode)");
+                self.stop().await;
+                match self.data.wipe() {
+                    Ok(()) => self.set_db(DbState::Empty).await,
+                    Err(error) => tracing::error!(%error, "wipe failed"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn should_rejoin(&self) -> bool {
+        self.started_at.elapsed() >= REJOIN_NOT_BEFORE
+            && self
+                .leaderless_since
+                .is_some_and(|since| since.elapsed() >= REJOIN_AFTER)
+    }
+
+    async fn start(&mut self, join: &[String]) {
+        if Instant::now() < self.next_start {
+            return;
+        }
+        let dir = self.data.rqlite_dir();
+        let args = self.config.args(&dir, join);
+        tracing::info!(rqlited = %self.config.rqlited.display(), args = %args.join(" "), "starting rqlited");
+        let mut command = Command::new(&self.config.rqlited);
+        command.args(&args);
+        match self.processes.spawn("rqlited", command) {
+            Ok(child) => {
+                self.child = Some(child);
+                self.started_at = Instant::now();
+                self.leaderless_since = None;
+                self.set_db(DbState::Starting).await;
+            }
+            Err(error) => {
+                let text = format!("{error:#}");
+                tracing::error!("{text}");
+                self.schedule_restart();
+                self.report(Report::StartFailed(text)).await;
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let exit = child.stop(STOP_GRACE).await;
+            tracing::info!(%exit, "rqlited stopped");
+        }
+        self.set_ready(false).await;
+        let db = self.data.db_state();
+        self.set_db(db).await;
+    }
+
+    fn schedule_restart(&mut self) {
+        if self.started_at.elapsed() >= STABLE_RUN {
+            self.backoff = BACKOFF_MIN;
+        }
+        self.next_start = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    async fn exited(&mut self, exit: Exit) {
+        self.child = None;
+        tracing::warn!(%exit, "rqlited exited; restarting it after {:?}", self.backoff);
+        self.schedule_restart();
+        self.set_ready(false).await;
+        let db = self.data.db_state();
+        self.set_db(db).await;
+        self.report(Report::Exited(exit.to_string())).await;
+    }
+
+    /// Reads rqlited's state, publishes it, and reaps dead voters when leading.
+    async fn poll(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        let ready = self.client.ready().await.unwrap_or(false);
+        self.set_ready(ready).await;
+        let Ok(status) = self.client.status().await else {
+            return;
+        };
+        let healthy = status.voter && status.leader.is_some();
+        if healthy {
+            self.leaderless_since = None;
+            let voters = voters_of(&status);
+            let cluster = self.directives.borrow().cluster_id;
+            if let Err(error) = self.data.commit(cluster, voters) {
+                tracing::error!(%error, "cannot record membership");
+            }
+        } else {
+            self.leaderless_since.get_or_insert_with(Instant::now);
+        }
+        self.set_db(DbState::Running(Running {
+            leader: status.leader.as_deref().and_then(|id| NodeId::new(id).ok()),
+            term: status.term,
+            voters: voters_of(&status),
+            voter: status.voter,
+        }))
+        .await;
+        if status.state == "Leader" && self.last_reap.elapsed() >= Duration::from_secs(2) {
+            self.last_reap = Instant::now();
+            self.reap().await;
+        }
+    }
+
+    /// Removes one voter that gossip has seen dead for `reap_after`, if quorum allows.
+    async fn reap(&mut self) {
+        let nodes = match self.client.nodes().await {
+            Ok(nodes) => nodes,
+            Err(error) => {
+                tracing::debug!(%error, "cannot list rqlite nodes");
+                return;
+            }
+        };
+        if let Some(pending) = &self.pending_removal
+            && nodes.iter().any(|n| &n.id == pending)
+        {
+            return; // one at a time: the last removal has not shown yet
+        }
+        self.pending_removal = None;
+        let membership = self.membership.borrow().clone();
+        let base = self.daemon_started;
+        let voters: Vec<Voter> = nodes
+            .iter()
+            .filter(|n| n.voter)
+            .filter_map(|n| {
+                let id = NodeId::new(n.id.as_str()).ok()?;
+                let down_since = if id == self.config.node_id {
+                    None
+                } else {
+                    match membership.members.get(&id) {
+                        Some(None) => None,
+                        Some(Some(since)) => Some(since.saturating_duration_since(base)),
+                        // Never seen in gossip since this daemon started.
+                        None => Some(Duration::ZERO),
+                    }
+                };
+                Some(Voter { id, down_since })
+            })
+            .collect();
+        let Some(victim) = reaper::pick_removal(&voters, base.elapsed(), self.config.reap_after)
+        else {
+            return;
+        };
+        tracing::warn!(node = %victim, "removing voter dead in gossip for over {:?}", self.config.reap_after);
+        match self.client.remove(victim.as_str()).await {
+            Ok(()) => {
+                self.pending_removal = Some(victim.to_string());
+                self.report(Report::Removed(victim)).await;
+            }
+            Err(error) => tracing::warn!(node = %victim, %error, "removal failed"),
+        }
+    }
+}
+
+/// Voters in the configuration as far as `/status` tells: this node and its peers when it votes.
+fn voters_of(status: &Status) -> u16 {
+    if status.voter {
+        u16::try_from(status.num_peers + 1).unwrap_or(u16::MAX)
+    } else {
+        0
+    }
+}
+
+async fn wait_exit(child: &mut Option<Child>) -> Exit {
+    match child {
+        Some(child) => child.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SupervisorConfig {
+        SupervisorConfig {
+            rqlited: "rqlited".into(),
+            node_id: NodeId::new("n1").expect("id"),
+            http_bind: "0.0.0.0:4001".into(),
+            http_adv: "10.0.0.1:4001".into(),
+            raft_bind: "0.0.0.0:4002".into(),
+            raft_adv: "10.0.0.1:4002".into(),
+            extra_args: vec!["-raft-election-timeout".into(), "2s".into()],
+            reap_after: Duration::from_secs(60),
+            volatile: false,
+        }
+    }
+
+    #[test]
+    fn a_bootstrap_start_has_a_stable_id_addresses_and_no_join() {
+        let args = config().args(std::path::Path::new("/data/rqlite"), &[]);
+        assert_eq!(
+            args.join(" "),
+            "-node-id n1 -http-addr 0.0.0.0:4001 -http-adv-addr 10.0.0.1:4001 \
+             -raft-addr 0.0.0.0:4002 -raft-adv-addr 10.0.0.1:4002 \
+             -raft-election-timeout 2s /data/rqlite"
+        );
+    }
+
+    #[test]
+    fn a_join_start_lists_the_targets_without_this_node() {
+        let join = vec!["10.0.0.2:4002".to_string(), "10.0.0.1:4002".to_string()];
+        let args = config().args(std::path::Path::new("/d"), &join);
+        let at = args.iter().position(|a| a == "-join").expect("has -join");
+        assert_eq!(args[at + 1], "10.0.0.2:4002");
+        assert!(!args.iter().any(|a| a.contains("remove-shutdown")));
+    }
+}
