@@ -26,8 +26,10 @@ pub const STOP_GRACE: Duration = Duration::from_secs(7);
 const REJOIN_AFTER: Duration = Duration::from_secs(10);
 /// rqlited's own join retries take up to ~12 s; no rejoin restart before that has passed.
 const REJOIN_NOT_BEFORE: Duration = Duration::from_secs(15);
-/// How often rqlited is polled.
-const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often rqlited is polled once ready, and while it is not (so that a seed's leadership
+/// reaches its card, and the joiners, quickly).
+const POLL_READY: Duration = Duration::from_secs(1);
+const POLL_STARTING: Duration = Duration::from_millis(200);
 /// Restart backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -174,7 +176,7 @@ impl Supervisor {
 
     /// Runs until `shutdown` fires, then stops rqlited (SIGTERM, SIGKILL after [`STOP_GRACE`]).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Option<Exit> {
-        let mut poll = tokio::time::interval(POLL_EVERY);
+        let mut next_poll = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
@@ -184,9 +186,11 @@ impl Supervisor {
                     if changed.is_err() { break; }
                     self.act().await;
                 }
-                _ = poll.tick() => {
+                () = tokio::time::sleep_until(next_poll) => {
                     self.poll().await;
                     self.act().await;
+                    let every = if self.ready { POLL_READY } else { POLL_STARTING };
+                    next_poll = tokio::time::Instant::now() + every;
                 }
             }
         }

@@ -8,8 +8,9 @@
 //!    restarts rqlited with `-join`). A live leader of *another* cluster is a split.
 //! 2. **A cluster exists** — I am empty and a live node leads a cluster: `Join` it.
 //! 3. **I have data** — `Resume` my cluster, with `-join` to its live leader if there is one;
-//!    without a leader, resume from the stored configuration (no `-join`, which is what lets the
-//!    voters of a fully restarted cluster elect among themselves). Data of another cluster than
+//!    without a leader (once the membership has settled and every live card is in), resume from
+//!    the stored configuration (no `-join`, which is what lets the voters of a fully restarted
+//!    cluster elect among themselves). Data of another cluster than
 //!    the live one is a split: reported, never overwritten (volatile mode: `Wipe`).
 //! 4. **Everyone is empty** — wait for `expect` members that all carry the same `expect`, a
 //!    membership unchanged for the settle period, and the same view digest on every card. The
@@ -208,6 +209,13 @@ pub fn decide(view: &View<'_>) -> Verdict {
             }
             if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
                 return keep(split(view, *other));
+            }
+            if !view.settled || !view.missing.is_empty() {
+                // Resuming without -join at a new address leaves rqlited a Candidate forever;
+                // give gossip a settle period to show a leader to join first.
+                return keep(Decision::wait(
+                    "looking for a live leader of this node's cluster before resuming",
+                ));
             }
             keep(Decision::Resume { join: Vec::new() })
         }

@@ -10,6 +10,7 @@
 //! The helpers are blocking on purpose: tests read as a sequence of steps, and
 //! every wait has a deadline and reports what it last saw, so a failure says why.
 
+pub mod cluster;
 pub mod double;
 
 use std::collections::HashSet;

@@ -1,0 +1,427 @@
+//! Real `rq4d` processes on loopback, each on its own 127.x.y.z address (so every node uses the
+//! default ports, like containers do), with rqlited from `$RQLITED` or the test double.
+//!
+//! The harness only starts, stops and observes; every check is a condition polled with a
+//! deadline, and a failure prints every node's members table and log tail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{TempDir, http_get, rqlited_binary, wait_until};
+
+/// Generous: a 2-core machine running other tests in parallel.
+pub const FORM_DEADLINE: Duration = Duration::from_secs(90);
+
+static NEXT_IP: AtomicU32 = AtomicU32::new(0);
+
+/// A loopback address no other node of this test process uses. The second octet is derived from
+/// the process id so that test binaries running one after another do not meet old sockets.
+pub fn fresh_ip() -> String {
+    let n = NEXT_IP.fetch_add(1, Ordering::Relaxed);
+    let second = 20 + std::process::id() % 200;
+    format!("127.{second}.{}.{}", n / 250, n % 250 + 1)
+}
+
+/// The `rq4d` binary: `$RQ4D_BIN`, else next to the running test executable (cargo puts both in
+/// `target/<profile>/`).
+pub fn rq4d_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("RQ4D_BIN") {
+        return PathBuf::from(path);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(3) {
+            let candidate = dir.join("rq4d");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("rq4d")
+}
+
+/// One rq4d process.
+pub struct Rq4d {
+    /// Its node id.
+    pub id: String,
+    /// Its loopback address (gossip :7946, rqlited :4001/:4002, API :7947).
+    pub ip: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Rq4d {
+    /// The status API address.
+    pub fn api(&self) -> String {
+        format!("{}:7947", self.ip)
+    }
+
+    /// rqlited's HTTP address.
+    pub fn http(&self) -> String {
+        format!("{}:4001", self.ip)
+    }
+
+    /// The gossip address.
+    pub fn gossip(&self) -> String {
+        format!("{}:7946", self.ip)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `/members` as JSON.
+    pub fn members(&self) -> Result<Value, String> {
+        let response = http_get(&self.api(), "/members").map_err(|e| e.to_string())?;
+        response.json()
+    }
+
+    /// `/health`: status code and body.
+    pub fn health(&self) -> Result<(u16, String), String> {
+        let response = http_get(&self.api(), "/health").map_err(|e| e.to_string())?;
+        Ok((response.status, response.body))
+    }
+
+    /// `/metrics` text.
+    pub fn metrics(&self) -> Result<String, String> {
+        let response = http_get(&self.api(), "/metrics").map_err(|e| e.to_string())?;
+        Ok(response.body)
+    }
+
+    /// The value of one metric line (`name{labels}`), 0 when absent.
+    pub fn metric(&self, series: &str) -> Result<f64, String> {
+        let text = self.metrics()?;
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0))
+    }
+
+    /// rqlited's `/status` through its HTTP address.
+    pub fn rqlite_status(&self) -> Result<Value, String> {
+        http_get(&self.http(), "/status")
+            .map_err(|e| e.to_string())?
+            .json()
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL (a crash); its rqlited child is killed too, as in a container.
+    pub fn kill(&mut self) {
+        let children = child_pids(self.pid());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in children {
+            signal(pid, "KILL");
+        }
+    }
+
+    /// SIGTERM.
+    pub fn terminate(&self) {
+        signal(self.pid(), "TERM");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if start.elapsed() > timeout {
+                return Err(format!("{} still running after {timeout:?}", self.id));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Rq4d {
+    fn drop(&mut self) {
+        if self.running() {
+            self.kill();
+        }
+    }
+}
+
+/// Pids of the direct children of `pid` (from /proc).
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// True when a process with `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status();
+}
+
+/// A set of rq4d nodes that find each other through a static seed list.
+pub struct Cluster {
+    dir: TempDir,
+    /// Nodes by id.
+    pub nodes: BTreeMap<String, Rq4d>,
+    seeds: Vec<String>,
+    expect: u16,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    /// Prepares `slots` addresses (the seed list every node gets) for nodes expecting `expect`.
+    pub fn new(label: &str, slots: usize, expect: u16) -> Self {
+        let seeds = (0..slots).map(|_| format!("{}:7946", fresh_ip())).collect();
+        Self {
+            dir: TempDir::new(label).expect("temp dir"),
+            nodes: BTreeMap::new(),
+            seeds,
+            expect,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Extra rq4d flags for every node started from now on.
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.extra.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// The seed slot addresses.
+    pub fn seed_ips(&self) -> Vec<String> {
+        self.seeds
+            .iter()
+            .map(|s| s.trim_end_matches(":7946").to_string())
+            .collect()
+    }
+
+    /// Starts node `id` at `ip` with data in `<dir>/<data>`.
+    pub fn start_at(&mut self, id: &str, ip: &str, data: &str) -> &mut Rq4d {
+        let data_dir = self.dir.join(data);
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let log = self.dir.join(&format!("{id}-{ip}.log"));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut command = Command::new(rq4d_binary());
+        command
+            .arg("--node-id")
+            .arg(id)
+            .arg("--expect")
+            .arg(self.expect.to_string())
+            .arg("--gossip-bind")
+            .arg(format!("{ip}:7946"))
+            .arg("--api-addr")
+            .arg(format!("{ip}:7947"))
+            .arg("--seeds")
+            .arg(self.seeds.join(","))
+            .arg("--rqlited")
+            .arg(rqlited_binary())
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(&self.extra)
+            .env("RQ4D_LOG", "info,rqlited=warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} ({e}); build it with `cargo build -p rq4d` or set RQ4D_BIN",
+                rq4d_binary().display()
+            )
+        });
+        let node = Rq4d {
+            id: id.to_string(),
+            ip: ip.to_string(),
+            data_dir,
+            log,
+            child,
+        };
+        self.nodes.insert(id.to_string(), node);
+        self.nodes.get_mut(id).expect("just inserted")
+    }
+
+    /// Starts node `id` in seed slot `slot`, data in `<dir>/<id>`.
+    pub fn start(&mut self, id: &str, slot: usize) -> &mut Rq4d {
+        let ip = self.seed_ips()[slot].clone();
+        self.start_at(id, &ip, id)
+    }
+
+    /// The node with `id`.
+    pub fn node(&mut self, id: &str) -> &mut Rq4d {
+        self.nodes.get_mut(id).expect("known node")
+    }
+
+    /// Ids of the nodes whose process runs.
+    pub fn running_ids(&mut self) -> BTreeSet<String> {
+        self.nodes
+            .iter_mut()
+            .filter_map(|(id, node)| node.running().then(|| id.clone()))
+            .collect()
+    }
+
+    /// Checks once: every running node's rqlited is ready, all report one leader, and the
+    /// leader's voters are exactly the running nodes. Returns the leader's id.
+    pub fn check_one_cluster(&mut self) -> Result<String, String> {
+        let running = self.running_ids();
+        let mut leaders = BTreeSet::new();
+        for id in &running {
+            let node = &self.nodes[id];
+            let (code, body) = node.health()?;
+            if code != 200 {
+                return Err(format!("{id} /health {code}: {body}"));
+            }
+            let status = node.rqlite_status()?;
+            let leader = status["store"]["leader"]["node_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if leader.is_empty() {
+                return Err(format!("{id} sees no leader"));
+            }
+            leaders.insert(leader);
+        }
+        if leaders.len() != 1 {
+            return Err(format!("more than one leader seen: {leaders:?}"));
+        }
+        let leader = leaders.into_iter().next().unwrap_or_default();
+        let Some(leader_node) = self.nodes.get(&leader) else {
+            return Err(format!(
+                "the leader {leader} is not one of the running nodes"
+            ));
+        };
+        let nodes = http_get(&leader_node.http(), "/nodes?ver=2&nonvoters")
+            .map_err(|e| e.to_string())?
+            .json()?;
+        let voters: BTreeSet<String> = nodes["nodes"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|n| n["voter"].as_bool() == Some(true))
+                    .filter_map(|n| n["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if voters != running {
+            return Err(format!(
+                "voters {voters:?} are not the running nodes {running:?}"
+            ));
+        }
+        Ok(leader)
+    }
+
+    /// Waits until [`Cluster::check_one_cluster`] holds; panics with every node's table and log.
+    pub fn wait_one_cluster(&mut self, deadline: Duration) -> String {
+        let result = wait_until("one cluster of all running nodes", deadline, || {
+            self.check_one_cluster()
+        });
+        match result {
+            Ok(leader) => leader,
+            Err(error) => panic!("{error}\n{}", self.report()),
+        }
+    }
+
+    /// Every node's members table (from its API) and log tail.
+    pub fn report(&mut self) -> String {
+        let mut out = String::new();
+        for (id, node) in &mut self.nodes {
+            let state = if node.running() { "running" } else { "stopped" };
+            out.push_str(&format!("==== {id} at {} ({state})\n", node.ip));
+            if state == "running" {
+                match node.members() {
+                    Ok(doc) => out.push_str(&members_table(&doc)),
+                    Err(e) => out.push_str(&format!("(no /members: {e})\n")),
+                }
+            }
+            let log = node.log();
+            let tail: Vec<&str> = log.lines().rev().take(25).collect();
+            for line in tail.into_iter().rev() {
+                out.push_str("   | ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// A compact members table from a `/members` document.
+pub fn members_table(doc: &Value) -> String {
+    let mut out = format!("decision: {}\n", doc["decision"].as_str().unwrap_or("?"));
+    for member in doc["members"].as_array().into_iter().flatten() {
+        let card = &member["card"];
+        let db = match &card["db"] {
+            Value::String(s) => s.clone(),
+            Value::Object(map) => map.keys().cloned().collect::<Vec<_>>().join(","),
+            _ => "?".into(),
+        };
+        let leader = card["db"]["Running"]["leader"].as_str().unwrap_or("-");
+        out.push_str(&format!(
+            "  {:<10} {:<18} {:<6} db={:<9} leader={:<8} cluster={}\n",
+            member["node_id"].as_str().unwrap_or("?"),
+            member["gossip_addr"].as_str().unwrap_or("?"),
+            member["state"].as_str().unwrap_or("?"),
+            db,
+            leader,
+            card["cluster_id"]
+        ));
+    }
+    out
+}
+
+/// Sends `count` datagrams of random bytes (some rq4d-shaped) to `target`.
+pub fn flood(target: &str, count: usize) -> std::io::Result<()> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    let mut x: u64 = 0x1234_5678_9abc_def1 ^ u64::from(std::process::id());
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..count {
+        let len = (next() % 1500) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if i % 3 == 0 && bytes.len() >= 13 {
+            // Valid magic and version, garbage after: reaches deeper parsing.
+            bytes[0] = b'R';
+            bytes[1] = b'4';
+            bytes[2] = 1;
+            bytes[3] = 0;
+        }
+        let _ = socket.send_to(&bytes, target);
+    }
+    Ok(())
+}

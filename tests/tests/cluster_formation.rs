@@ -1,0 +1,129 @@
+//! Real rq4d processes form one rqlite cluster whatever the start order.
+//!
+//! Every node gets the same static seed list (the slots' addresses), like replicas of one
+//! service; rqlited is `$RQLITED` when set, else the test double.
+
+use std::time::Duration;
+
+use rq4d_tests::cluster::{Cluster, FORM_DEADLINE};
+
+fn ids(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+
+/// A small deterministic generator; the seed is printed so a failing order can be replayed.
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut x = seed | 1;
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+fn bootstraps(cluster: &mut Cluster) -> Vec<String> {
+    let ids: Vec<String> = cluster.nodes.keys().cloned().collect();
+    ids.into_iter()
+        .filter(|id| {
+            cluster
+                .node(id)
+                .metric("rq4d_decisions_total{kind=\"bootstrap\"}")
+                .unwrap_or(0.0)
+                > 0.0
+        })
+        .collect()
+}
+
+fn all_at_once(n: usize) {
+    let mut cluster = Cluster::new(&format!("together-{n}"), n, n as u16);
+    for (slot, id) in ids(n).iter().enumerate() {
+        cluster.start(id, slot);
+    }
+    cluster.wait_one_cluster(FORM_DEADLINE);
+    let seeds = bootstraps(&mut cluster);
+    assert_eq!(
+        seeds.len(),
+        1,
+        "exactly one bootstrap: {seeds:?}\n{}",
+        cluster.report()
+    );
+}
+
+#[test]
+fn three_nodes_started_at_once_form_one_cluster() {
+    all_at_once(3);
+}
+
+#[test]
+fn five_nodes_started_at_once_form_one_cluster() {
+    all_at_once(5);
+}
+
+fn staggered(n: usize, seed: u64) {
+    eprintln!("start order seed {seed}");
+    let mut cluster = Cluster::new(&format!("staggered-{n}"), n, n as u16);
+    let names = ids(n);
+    let mut x = seed;
+    for slot in shuffled(n, seed) {
+        cluster.start(&names[slot], slot);
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        std::thread::sleep(Duration::from_millis((x >> 33) % 2000));
+    }
+    cluster.wait_one_cluster(FORM_DEADLINE);
+    let seeds = bootstraps(&mut cluster);
+    assert_eq!(
+        seeds.len(),
+        1,
+        "seed {seed}: one bootstrap: {seeds:?}\n{}",
+        cluster.report()
+    );
+}
+
+#[test]
+fn three_nodes_staggered_in_random_order_form_one_cluster() {
+    staggered(3, 0x5eed_0003 ^ u64::from(std::process::id()));
+}
+
+#[test]
+fn five_nodes_staggered_in_random_order_form_one_cluster() {
+    staggered(5, 0x5eed_0005 ^ u64::from(std::process::id()));
+}
+
+#[test]
+fn nodes_started_in_reverse_order_form_one_cluster() {
+    let n = 3;
+    let mut cluster = Cluster::new("reversed", n, n as u16);
+    let names = ids(n);
+    for slot in (0..n).rev() {
+        cluster.start(&names[slot], slot);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    cluster.wait_one_cluster(FORM_DEADLINE);
+    assert_eq!(bootstraps(&mut cluster).len(), 1, "{}", cluster.report());
+}
+
+#[test]
+fn a_node_added_later_joins_and_never_bootstraps() {
+    // Four slots, three expected: the fourth is a scale-up.
+    let mut cluster = Cluster::new("scale-up", 4, 3);
+    for (slot, id) in ["n1", "n2", "n3"].iter().enumerate() {
+        cluster.start(id, slot);
+    }
+    cluster.wait_one_cluster(FORM_DEADLINE);
+    cluster.start("n4", 3);
+    cluster.wait_one_cluster(FORM_DEADLINE);
+    let bootstrapped = cluster
+        .node("n4")
+        .metric("rq4d_decisions_total{kind=\"bootstrap\"}")
+        .expect("metrics");
+    let joined = cluster
+        .node("n4")
+        .metric("rq4d_decisions_total{kind=\"join\"}")
+        .expect("metrics");
+    assert_eq!(bootstrapped, 0.0, "{}", cluster.report());
+    assert!(joined >= 1.0, "{}", cluster.report());
+    assert_eq!(bootstraps(&mut cluster).len(), 1, "{}", cluster.report());
+}

@@ -1,0 +1,155 @@
+//! Real rq4d processes keep and repair the cluster: crashes, replacements, moves, shutdown,
+//! hostile datagrams.
+
+use std::time::Duration;
+
+use rq4d_tests::cluster::{Cluster, FORM_DEADLINE, alive, child_pids, flood, fresh_ip};
+use rq4d_tests::wait_until;
+
+fn three(label: &str, args: &[&str]) -> (Cluster, String) {
+    let mut cluster = Cluster::new(label, 3, 3).with_args(args);
+    for (slot, id) in ["n1", "n2", "n3"].iter().enumerate() {
+        cluster.start(id, slot);
+    }
+    let leader = cluster.wait_one_cluster(FORM_DEADLINE);
+    (cluster, leader)
+}
+
+fn a_follower(cluster: &Cluster, leader: &str) -> String {
+    cluster
+        .nodes
+        .keys()
+        .find(|id| *id != leader)
+        .cloned()
+        .expect("a follower")
+}
+
+#[test]
+fn a_killed_follower_is_removed_after_reap_after_and_its_replacement_joins() {
+    let (mut cluster, leader) = three("replace", &["--reap-after", "3s"]);
+    let victim = a_follower(&cluster, &leader);
+    cluster.node(&victim).kill();
+    // The replacement: a new container, new id, new address, empty volume.
+    let ip = fresh_ip();
+    cluster.start_at("n4", &ip, "n4");
+    let leader = cluster.wait_one_cluster(FORM_DEADLINE);
+    let removals = cluster
+        .node(&leader)
+        .metric("rq4d_removals_total")
+        .expect("metrics");
+    assert!(
+        removals >= 1.0,
+        "the leader's rq4d removed {victim}\n{}",
+        cluster.report()
+    );
+    let bootstraps = cluster
+        .node("n4")
+        .metric("rq4d_decisions_total{kind=\"bootstrap\"}")
+        .expect("metrics");
+    assert_eq!(bootstraps, 0.0, "{}", cluster.report());
+}
+
+#[test]
+fn a_killed_leader_restarted_with_its_data_at_a_new_address_rejoins() {
+    let (mut cluster, leader) = three("moved-leader", &["--reap-after", "120s"]);
+    let data = cluster.node(&leader).data_dir.clone();
+    cluster.node(&leader).kill();
+    // The survivors elect a new leader among themselves.
+    let survivors: Vec<String> = cluster.running_ids().into_iter().collect();
+    let result = wait_until("a new leader among the survivors", FORM_DEADLINE, || {
+        let status = cluster.nodes[&survivors[0]].rqlite_status()?;
+        match status["store"]["leader"]["node_id"].as_str() {
+            Some(id) if !id.is_empty() && id != leader => Ok(()),
+            other => Err(format!("leader {other:?}")),
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{}", cluster.report());
+    }
+    let ip = fresh_ip();
+    let dir_name = data
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("dir name")
+        .to_string();
+    cluster.start_at(&leader, &ip, &dir_name);
+    let now_leading = cluster.wait_one_cluster(FORM_DEADLINE);
+    let nodes = rq4d_tests::http_get(&cluster.nodes[&now_leading].http(), "/nodes?ver=2")
+        .expect("nodes")
+        .json()
+        .expect("json");
+    let addr = nodes["nodes"]
+        .as_array()
+        .and_then(|list| list.iter().find(|n| n["id"] == leader.as_str()))
+        .and_then(|n| n["addr"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        addr,
+        format!("{ip}:4002"),
+        "{leader} is a voter at its new address\n{nodes}"
+    );
+}
+
+#[test]
+fn sigterm_stops_rqlited_and_exits_cleanly_without_orphans() {
+    let (mut cluster, leader) = three("sigterm", &[]);
+    let follower = a_follower(&cluster, &leader);
+    let node = cluster.node(&follower);
+    let children = child_pids(node.pid());
+    assert!(!children.is_empty(), "rq4d runs rqlited as its child");
+    node.terminate();
+    let status = node
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits within Docker's grace period");
+    assert!(status.success(), "exit status {status}");
+    for pid in children {
+        assert!(!alive(pid), "rqlited (pid {pid}) outlived rq4d");
+    }
+    // The rest keep a leader.
+    let rest: Vec<String> = cluster.running_ids().into_iter().collect();
+    let result = wait_until("a leader among the rest", FORM_DEADLINE, || {
+        let status = cluster.nodes[&rest[0]].rqlite_status()?;
+        match status["store"]["leader"]["node_id"].as_str() {
+            Some(id) if !id.is_empty() && id != follower => Ok(()),
+            other => Err(format!("leader {other:?}")),
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{}", cluster.report());
+    }
+}
+
+#[test]
+fn a_flood_of_random_datagrams_is_dropped_and_counted() {
+    let (mut cluster, leader) = three("flood", &[]);
+    let target = cluster.node(&leader);
+    let gossip = target.gossip();
+    let before = target
+        .metric("rq4d_datagrams_received_total")
+        .expect("metrics");
+    flood(&gossip, 20_000).expect("flood");
+    let target = cluster.node(&leader);
+    let result = wait_until("drop counters to move", Duration::from_secs(30), || {
+        let text = target.metrics()?;
+        let dropped: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("rq4d_datagrams_dropped_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        let received = target.metric("rq4d_datagrams_received_total")?;
+        if dropped >= 1000.0 && received > before + 1000.0 {
+            Ok(())
+        } else {
+            Err(format!("dropped {dropped}, received {received}"))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{}", cluster.report());
+    }
+    assert!(
+        cluster.node(&leader).running(),
+        "the node survived the flood"
+    );
+    cluster.wait_one_cluster(FORM_DEADLINE);
+}
