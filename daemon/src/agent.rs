@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use rq4d_protocol::coordinator::Faults;
 use rq4d_protocol::{Decision, Event, Node, NodeConfig, NodeIdentity, Output, Refusal};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
@@ -88,6 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             volatile: config.volatile,
             swim: NodeConfig::swim_config(u32::from(config.expect.max(3))),
             rng_seed: generation ^ u64::from(std::process::id()).rotate_left(32),
+            faults: Faults::default(),
         },
         Duration::ZERO,
     );

@@ -27,8 +27,9 @@ use rq4d_protocol::NodeId;
 ///   # a fixed seed list, three nodes on one machine (one per loopback address)
 ///   rq4d --expect 3 --gossip-bind 127.0.0.2:7946 --seeds 127.0.0.1:7946,127.0.0.3:7946 --data-dir d2
 ///
-///   # the members table of a running node
+///   # the members table of a running node; its health as an exit code
 ///   rq4d members --api 127.0.0.1:7947
+///   rq4d health --api 127.0.0.1:7947
 ///
 /// EXIT CODES: 0 clean shutdown; 1 runtime failure; 2 bad command line or configuration.
 #[derive(Debug, Parser)]
@@ -55,6 +56,13 @@ pub enum Command {
         /// Print the raw JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Exit 0 when a running rq4d reports healthy, 1 otherwise (for Docker's HEALTHCHECK in an
+    /// image without a shell or curl).
+    Health {
+        /// The status API of the rq4d to ask.
+        #[arg(long, env = "RQ4D_API", default_value = "127.0.0.1:7947")]
+        api: String,
     },
 }
 

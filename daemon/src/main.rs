@@ -30,14 +30,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Command::Members { api, json }) = cli.command {
-        return match runtime.block_on(members::print(&api, json)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("rq4d members: {error:#}");
-                ExitCode::FAILURE
-            }
-        };
+    match cli.command {
+        Some(Command::Members { api, json }) => {
+            return match runtime.block_on(members::print(&api, json)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("rq4d members: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Health { api }) => {
+            return match runtime.block_on(members::health(&api)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(error) => {
+                    eprintln!("rq4d health: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
     let config = match cli.run.validate() {
         Ok(config) => config,

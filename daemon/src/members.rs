@@ -1,4 +1,5 @@
-//! `rq4d members`: the membership of a running node as a table, like `consul members`.
+//! `rq4d members` (the membership of a running node as a table, like `consul members`) and
+//! `rq4d health` (its health as an exit code).
 
 use std::time::Duration;
 
@@ -30,6 +31,22 @@ pub async fn print(api: &str, json: bool) -> anyhow::Result<()> {
         .with_context(|| format!("{url} did not answer rq4d's members document"))?;
     print!("{}", table(&doc));
     Ok(())
+}
+
+/// Asks `/health`; prints its answer; `Ok(true)` on 200.
+pub async fn health(api: &str) -> anyhow::Result<bool> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .context("http client")?;
+    let response = client
+        .get(format!("http://{api}/health"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach rq4d at {api}"))?;
+    let healthy = response.status().is_success();
+    println!("{}", response.text().await.unwrap_or_default());
+    Ok(healthy)
 }
 
 /// Renders the members table.

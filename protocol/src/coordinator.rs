@@ -96,6 +96,15 @@ impl Decision {
     }
 }
 
+/// Deliberately broken rules, for the simulator to prove that its search catches real bugs.
+/// Never set outside tests: the daemon always uses `Faults::default()` (all off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The seed bootstraps as soon as it sees `expect` members: no settle period, no
+    /// acknowledgements.
+    pub bootstrap_without_agreement: bool,
+}
+
 /// What [`decide`] sees.
 #[derive(Clone, Debug)]
 pub struct View<'a> {
@@ -109,6 +118,8 @@ pub struct View<'a> {
     pub settled: bool,
     /// Volatile mode: data may be deleted to heal a split.
     pub volatile: bool,
+    /// Broken rules switched on (tests only).
+    pub faults: Faults,
 }
 
 /// The outcome of [`decide`]: the decision, and what my card should say about the agreement and
@@ -374,6 +385,17 @@ fn agree(view: &View<'_>) -> Verdict {
         );
     }
     let digest = ViewDigest::of(live.iter().map(|card| &card.node_id));
+    if view.faults.bootstrap_without_agreement
+        && live.iter().map(|card| &card.node_id).min() == Some(&me.node_id)
+    {
+        return Verdict {
+            decision: Decision::Bootstrap {
+                cluster_id: mint_cluster_id(&me.node_id, me.generation, digest),
+            },
+            agreement: Agreement::Propose { view: digest },
+            cluster_id: Some(mint_cluster_id(&me.node_id, me.generation, digest)),
+        };
+    }
     if !view.settled {
         return wait(
             "the membership changed recently; letting it settle".into(),

@@ -20,7 +20,7 @@ use thiserror::Error;
 
 use crate::card::{Agreement, Card, CardMessage, CardTable, ClusterId, DbState, ViewDigest};
 use crate::codec::WireCodec;
-use crate::coordinator::{self, Decision, View};
+use crate::coordinator::{self, Decision, Faults, View};
 use crate::identity::{NodeId, NodeIdentity};
 use crate::wire::{self, Envelope, Kind, MAX_PAYLOAD, WireError};
 
@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub swim: foca::Config,
     /// Seed for this node's randomness (member selection in foca and card relays).
     pub rng_seed: u64,
+    /// Deliberately broken rules (simulator tests only; the daemon leaves them off).
+    pub faults: Faults,
 }
 
 impl NodeConfig {
@@ -575,6 +577,7 @@ impl Node {
                 missing,
                 settled: now.saturating_sub(self.view_changed_at) >= self.config.settle,
                 volatile: self.config.volatile,
+                faults: self.config.faults,
             };
             coordinator::decide(&view)
         };

@@ -45,6 +45,7 @@ fn decide_for(cards: &[Card], i: usize, settled: bool, shuffle: u64) -> Verdict 
         missing: Vec::new(),
         settled,
         volatile: false,
+        faults: Faults::default(),
     })
 }
 
@@ -120,7 +121,7 @@ proptest! {
         volatile in any::<bool>(),
     ) {
         prop_assume!(me.db.has_data());
-        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, volatile };
+        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, volatile, faults: Faults::default() };
         let verdict = decide(&view);
         prop_assert!(!matches!(verdict.decision, Decision::Bootstrap { .. }), "{:?}", verdict);
     }
@@ -231,6 +232,7 @@ fn an_acknowledger_of_a_bootstrapping_seed_is_bound_to_its_cluster() {
         missing: Vec::new(),
         settled: true,
         volatile: false,
+        faults: Faults::default(),
     });
     assert!(
         matches!(&verdict.decision, Decision::Wait { reason } if reason.contains("bound")),
@@ -250,6 +252,7 @@ fn a_seed_keeps_its_bootstrap_decision_until_rqlited_starts() {
         missing: Vec::new(),
         settled: false,
         volatile: false,
+        faults: Faults::default(),
     });
     assert!(
         matches!(verdict.decision, Decision::Bootstrap { .. }),
@@ -310,6 +313,7 @@ fn data_of_another_cluster_is_a_conflict_and_only_volatile_mode_wipes_the_smalle
         missing: Vec::new(),
         settled: true,
         volatile: true,
+        faults: Faults::default(),
     });
     assert!(
         matches!(volatile.decision, Decision::Wipe { .. }),

@@ -10,6 +10,7 @@ use std::collections::BinaryHeap;
 
 use super::*;
 use crate::card::Running;
+use crate::coordinator::Faults;
 
 const LATENCY: Duration = Duration::from_millis(1);
 const DISCOVERY_EVERY: Duration = Duration::from_secs(2);
@@ -121,6 +122,7 @@ impl Harness {
             volatile: false,
             swim: NodeConfig::swim_config(n as u32),
             rng_seed: 42 + i as u64,
+            faults: Faults::default(),
         }
     }
 
