@@ -47,12 +47,16 @@ impl std::fmt::Debug for ClusterId {
 pub struct ViewDigest(pub u64);
 
 impl ViewDigest {
-    /// The digest of a set of node ids (order does not matter).
+    /// The digest of a set of node ids (order does not matter; each id must appear once).
     pub fn of<'a>(ids: impl IntoIterator<Item = &'a NodeId>) -> Self {
-        let mut ids: Vec<&str> = ids.into_iter().map(NodeId::as_str).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        Self(wire::fnv1a(ids.join("\n").as_bytes()))
+        ids.into_iter()
+            .fold(Self(0), |digest, id| digest.toggled(id))
+    }
+
+    /// The digest with `id` added if absent, removed if present: the XOR of the ids' hashes, so
+    /// a node keeps its view digest up to date in O(1) per membership change.
+    pub fn toggled(self, id: &NodeId) -> Self {
+        Self(self.0 ^ wire::fnv1a(id.as_str().as_bytes()))
     }
 }
 
@@ -162,6 +166,21 @@ pub struct Card {
 }
 
 impl Card {
+    /// True when `other` says the same as this card about everything but its version and view
+    /// digest: a change worth passing on at once (view digests change with every membership
+    /// event and travel by anti-entropy only).
+    pub fn same_state(&self, other: &Card) -> bool {
+        self.node_id == other.node_id
+            && self.generation == other.generation
+            && self.gossip_addr == other.gossip_addr
+            && self.raft_addr == other.raft_addr
+            && self.http_addr == other.http_addr
+            && self.expect == other.expect
+            && self.db == other.db
+            && self.agreement == other.agreement
+            && self.cluster_id == other.cluster_id
+    }
+
     /// `(generation, version)`: the order in which cards replace each other.
     pub fn stamp(&self) -> (u64, u64) {
         (self.generation, self.version)

@@ -171,6 +171,8 @@ pub struct Node {
     decision: Decision,
     duplicates: Vec<SocketAddr>,
     greeted: BTreeMap<NodeId, Duration>,
+    /// Something the decision depends on changed since the last evaluation.
+    dirty: bool,
     sync_round: usize,
     outputs: VecDeque<Output>,
 }
@@ -212,6 +214,7 @@ impl Node {
             },
             duplicates: Vec::new(),
             greeted: BTreeMap::new(),
+            dirty: true,
             sync_round: 0,
             outputs: VecDeque::new(),
             config,
@@ -284,7 +287,7 @@ impl Node {
     pub fn set_db(&mut self, db: DbState, now: Duration) {
         if self.me.db != db {
             self.me.db = db;
-            self.card_changed();
+            self.card_changed(true);
         }
         self.reevaluate(now);
     }
@@ -302,7 +305,6 @@ impl Node {
             Kind::Cards => self.handle_cards(from, envelope.payload, now),
         };
         self.drain_swim(now);
-        self.reevaluate(now);
         result
     }
 
@@ -313,13 +315,20 @@ impl Node {
                 let _ = self.foca.handle_timer(timer, &mut self.runtime);
                 self.drain_swim(now);
             }
-            Timer::Tick => self.schedule(self.config.tick, Timer::Tick),
+            Timer::Tick => {
+                self.schedule(self.config.tick, Timer::Tick);
+                // Decisions are re-evaluated once per tick at most, not per datagram: with
+                // thousands of members an evaluation per message would dominate. A waiting
+                // node re-evaluates every tick, since settle periods elapse without input.
+                if self.dirty || matches!(self.decision, Decision::Wait { .. }) {
+                    self.reevaluate(now);
+                }
+            }
             Timer::CardSync => {
                 self.sync_cards();
                 self.schedule(self.config.card_sync, Timer::CardSync);
             }
         }
-        self.reevaluate(now);
     }
 
     fn handle_swim(&mut self, payload: &[u8]) -> Result<(), Refusal> {
@@ -356,8 +365,15 @@ impl Node {
                         continue;
                     }
                     self.greet(&card, now);
+                    let significant = self
+                        .cards
+                        .get(&card.node_id)
+                        .is_none_or(|held| !held.same_state(&card));
                     if self.cards.merge(card.clone()) {
-                        news.push(card);
+                        self.dirty = true;
+                        if significant {
+                            news.push(card);
+                        }
                     }
                 }
                 if !news.is_empty() {
@@ -398,6 +414,7 @@ impl Node {
 
     fn report_duplicate(&mut self, addr: SocketAddr) {
         if !self.duplicates.contains(&addr) {
+            self.dirty = true;
             self.duplicates.push(addr);
             self.outputs
                 .push_back(Output::Event(Event::DuplicateNodeId { addr }));
@@ -487,12 +504,13 @@ impl Node {
                 OwnedNotification::Rename(_, new) => {
                     if let Some(member) = self.members.get_mut(&new.node_id) {
                         member.identity = new;
+                        self.dirty = true;
                     }
                 }
                 OwnedNotification::Rejoin(id) => {
                     // foca renewed our identity after being declared down: our card follows.
                     self.me.generation = id.generation;
-                    self.card_changed();
+                    self.card_changed(true);
                 }
                 OwnedNotification::Idle => self.outputs.push_back(Output::Event(Event::Idle)),
                 _ => {}
@@ -502,48 +520,59 @@ impl Node {
 
     fn member_up(&mut self, id: NodeIdentity, now: Duration) {
         let addr = id.addr;
-        self.members.insert(
-            id.node_id.clone(),
-            MemberInfo {
-                identity: id.clone(),
-                alive: true,
-                since: now,
-            },
-        );
+        let node_id = id.node_id.clone();
+        let was_alive = self
+            .members
+            .insert(
+                node_id.clone(),
+                MemberInfo {
+                    identity: id.clone(),
+                    alive: true,
+                    since: now,
+                },
+            )
+            .is_some_and(|m| m.alive);
         self.outputs.push_back(Output::Event(Event::MemberUp(id)));
-        self.view_changed(now);
+        self.dirty = true;
+        if !was_alive {
+            self.view_changed(&node_id, now);
+        }
         // A newcomer learns this node's card at once; it does the same for us.
         let me = self.me.clone();
         self.send_cards(addr, [&me]);
     }
 
     fn member_down(&mut self, id: NodeIdentity, now: Duration) {
+        let mut was_alive = false;
         if let Some(member) = self.members.get_mut(&id.node_id) {
+            was_alive = member.alive;
             member.alive = false;
             member.since = now;
         }
-        self.outputs.push_back(Output::Event(Event::MemberDown(id)));
-        self.view_changed(now);
+        self.outputs
+            .push_back(Output::Event(Event::MemberDown(id.clone())));
+        self.dirty = true;
+        if was_alive {
+            self.view_changed(&id.node_id, now);
+        }
     }
 
-    fn view_changed(&mut self, now: Duration) {
+    /// `id` joined or left the live view: the digest toggles it. Small clusters push the new
+    /// view at once (the agreement compares views); large ones let anti-entropy carry it, since
+    /// every membership event would otherwise flood every card everywhere.
+    fn view_changed(&mut self, id: &NodeId, now: Duration) {
         self.view_changed_at = now;
-        let live = self.live_ids();
-        self.me.view = ViewDigest::of(live.iter().chain([&self.me.node_id]));
-        self.card_changed();
+        self.me.view = self.me.view.toggled(id);
+        let live = self.members.values().filter(|m| m.alive).count();
+        self.card_changed(live <= self.config.push_all_up_to);
     }
 
-    fn live_ids(&self) -> Vec<NodeId> {
-        self.members
-            .iter()
-            .filter(|(_, m)| m.alive)
-            .map(|(id, _)| id.clone())
-            .collect()
-    }
-
-    /// Bumps the card's version and pushes it out.
-    fn card_changed(&mut self) {
+    /// Bumps the card's version and, with `push`, sends it out.
+    fn card_changed(&mut self, push: bool) {
         self.me.version += 1;
+        if !push {
+            return;
+        }
         let live: Vec<SocketAddr> = self
             .members
             .values()
@@ -562,6 +591,7 @@ impl Node {
     }
 
     fn reevaluate(&mut self, now: Duration) {
+        self.dirty = false;
         let verdict = {
             let mut peers = Vec::new();
             let mut missing = Vec::new();
@@ -593,7 +623,7 @@ impl Node {
         if verdict.agreement != self.me.agreement || verdict.cluster_id != self.me.cluster_id {
             self.me.agreement = verdict.agreement;
             self.me.cluster_id = verdict.cluster_id;
-            self.card_changed();
+            self.card_changed(true);
         }
         if decision != self.decision {
             self.decision = decision.clone();

@@ -455,6 +455,7 @@ fn a_second_process_with_my_node_id_is_a_conflict() {
         refused.contains(&Err(Refusal::DuplicateNodeId(harness.addrs[1]))),
         "{refused:?}"
     );
+    a.handle_timer(Timer::Tick, Duration::from_millis(3));
     assert!(
         matches!(a.decision(), Decision::Conflict { .. }),
         "{:?}",
