@@ -187,8 +187,10 @@ pub struct RunArgs {
     #[arg(long, env = "RQ4D_REAP_AFTER", default_value = "60s", value_parser = parse_duration)]
     pub reap_after: Duration,
 
-    /// How long the membership must stay unchanged before empty nodes bootstrap.
-    #[arg(long, env = "RQ4D_SETTLE", default_value = "1s", value_parser = parse_duration)]
+    /// How long the membership must stay unchanged before empty nodes agree on a seed. Safety
+    /// does not rest on it (every member must acknowledge the same view); it only avoids
+    /// proposals that a node still arriving would overturn.
+    #[arg(long, env = "RQ4D_SETTLE", default_value = "300ms", value_parser = parse_duration)]
     pub settle: Duration,
 
     /// Data is disposable: the losing side of a split may delete its data and rejoin. Off by

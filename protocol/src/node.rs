@@ -87,6 +87,9 @@ pub enum Timer {
     Tick,
     /// Send a card digest to a random member.
     CardSync,
+    /// The settle period of a membership change has passed: re-evaluate at once rather than at
+    /// the next tick (cold-start latency).
+    Settled,
 }
 
 /// Something the driver must do or may want to know.
@@ -328,6 +331,11 @@ impl Node {
                 self.sync_cards();
                 self.schedule(self.config.card_sync, Timer::CardSync);
             }
+            Timer::Settled => {
+                if matches!(self.decision, Decision::Wait { .. }) {
+                    self.reevaluate(now);
+                }
+            }
         }
     }
 
@@ -377,6 +385,9 @@ impl Node {
                     }
                 }
                 if !news.is_empty() {
+                    // A real change (agreement, database state) is rare and may be what a
+                    // decision waits for: evaluate now, not at the next tick.
+                    self.reevaluate(now);
                     let targets = self.random_live(self.config.relay_fanout, Some(from));
                     for to in targets {
                         self.send_cards(to, news.iter());
@@ -564,7 +575,11 @@ impl Node {
         self.view_changed_at = now;
         self.me.view = self.me.view.toggled(id);
         let live = self.members.values().filter(|m| m.alive).count();
-        self.card_changed(live <= self.config.push_all_up_to);
+        let small = live <= self.config.push_all_up_to;
+        self.card_changed(small);
+        if small {
+            self.schedule(self.config.settle, Timer::Settled);
+        }
     }
 
     /// Bumps the card's version and, with `push`, sends it out.

@@ -6,13 +6,17 @@ use std::time::Duration;
 use rq4d_tests::cluster::{Cluster, FORM_DEADLINE, alive, child_pids, flood, fresh_ip};
 use rq4d_tests::wait_until;
 
-fn three(label: &str, args: &[&str]) -> (Cluster, String) {
-    let mut cluster = Cluster::new(label, 3, 3).with_args(args);
-    for (slot, id) in ["n1", "n2", "n3"].iter().enumerate() {
-        cluster.start(id, slot);
+fn formed(label: &str, n: usize, args: &[&str]) -> (Cluster, String) {
+    let mut cluster = Cluster::new(label, n, n as u16).with_args(args);
+    for slot in 0..n {
+        cluster.start(&format!("n{}", slot + 1), slot);
     }
     let leader = cluster.wait_one_cluster(FORM_DEADLINE);
     (cluster, leader)
+}
+
+fn three(label: &str, args: &[&str]) -> (Cluster, String) {
+    formed(label, 3, args)
 }
 
 fn a_follower(cluster: &Cluster, leader: &str) -> String {
@@ -26,7 +30,16 @@ fn a_follower(cluster: &Cluster, leader: &str) -> String {
 
 #[test]
 fn a_killed_follower_is_removed_after_reap_after_and_its_replacement_joins() {
-    let (mut cluster, leader) = three("replace", &["--reap-after", "3s"]);
+    replace_a_follower(3);
+}
+
+#[test]
+fn five_nodes_a_killed_follower_is_removed_and_its_replacement_joins() {
+    replace_a_follower(5);
+}
+
+fn replace_a_follower(n: usize) {
+    let (mut cluster, leader) = formed(&format!("replace-{n}"), n, &["--reap-after", "3s"]);
     let victim = a_follower(&cluster, &leader);
     cluster.node(&victim).kill();
     // The replacement: a new container, new id, new address, empty volume.
@@ -51,7 +64,16 @@ fn a_killed_follower_is_removed_after_reap_after_and_its_replacement_joins() {
 
 #[test]
 fn a_killed_leader_restarted_with_its_data_at_a_new_address_rejoins() {
-    let (mut cluster, leader) = three("moved-leader", &["--reap-after", "120s"]);
+    move_the_leader(3);
+}
+
+#[test]
+fn five_nodes_a_killed_leader_restarted_at_a_new_address_rejoins() {
+    move_the_leader(5);
+}
+
+fn move_the_leader(n: usize) {
+    let (mut cluster, leader) = formed(&format!("moved-leader-{n}"), n, &["--reap-after", "120s"]);
     let data = cluster.node(&leader).data_dir.clone();
     cluster.node(&leader).kill();
     // The survivors elect a new leader among themselves.
@@ -151,5 +173,43 @@ fn a_flood_of_random_datagrams_is_dropped_and_counted() {
         cluster.node(&leader).running(),
         "the node survived the flood"
     );
+    cluster.wait_one_cluster(FORM_DEADLINE);
+}
+
+#[test]
+fn a_crashed_rqlited_is_restarted_by_its_rq4d() {
+    let (mut cluster, leader) = three("rqlited-crash", &[]);
+    let follower = a_follower(&cluster, &leader);
+    let node = cluster.node(&follower);
+    let children = child_pids(node.pid());
+    assert_eq!(children.len(), 1, "one rqlited child: {children:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &children[0].to_string()])
+        .status();
+    let node = cluster.node(&follower);
+    let result = wait_until("rqlited restarted", FORM_DEADLINE, || {
+        let restarts = node.metric("rq4d_rqlited_restarts_total")?;
+        let now = child_pids(node.pid());
+        if restarts >= 1.0 && now.len() == 1 && now[0] != children[0] {
+            Ok(())
+        } else {
+            Err(format!("restarts {restarts}, children {now:?}"))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{}", cluster.report());
+    }
+    cluster.wait_one_cluster(FORM_DEADLINE);
+}
+
+#[test]
+fn a_node_removed_from_raft_while_running_rejoins() {
+    let (mut cluster, leader) = three("removed-rejoins", &[]);
+    let follower = a_follower(&cluster, &leader);
+    let body = format!("{{\"id\":\"{follower}\"}}");
+    let response =
+        rq4d_tests::http_delete(&cluster.nodes[&leader].http(), "/remove", &body).expect("remove");
+    assert_eq!(response.status, 200, "{}", response.body);
+    // Removed while running, rqlited sits without a leader forever; rq4d must notice and rejoin.
     cluster.wait_one_cluster(FORM_DEADLINE);
 }

@@ -1,0 +1,206 @@
+//! Benchmark (a report, not a test): cold start to a ready cluster, and rq4d's idle cost.
+//!
+//! ```text
+//! cargo build --release -p rq4d -p rq4d-tests --bins
+//! target/release/bench-formation [--runs 5] [--sizes 3,5] [--idle-secs 30] [--rq4d-args '--settle 250ms']
+//! ```
+//!
+//! For each N: N rq4d processes started at once on their own loopback addresses; the time from
+//! the first spawn until every node's rqlited answers `/readyz` with 200. Beside it, rqlited's own
+//! auto-clustering: N rqlited started at once with `-bootstrap-expect N` and a static `-join`
+//! list of all of them, timed the same way. rqlited is `$RQLITED` when set; otherwise the test
+//! double, whose timings imitate rqlited's but are not rqlited's — the table says which ran.
+//! Then the idle RSS and CPU of one rq4d process of a formed 3-node cluster.
+
+use std::time::{Duration, Instant};
+
+use rq4d_tests::cluster::{Cluster, child_pids, fresh_ip};
+use rq4d_tests::{NodeSpec, Rqlited, TempDir, http_get, rqlited_binary, wait_until};
+
+struct Options {
+    /// Extra rq4d flags (e.g. `--settle 250ms`).
+    rq4d_args: Vec<String>,
+    runs: usize,
+    sizes: Vec<usize>,
+    idle_secs: u64,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        rq4d_args: Vec::new(),
+        runs: 5,
+        sizes: vec![3, 5],
+        idle_secs: 30,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--rq4d-args" => {
+                options.rq4d_args = value.split_whitespace().map(str::to_string).collect()
+            }
+            "--runs" => options.runs = value.parse().map_err(|_| "--runs: a number")?,
+            "--idle-secs" => {
+                options.idle_secs = value.parse().map_err(|_| "--idle-secs: a number")?
+            }
+            "--sizes" => {
+                options.sizes = value
+                    .split(',')
+                    .map(|s| {
+                        s.parse()
+                            .map_err(|_| "--sizes: numbers like 3,5".to_string())
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(options)
+}
+
+fn ready(http: &str) -> Result<(), String> {
+    match http_get(http, "/readyz") {
+        Ok(r) if r.status == 200 => Ok(()),
+        Ok(r) => Err(format!("{http} readyz {}", r.status)),
+        Err(e) => Err(format!("{http}: {e}")),
+    }
+}
+
+/// rq4d: spawn N at once, time until every rqlited is ready.
+fn rq4d_run(n: usize, args: &[String]) -> Result<Duration, String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::new("bench", n, n as u16).with_args(&args);
+    let start = Instant::now();
+    for slot in 0..n {
+        cluster.start(&format!("n{}", slot + 1), slot);
+    }
+    let https: Vec<String> = cluster.nodes.values().map(|n| n.http()).collect();
+    wait_until("every rqlited ready", Duration::from_secs(60), || {
+        https.iter().try_for_each(|h| ready(h))
+    })?;
+    Ok(start.elapsed())
+}
+
+/// rqlited's own: `-bootstrap-expect N -join <all>`, spawned at once.
+fn bootstrap_expect_run(n: usize) -> Result<Duration, String> {
+    let dir = TempDir::new("bench-expect").map_err(|e| e.to_string())?;
+    let ips: Vec<String> = (0..n).map(|_| fresh_ip()).collect();
+    let joins: Vec<String> = ips.iter().map(|ip| format!("{ip}:4002")).collect();
+    let join_refs: Vec<&str> = joins.iter().map(String::as_str).collect();
+    let expect = n.to_string();
+    let start = Instant::now();
+    let mut nodes = Vec::new();
+    for (i, ip) in ips.iter().enumerate() {
+        let mut spec = NodeSpec::new(&format!("n{}", i + 1), dir.join(&format!("n{i}")))
+            .join(&join_refs)
+            .args(&["-bootstrap-expect", &expect]);
+        spec.http_addr = format!("{ip}:4001");
+        spec.raft_addr = format!("{ip}:4002");
+        nodes.push(Rqlited::start(spec).map_err(|e| e.to_string())?);
+    }
+    let https: Vec<String> = ips.iter().map(|ip| format!("{ip}:4001")).collect();
+    wait_until("every rqlited ready", Duration::from_secs(60), || {
+        https.iter().try_for_each(|h| ready(h))
+    })?;
+    Ok(start.elapsed())
+}
+
+fn summary(samples: &mut [Duration]) -> (f64, f64, f64) {
+    samples.sort();
+    let secs = |d: Duration| d.as_secs_f64();
+    let median = secs(samples[samples.len() / 2]);
+    (secs(samples[0]), median, secs(samples[samples.len() - 1]))
+}
+
+/// RSS (kB) and CPU seconds (utime + stime) of a process.
+fn usage(pid: u32) -> Option<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((rss, ticks / 100.0))
+}
+
+fn main() {
+    let options = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench-formation: {e}");
+            std::process::exit(2);
+        }
+    };
+    let which = if std::env::var_os("RQLITED").is_some() {
+        format!("real rqlited ({})", rqlited_binary().display())
+    } else {
+        "the rqlited TEST DOUBLE (set RQLITED=/path/to/rqlited for real figures)".to_string()
+    };
+    println!(
+        "rqlited: {which}; {} runs per size; rq4d flags: {:?}\n",
+        options.runs, options.rq4d_args
+    );
+    println!(
+        "| N | rq4d min / median / max (s) | -bootstrap-expect min / median / max (s) | ratio of medians |"
+    );
+    println!("|---|---|---|---|");
+    for &n in &options.sizes {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..options.runs {
+            match rq4d_run(n, &options.rq4d_args) {
+                Ok(d) => ours.push(d),
+                Err(e) => eprintln!("rq4d run failed: {e}"),
+            }
+            match bootstrap_expect_run(n) {
+                Ok(d) => theirs.push(d),
+                Err(e) => eprintln!("-bootstrap-expect run failed: {e}"),
+            }
+        }
+        if ours.is_empty() || theirs.is_empty() {
+            println!("| {n} | failed | failed | - |");
+            continue;
+        }
+        let (a0, a1, a2) = summary(&mut ours);
+        let (b0, b1, b2) = summary(&mut theirs);
+        println!(
+            "| {n} | {a0:.2} / {a1:.2} / {a2:.2} | {b0:.2} / {b1:.2} / {b2:.2} | {:.2} |",
+            a1 / b1
+        );
+    }
+
+    let mut cluster = Cluster::new("bench-idle", 3, 3);
+    for slot in 0..3 {
+        cluster.start(&format!("n{}", slot + 1), slot);
+    }
+    cluster.wait_one_cluster(Duration::from_secs(60));
+    let node = cluster.node("n1");
+    let pid = node.pid();
+    let child = child_pids(pid).first().copied();
+    std::thread::sleep(Duration::from_secs(5));
+    let Some((_, cpu0)) = usage(pid) else {
+        eprintln!("cannot read /proc/{pid}");
+        return;
+    };
+    std::thread::sleep(Duration::from_secs(options.idle_secs));
+    let Some((rss, cpu1)) = usage(pid) else {
+        return;
+    };
+    let share = (cpu1 - cpu0) / options.idle_secs as f64 * 100.0;
+    println!(
+        "\nidle rq4d (3-node cluster, {}s window): RSS {:.1} MB, CPU {share:.2} % of one core",
+        options.idle_secs,
+        rss as f64 / 1024.0
+    );
+    if let Some((child_rss, _)) = child.and_then(usage) {
+        println!(
+            "its rqlited child (for scale): RSS {:.1} MB",
+            child_rss as f64 / 1024.0
+        );
+    }
+}
