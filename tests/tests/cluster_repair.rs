@@ -213,3 +213,55 @@ fn a_node_removed_from_raft_while_running_rejoins() {
     // Removed while running, rqlited sits without a leader forever; rq4d must notice and rejoin.
     cluster.wait_one_cluster(FORM_DEADLINE);
 }
+
+#[test]
+fn acknowledged_writes_survive_a_leader_crash() {
+    // The double keeps a write only on the leader that took it (it models membership, not
+    // replication), so this check means something against a real rqlited only.
+    if std::env::var_os("RQLITED").is_none() {
+        eprintln!("NOT RUN with the rqlited test double: set RQLITED=/path/to/rqlited to run it");
+        return;
+    }
+    let (mut cluster, leader) = three("durability", &["--reap-after", "120s"]);
+    let http = cluster.nodes[&leader].http();
+    let create = r#"["CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)"]"#;
+    let response = rq4d_tests::http_post(&http, "/db/execute", create).expect("create");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let mut acknowledged = 0u32;
+    for i in 0..50 {
+        let body = format!(r#"[["INSERT INTO t(v) VALUES(?)", "row{i}"]]"#);
+        let Ok(response) = rq4d_tests::http_post(&http, "/db/execute", &body) else {
+            continue;
+        };
+        // A 200 is an acknowledgement only when no result carries an error.
+        let ok = response.status == 200
+            && response.json().is_ok_and(|doc| {
+                doc["error"].is_null()
+                    && doc["results"]
+                        .as_array()
+                        .is_some_and(|r| !r.is_empty() && r.iter().all(|x| x["error"].is_null()))
+            });
+        if ok {
+            acknowledged += 1;
+        }
+    }
+    cluster.node(&leader).kill();
+    let rest: Vec<String> = cluster.running_ids().into_iter().collect();
+    let count = wait_until("a strong read on the new leader", FORM_DEADLINE, || {
+        let http = cluster.nodes[&rest[0]].http();
+        let doc = rq4d_tests::http_get(
+            &http,
+            "/db/query?level=strong&q=SELECT%20COUNT(*)%20FROM%20t",
+        )
+        .map_err(|e| e.to_string())?
+        .json()?;
+        doc["results"][0]["values"][0][0]
+            .as_u64()
+            .ok_or(format!("{doc}"))
+    });
+    let count = count.unwrap_or_else(|e| panic!("{e}\n{}", cluster.report()));
+    assert!(
+        count >= u64::from(acknowledged),
+        "{acknowledged} writes acknowledged, {count} found after the leader crashed"
+    );
+}
