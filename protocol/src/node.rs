@@ -149,6 +149,27 @@ pub enum Refusal {
     DuplicateNodeId(SocketAddr),
 }
 
+/// Evidence of another live process with this node's id at one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sighting {
+    first: Duration,
+    last: Duration,
+    count: u32,
+}
+
+impl Sighting {
+    /// Sightings needed, and over how long, before it counts; silence that ends it.
+    const MIN_COUNT: u32 = 3;
+    const MIN_SPAN: Duration = Duration::from_secs(1);
+    const LAPSE: Duration = Duration::from_secs(30);
+
+    fn active(&self, now: Duration) -> bool {
+        self.count >= Self::MIN_COUNT
+            && self.last.saturating_sub(self.first) >= Self::MIN_SPAN
+            && now.saturating_sub(self.last) < Self::LAPSE
+    }
+}
+
 /// A member as this node knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberInfo {
@@ -172,7 +193,8 @@ pub struct Node {
     members: BTreeMap<NodeId, MemberInfo>,
     view_changed_at: Duration,
     decision: Decision,
-    duplicates: Vec<SocketAddr>,
+    /// Datagrams from other lives with this node's id, by address: (first, last, count).
+    duplicates: BTreeMap<SocketAddr, Sighting>,
     greeted: BTreeMap<NodeId, Duration>,
     /// Something the decision depends on changed since the last evaluation.
     dirty: bool,
@@ -215,7 +237,7 @@ impl Node {
             decision: Decision::Wait {
                 reason: "starting".into(),
             },
-            duplicates: Vec::new(),
+            duplicates: BTreeMap::new(),
             greeted: BTreeMap::new(),
             dirty: true,
             sync_round: 0,
@@ -304,7 +326,7 @@ impl Node {
     ) -> Result<(), Refusal> {
         let envelope = Envelope::open(datagram, self.tag)?;
         let result = match envelope.kind {
-            Kind::Swim => self.handle_swim(envelope.payload),
+            Kind::Swim => self.handle_swim(envelope.payload, now),
             Kind::Cards => self.handle_cards(from, envelope.payload, now),
         };
         self.drain_swim(now);
@@ -323,7 +345,11 @@ impl Node {
                 // Decisions are re-evaluated once per tick at most, not per datagram: with
                 // thousands of members an evaluation per message would dominate. A waiting
                 // node re-evaluates every tick, since settle periods elapse without input.
-                if self.dirty || matches!(self.decision, Decision::Wait { .. }) {
+                let waiting = matches!(
+                    self.decision,
+                    Decision::Wait { .. } | Decision::Conflict { .. }
+                );
+                if self.dirty || waiting {
                     self.reevaluate(now);
                 }
             }
@@ -339,7 +365,7 @@ impl Node {
         }
     }
 
-    fn handle_swim(&mut self, payload: &[u8]) -> Result<(), Refusal> {
+    fn handle_swim(&mut self, payload: &[u8], now: Duration) -> Result<(), Refusal> {
         // Peek at the sender first: foca refuses anything with our node id as "from ourselves",
         // but a *different* life with our id means a second live process with this id.
         let header = WireCodec.decode_header(payload).map_err(Refusal::Wire)?;
@@ -349,7 +375,7 @@ impl Node {
                 return Err(Refusal::FromMyself);
             }
             let addr = header.src.addr;
-            self.report_duplicate(addr);
+            self.report_duplicate(addr, now);
             return Err(Refusal::DuplicateNodeId(addr));
         }
         self.foca
@@ -369,7 +395,7 @@ impl Node {
                 let mut duplicate = false;
                 for card in cards {
                     if card.node_id == self.me.node_id {
-                        duplicate |= self.check_duplicate(from, &card);
+                        duplicate |= self.check_duplicate(from, &card, now);
                         continue;
                     }
                     self.greet(&card, now);
@@ -413,23 +439,40 @@ impl Node {
 
     /// A card with this node's id, sent by the process it describes, from another address or
     /// life: a second live process uses this id.
-    fn check_duplicate(&mut self, from: SocketAddr, card: &Card) -> bool {
+    fn check_duplicate(&mut self, from: SocketAddr, card: &Card, now: Duration) -> bool {
         let mine = self.foca.identity();
         let other_life = card.generation != mine.generation || card.gossip_addr != mine.addr;
         let duplicate = from == card.gossip_addr && other_life;
         if duplicate {
-            self.report_duplicate(from);
+            self.report_duplicate(from, now);
         }
         duplicate
     }
 
-    fn report_duplicate(&mut self, addr: SocketAddr) {
-        if !self.duplicates.contains(&addr) {
+    /// Counts a sighting of another life with this node's id. One stray datagram (say, from
+    /// this node's previous life, still in flight after a fast restart) proves nothing; repeated
+    /// ones over a second do. The conflict lapses once the other stays silent.
+    fn report_duplicate(&mut self, addr: SocketAddr, now: Duration) {
+        let sighting = self.duplicates.entry(addr).or_insert(Sighting {
+            first: now,
+            last: now,
+            count: 0,
+        });
+        let was_active = sighting.active(now);
+        sighting.last = now;
+        sighting.count += 1;
+        if sighting.active(now) && !was_active {
             self.dirty = true;
-            self.duplicates.push(addr);
             self.outputs
                 .push_back(Output::Event(Event::DuplicateNodeId { addr }));
         }
+    }
+
+    fn active_duplicate(&self, now: Duration) -> Option<SocketAddr> {
+        self.duplicates
+            .iter()
+            .find(|(_, sighting)| sighting.active(now))
+            .map(|(addr, _)| *addr)
     }
 
     /// Announces to the node a card describes when foca does not know that life of it yet; at
@@ -627,7 +670,7 @@ impl Node {
             coordinator::decide(&view)
         };
         let mut decision = verdict.decision;
-        if let Some(addr) = self.duplicates.first() {
+        if let Some(addr) = self.active_duplicate(now) {
             decision = Decision::Conflict {
                 reason: format!(
                     "another live process uses node id {} (gossip address {addr}); refusing to start rqlited beside it",

@@ -435,7 +435,7 @@ fn foreign_and_garbage_datagrams_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn a_second_process_with_my_node_id_is_a_conflict() {
+fn a_second_process_with_my_node_id_is_a_conflict_and_one_stray_datagram_is_not() {
     let harness = Harness::new(2);
     let mut a = Node::new(harness.config(0), Duration::ZERO);
     let mut impostor_config = harness.config(0);
@@ -444,18 +444,30 @@ fn a_second_process_with_my_node_id_is_a_conflict() {
     let mut impostor = Node::new(impostor_config, Duration::ZERO);
     while a.poll_output().is_some() {}
     while impostor.poll_output().is_some() {}
-    impostor.discover(harness.addrs[0], Duration::from_millis(1));
-    let mut refused = Vec::new();
-    while let Some(output) = impostor.poll_output() {
-        if let Output::Send { datagram, .. } = output {
-            refused.push(a.handle_datagram(harness.addrs[1], &datagram, Duration::from_millis(2)));
+    let mut hello_from_impostor = |a: &mut Node, at: Duration| {
+        impostor.discover(harness.addrs[0], at);
+        let mut refused = Vec::new();
+        while let Some(output) = impostor.poll_output() {
+            if let Output::Send { datagram, .. } = output {
+                refused.push(a.handle_datagram(harness.addrs[1], &datagram, at));
+            }
         }
-    }
+        a.handle_timer(Timer::Tick, at);
+        refused
+    };
+    let refused = hello_from_impostor(&mut a, Duration::from_millis(10));
     assert!(
         refused.contains(&Err(Refusal::DuplicateNodeId(harness.addrs[1]))),
         "{refused:?}"
     );
-    a.handle_timer(Timer::Tick, Duration::from_millis(3));
+    assert!(
+        !matches!(a.decision(), Decision::Conflict { .. }),
+        "one stray datagram is no proof: {:?}",
+        a.decision()
+    );
+    for ms in [700, 1400] {
+        hello_from_impostor(&mut a, Duration::from_millis(ms));
+    }
     assert!(
         matches!(a.decision(), Decision::Conflict { .. }),
         "{:?}",
@@ -465,6 +477,13 @@ fn a_second_process_with_my_node_id_is_a_conflict() {
     assert!(events.contains(&Output::Event(Event::DuplicateNodeId {
         addr: harness.addrs[1]
     })));
+    // The impostor goes away: the conflict lapses.
+    a.handle_timer(Timer::Tick, Duration::from_secs(40));
+    assert!(
+        !matches!(a.decision(), Decision::Conflict { .. }),
+        "{:?}",
+        a.decision()
+    );
 }
 
 #[test]
