@@ -90,6 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             swim: NodeConfig::swim_config(u32::from(config.expect.max(3))),
             rng_seed: generation ^ u64::from(std::process::id()).rotate_left(32),
             faults: Faults::default(),
+            stored_voters: data.voters(),
         },
         Duration::ZERO,
     );
@@ -247,6 +248,7 @@ impl Agent {
                 tracing::info!(node = %id, "removed from the Raft configuration");
             }
             Report::StartFailed(text) => self.last_failure = Some(text),
+            Report::Voters(voters) => self.node.set_stored_voters(voters),
         }
     }
 

@@ -34,6 +34,10 @@ pub struct Stored {
     /// rqlited's state is a real member's (see the module docs).
     #[serde(default)]
     pub committed: bool,
+    /// The voters (id, Raft address) when last seen running: what a recovery with
+    /// `raft/peers.json` needs when every voter comes back at a new address.
+    #[serde(default)]
+    pub voters: Vec<(String, String)>,
 }
 
 /// The data directory and rq4d's file in it.
@@ -134,6 +138,43 @@ impl DataDir {
         Ok(())
     }
 
+    /// The voters recorded while rqlited ran.
+    pub fn voters(&self) -> Vec<(NodeId, String)> {
+        self.stored
+            .voters
+            .iter()
+            .filter_map(|(id, addr)| Some((NodeId::new(id.as_str()).ok()?, addr.clone())))
+            .collect()
+    }
+
+    /// Records the voters rqlited reports; true when they changed.
+    pub fn record_voters(&mut self, voters: &[(NodeId, String)]) -> anyhow::Result<bool> {
+        let voters: Vec<(String, String)> = voters
+            .iter()
+            .map(|(id, addr)| (id.to_string(), addr.clone()))
+            .collect();
+        if voters == self.stored.voters {
+            return Ok(false);
+        }
+        self.stored.voters = voters;
+        self.save()?;
+        Ok(true)
+    }
+
+    /// Writes `raft/peers.json` so rqlited starts with this configuration (rqlite's recovery for
+    /// a cluster whose every voter moved); rqlited deletes the file once applied.
+    pub fn write_peers_json(&self, peers: &[(NodeId, String)]) -> anyhow::Result<()> {
+        let dir = self.rqlite_dir().join("raft");
+        std::fs::create_dir_all(&dir)?;
+        let doc: Vec<serde_json::Value> = peers
+            .iter()
+            .map(|(id, addr)| serde_json::json!({"id": id.as_str(), "address": addr, "non_voter": false}))
+            .collect();
+        let file = dir.join("peers.json");
+        std::fs::write(&file, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("cannot write {}", file.display()))
+    }
+
     /// Volatile mode only: deletes rqlited's state (never rq4d's node id).
     pub fn wipe(&mut self) -> anyhow::Result<()> {
         let dir = self.rqlite_dir();
@@ -142,6 +183,7 @@ impl DataDir {
         self.stored.cluster_id = None;
         self.stored.committed = false;
         self.stored.last_voters = 0;
+        self.stored.voters.clear();
         self.save()
     }
 

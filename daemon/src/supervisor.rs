@@ -33,6 +33,8 @@ const POLL_STARTING: Duration = Duration::from_millis(200);
 /// Restart backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often a healthy rqlited's voters are recorded.
+const VOTERS_EVERY: Duration = Duration::from_secs(5);
 /// A run this long resets the backoff.
 const STABLE_RUN: Duration = Duration::from_secs(60);
 
@@ -119,6 +121,8 @@ pub enum Report {
     Removed(NodeId),
     /// rqlited could not be started.
     StartFailed(String),
+    /// The voters (id, Raft address) rqlited reports, when they change.
+    Voters(Vec<(NodeId, String)>),
 }
 
 /// The supervisor task's state.
@@ -140,6 +144,7 @@ pub struct Supervisor {
     ready: bool,
     pending_removal: Option<String>,
     last_reap: Instant,
+    last_voters_check: Instant,
 }
 
 impl Supervisor {
@@ -171,6 +176,7 @@ impl Supervisor {
             ready: false,
             pending_removal: None,
             last_reap: now,
+            last_voters_check: now.checked_sub(VOTERS_EVERY).unwrap_or(now),
         }
     }
 
@@ -241,7 +247,18 @@ impl Supervisor {
                 self.stop().await;
                 self.start(&targets).await;
             }
-            Decision::Resume { join } if !running => self.start(&join).await,
+            Decision::Resume { join, peers } if !running => {
+                if !peers.is_empty() && Instant::now() >= self.next_start {
+                    tracing::warn!(
+                        "every voter came back at a new address; writing raft/peers.json to recover"
+                    );
+                    if let Err(error) = self.data.write_peers_json(&peers) {
+                        tracing::error!("{error:#}");
+                        return;
+                    }
+                }
+                self.start(&join).await
+            }
             Decision::Wipe { reason } if self.config.volatile => {
                 tracing::warn!("{reason}; deleting this node's rqlite data (volatile mode)");
                 self.stop().await;
@@ -342,9 +359,30 @@ impl Supervisor {
             voter: status.voter,
         }))
         .await;
+        if healthy && self.last_voters_check.elapsed() >= VOTERS_EVERY {
+            self.last_voters_check = Instant::now();
+            self.record_voters().await;
+        }
         if status.state == "Leader" && self.last_reap.elapsed() >= Duration::from_secs(2) {
             self.last_reap = Instant::now();
             self.reap().await;
+        }
+    }
+
+    /// Keeps the voters (id, Raft address) in the data directory for a later recovery.
+    async fn record_voters(&mut self) {
+        let Ok(nodes) = self.client.nodes().await else {
+            return;
+        };
+        let voters: Vec<(NodeId, String)> = nodes
+            .iter()
+            .filter(|n| n.voter)
+            .filter_map(|n| Some((NodeId::new(n.id.as_str()).ok()?, n.addr.clone())))
+            .collect();
+        match self.data.record_voters(&voters) {
+            Ok(true) => self.report(Report::Voters(voters)).await,
+            Ok(false) => {}
+            Err(error) => tracing::error!(%error, "cannot record the voters"),
         }
     }
 

@@ -50,6 +50,10 @@ pub enum Decision {
     Resume {
         /// Raft addresses to pass to `-join` (empty: resume from the stored configuration).
         join: Vec<String>,
+        /// When every voter came back at a new address: the configuration to write to
+        /// `raft/peers.json` before the start (rqlite's recovery), `(node id, Raft address)`.
+        /// Empty otherwise.
+        peers: Vec<(NodeId, String)>,
     },
     /// rqlited runs as it should: leave it alone.
     Run,
@@ -79,8 +83,15 @@ impl Decision {
                 let cluster = cluster_id.map_or_else(|| "?".into(), |id| id.to_string());
                 format!("joining cluster {cluster} via {}", targets.join(","))
             }
-            Self::Resume { join } if join.is_empty() => "resuming from stored data".into(),
-            Self::Resume { join } => {
+            Self::Resume { peers, .. } if !peers.is_empty() => {
+                let list: Vec<String> = peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
+                format!(
+                    "resuming from stored data; every voter moved, recovering with peers.json ({})",
+                    list.join(", ")
+                )
+            }
+            Self::Resume { join, .. } if join.is_empty() => "resuming from stored data".into(),
+            Self::Resume { join, .. } => {
                 format!("resuming from stored data, joining {}", join.join(","))
             }
             Self::Run => "running".into(),
@@ -120,6 +131,8 @@ pub struct View<'a> {
     pub volatile: bool,
     /// Broken rules switched on (tests only).
     pub faults: Faults,
+    /// The voters of my cluster as last seen while my rqlited ran: `(node id, Raft address)`.
+    pub stored_voters: &'a [(NodeId, String)],
 }
 
 /// The outcome of [`decide`]: the decision, and what my card should say about the agreement and
@@ -216,6 +229,7 @@ pub fn decide(view: &View<'_>) -> Verdict {
             if let Some(leader) = my_leader {
                 return keep(Decision::Resume {
                     join: view.join_targets(leader),
+                    peers: Vec::new(),
                 });
             }
             if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
@@ -228,10 +242,41 @@ pub fn decide(view: &View<'_>) -> Verdict {
                     "looking for a live leader of this node's cluster before resuming",
                 ));
             }
-            keep(Decision::Resume { join: Vec::new() })
+            keep(Decision::Resume {
+                join: Vec::new(),
+                peers: moved_voters(view),
+            })
         }
         DbState::Empty => decide_empty(view, &leaders),
     }
+}
+
+/// The configuration for `raft/peers.json` when the whole cluster came back at new addresses:
+/// every stored voter is live, holds data of my cluster, and at least one Raft address changed.
+/// Then no `-join` can help (votes go to the old addresses) and rewriting the configuration with
+/// the same members at their new addresses loses nothing. Anything short of *every* voter would
+/// be a forced reconfiguration, which could split a cluster whose other voters live elsewhere, so
+/// it waits instead (empty result: a plain resume).
+fn moved_voters(view: &View<'_>) -> Vec<(NodeId, String)> {
+    let stored = view.stored_voters;
+    if stored.is_empty() {
+        return Vec::new();
+    }
+    let mut current = Vec::with_capacity(stored.len());
+    for (id, _) in stored {
+        let Some(card) = view.live().find(|card| &card.node_id == id) else {
+            return Vec::new();
+        };
+        if !card.db.has_data() || card.cluster_id != view.me.cluster_id {
+            return Vec::new();
+        }
+        current.push((id.clone(), card.raft_addr.clone()));
+    }
+    let moved = current
+        .iter()
+        .zip(stored)
+        .any(|((_, now), (_, then))| now != then);
+    if moved { current } else { Vec::new() }
 }
 
 /// Rules for a live leader of another cluster than mine.

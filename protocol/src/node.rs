@@ -63,6 +63,9 @@ pub struct NodeConfig {
     pub rng_seed: u64,
     /// Deliberately broken rules (simulator tests only; the daemon leaves them off).
     pub faults: Faults,
+    /// The voters of this node's cluster as last seen while its rqlited ran (`(id, Raft
+    /// address)`), from the data directory; see [`Decision::Resume`]'s `peers`.
+    pub stored_voters: Vec<(NodeId, String)>,
 }
 
 impl NodeConfig {
@@ -306,6 +309,14 @@ impl Node {
     pub fn leave(&mut self, now: Duration) {
         let _ = self.foca.leave_cluster(&mut self.runtime);
         self.drain_swim(now);
+    }
+
+    /// Records the voters of this node's cluster, as its rqlited reports them while running.
+    pub fn set_stored_voters(&mut self, voters: Vec<(NodeId, String)>) {
+        if self.config.stored_voters != voters {
+            self.config.stored_voters = voters;
+            self.dirty = true;
+        }
     }
 
     /// Records what rqlited is doing now and re-evaluates.
@@ -666,6 +677,7 @@ impl Node {
                 settled: now.saturating_sub(self.view_changed_at) >= self.config.settle,
                 volatile: self.config.volatile,
                 faults: self.config.faults,
+                stored_voters: &self.config.stored_voters,
             };
             coordinator::decide(&view)
         };

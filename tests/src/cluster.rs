@@ -215,6 +215,14 @@ impl Cluster {
         self
     }
 
+    /// Gives every slot a new address (a whole cluster coming back on new IPs); nodes started
+    /// from now on get the new seed list.
+    pub fn renumber(&mut self) {
+        self.seeds = (0..self.seeds.len())
+            .map(|_| format!("{}:7946", fresh_ip()))
+            .collect();
+    }
+
     /// The seed slot addresses.
     pub fn seed_ips(&self) -> Vec<String> {
         self.seeds

@@ -265,3 +265,56 @@ fn acknowledged_writes_survive_a_leader_crash() {
         "{acknowledged} writes acknowledged, {count} found after the leader crashed"
     );
 }
+
+#[test]
+fn a_whole_cluster_back_at_new_addresses_recovers_its_data() {
+    let (mut cluster, _) = three("all-moved", &["--reap-after", "120s"]);
+    // rq4d records the voters and their addresses while rqlited runs.
+    let recorded = wait_until("voters recorded in every rq4d.json", FORM_DEADLINE, || {
+        for node in cluster.nodes.values() {
+            let text = std::fs::read_to_string(node.data_dir.join("rq4d.json"))
+                .map_err(|e| e.to_string())?;
+            let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let voters = doc["voters"].as_array().map_or(0, Vec::len);
+            if voters != 3 {
+                return Err(format!("{}: {voters} voters recorded", node.id));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = recorded {
+        panic!("{e}\n{}", cluster.report());
+    }
+    for node in cluster.nodes.values_mut() {
+        node.kill();
+    }
+    cluster.renumber();
+    for (slot, id) in ["n1", "n2", "n3"].iter().enumerate() {
+        let ip = cluster.seed_ips()[slot].clone();
+        cluster.start_at(id, &ip, id);
+    }
+    let leader = cluster.wait_one_cluster(FORM_DEADLINE);
+    let bootstraps: f64 = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| {
+            cluster
+                .node(id)
+                .metric("rq4d_decisions_total{kind=\"bootstrap\"}")
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(
+        bootstraps,
+        0.0,
+        "nobody bootstraps a new cluster\n{}",
+        cluster.report()
+    );
+    let nodes = rq4d_tests::http_get(&cluster.nodes[&leader].http(), "/nodes?ver=2")
+        .expect("nodes")
+        .json()
+        .expect("json");
+    for slot in 0..3 {
+        let addr = format!("{}:4002", cluster.seed_ips()[slot]);
+        assert!(nodes.to_string().contains(&addr), "{addr} in {nodes}");
+    }
+}

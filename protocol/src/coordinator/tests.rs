@@ -46,6 +46,7 @@ fn decide_for(cards: &[Card], i: usize, settled: bool, shuffle: u64) -> Verdict 
         settled,
         volatile: false,
         faults: Faults::default(),
+        stored_voters: &[],
     })
 }
 
@@ -121,7 +122,7 @@ proptest! {
         volatile in any::<bool>(),
     ) {
         prop_assume!(me.db.has_data());
-        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, volatile, faults: Faults::default() };
+        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, volatile, faults: Faults::default(), stored_voters: &[] };
         let verdict = decide(&view);
         prop_assert!(!matches!(verdict.decision, Decision::Bootstrap { .. }), "{:?}", verdict);
     }
@@ -233,6 +234,7 @@ fn an_acknowledger_of_a_bootstrapping_seed_is_bound_to_its_cluster() {
         settled: true,
         volatile: false,
         faults: Faults::default(),
+        stored_voters: &[],
     });
     assert!(
         matches!(&verdict.decision, Decision::Wait { reason } if reason.contains("bound")),
@@ -253,6 +255,7 @@ fn a_seed_keeps_its_bootstrap_decision_until_rqlited_starts() {
         settled: false,
         volatile: false,
         faults: Faults::default(),
+        stored_voters: &[],
     });
     assert!(
         matches!(verdict.decision, Decision::Bootstrap { .. }),
@@ -314,9 +317,61 @@ fn data_of_another_cluster_is_a_conflict_and_only_volatile_mode_wipes_the_smalle
         settled: true,
         volatile: true,
         faults: Faults::default(),
+        stored_voters: &[],
     });
     assert!(
         matches!(volatile.decision, Decision::Wipe { .. }),
         "{volatile:?}"
     );
+}
+
+#[test]
+fn a_cluster_back_at_new_addresses_recovers_with_peers_json_only_when_every_voter_is_back() {
+    let mut cards = empty_cluster(3, 3);
+    let cluster = Some(ClusterId(9));
+    for card in &mut cards {
+        card.db = DbState::HasData { last_voters: 3 };
+        card.cluster_id = cluster;
+    }
+    let stored: Vec<(NodeId, String)> = cards
+        .iter()
+        .map(|c| (c.node_id.clone(), format!("old-{}", c.raft_addr)))
+        .collect();
+    let decide_with = |cards: &[Card], stored: &[(NodeId, String)]| {
+        decide(&View {
+            me: &cards[0],
+            peers: cards[1..].iter().collect(),
+            missing: Vec::new(),
+            settled: true,
+            volatile: false,
+            faults: Faults::default(),
+            stored_voters: stored,
+        })
+        .decision
+    };
+    match decide_with(&cards, &stored) {
+        Decision::Resume { join, peers } => {
+            assert!(join.is_empty());
+            let expected: Vec<(NodeId, String)> = cards
+                .iter()
+                .map(|c| (c.node_id.clone(), c.raft_addr.clone()))
+                .collect();
+            assert_eq!(peers, expected);
+        }
+        other => panic!("expected a recovery, got {other:?}"),
+    }
+    // One voter missing: no forced reconfiguration.
+    match decide_with(&cards[..2], &stored) {
+        Decision::Resume { peers, .. } => assert!(peers.is_empty()),
+        other => panic!("expected a plain resume, got {other:?}"),
+    }
+    // Same addresses as stored: a plain resume elects by itself.
+    let same: Vec<(NodeId, String)> = cards
+        .iter()
+        .map(|c| (c.node_id.clone(), c.raft_addr.clone()))
+        .collect();
+    match decide_with(&cards, &same) {
+        Decision::Resume { peers, .. } => assert!(peers.is_empty()),
+        other => panic!("expected a plain resume, got {other:?}"),
+    }
 }

@@ -123,6 +123,7 @@ impl Harness {
             swim: NodeConfig::swim_config(n as u32),
             rng_seed: 42 + i as u64,
             faults: Faults::default(),
+            stored_voters: Vec::new(),
         }
     }
 
