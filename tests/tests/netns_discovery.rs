@@ -1,5 +1,7 @@
-//! Three "hosts" (network namespaces on one bridge) find each other by UDP broadcast alone, with
-//! gossip bound to 0.0.0.0 and the advertised address detected, and form one cluster.
+//! Three "hosts" (network namespaces on one bridge) find each other — by UDP broadcast alone, or
+//! by a DNS name that resolves to all three (through the system resolver, with a per-namespace
+//! `/etc/hosts` as `ip netns exec` provides) — with gossip bound to 0.0.0.0 and the advertised
+//! address detected, and form one cluster.
 //!
 //! Needs root and `ip netns` (as on CI); elsewhere it says it skipped and passes, because the
 //! machine, not rq4d, lacks what it tests.
@@ -32,8 +34,8 @@ struct Hosts {
 }
 
 impl Hosts {
-    fn create(n: usize) -> Result<Self, String> {
-        let tag = format!("r4{}", std::process::id() % 100_000);
+    fn create(label: &str, n: usize) -> Result<Self, String> {
+        let tag = format!("r4{}{label}", std::process::id() % 100_000);
         let hosts = Self {
             names: (0..n).map(|i| format!("{tag}h{i}")).collect(),
             tag,
@@ -73,6 +75,9 @@ impl Hosts {
 
 impl Drop for Hosts {
     fn drop(&mut self) {
+        for name in &self.names {
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{name}"));
+        }
         for name in self.names.iter().chain([&self.hub()]) {
             let _ = Command::new("ip")
                 .args(["netns", "pids", name])
@@ -82,7 +87,10 @@ impl Drop for Hosts {
                         let _ = Command::new("kill").args(["-KILL", pid]).status();
                     }
                 });
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", name])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -105,13 +113,35 @@ fn members(hosts: &Hosts, i: usize) -> Result<Value, String> {
 
 #[test]
 fn hosts_on_one_bridge_find_each_other_by_broadcast_and_form_one_cluster() {
-    let hosts = match Hosts::create(3) {
+    form("b", &["--broadcast"], false);
+}
+
+#[test]
+fn hosts_find_each_other_through_a_dns_name_listing_them_all() {
+    form("d", &["--discover", "dns:db"], true);
+}
+
+fn form(label: &str, discovery: &[&str], dns: bool) {
+    let hosts = match Hosts::create(label, 3) {
         Ok(hosts) => hosts,
         Err(error) => {
             eprintln!("SKIPPED: network namespaces unavailable here ({error})");
             return;
         }
     };
+    if dns {
+        // `ip netns exec` bind-mounts /etc/netns/<name>/hosts over /etc/hosts.
+        let lines: String = (0..3).map(|i| format!("{} db\n", hosts.ip(i))).collect();
+        for name in &hosts.names {
+            let dir = format!("/etc/netns/{name}");
+            if let Err(error) = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(format!("{dir}/hosts"), &lines))
+            {
+                eprintln!("SKIPPED: cannot write {dir}/hosts ({error})");
+                return;
+            }
+        }
+    }
     let dir = TempDir::new("netns").expect("temp dir");
     let mut children = Vec::new();
     for i in 0..3 {
@@ -119,13 +149,8 @@ fn hosts_on_one_bridge_find_each_other_by_broadcast_and_form_one_cluster() {
         let child = Command::new("ip")
             .args(["netns", "exec", &hosts.names[i]])
             .arg(rq4d_binary())
-            .args([
-                "--node-id",
-                &format!("h{i}"),
-                "--expect",
-                "3",
-                "--broadcast",
-            ])
+            .args(["--node-id", &format!("h{i}"), "--expect", "3"])
+            .args(discovery)
             .arg("--rqlited")
             .arg(rqlited_binary())
             .arg("--data-dir")
@@ -138,7 +163,7 @@ fn hosts_on_one_bridge_find_each_other_by_broadcast_and_form_one_cluster() {
             .expect("rq4d starts");
         children.push(child);
     }
-    let result = wait_until("one cluster of three by broadcast", FORM_DEADLINE, || {
+    let result = wait_until("one cluster of three", FORM_DEADLINE, || {
         let mut leaders = std::collections::BTreeSet::new();
         for i in 0..3 {
             let doc = members(&hosts, i)?;
