@@ -93,9 +93,17 @@ fn five_nodes_staggered_in_random_order_form_one_cluster() {
 }
 
 #[test]
-fn nodes_started_in_reverse_order_form_one_cluster() {
-    let n = 3;
-    let mut cluster = Cluster::new("reversed", n, n as u16);
+fn three_nodes_started_in_reverse_order_form_one_cluster() {
+    reversed(3);
+}
+
+#[test]
+fn five_nodes_started_in_reverse_order_form_one_cluster() {
+    reversed(5);
+}
+
+fn reversed(n: usize) {
+    let mut cluster = Cluster::new(&format!("reversed-{n}"), n, n as u16);
     let names = ids(n);
     for slot in (0..n).rev() {
         cluster.start(&names[slot], slot);
@@ -106,21 +114,31 @@ fn nodes_started_in_reverse_order_form_one_cluster() {
 }
 
 #[test]
-fn a_node_added_later_joins_and_never_bootstraps() {
-    // Four slots, three expected: the fourth is a scale-up.
-    let mut cluster = Cluster::new("scale-up", 4, 3);
-    for (slot, id) in ["n1", "n2", "n3"].iter().enumerate() {
-        cluster.start(id, slot);
+fn a_node_added_to_three_later_joins_and_never_bootstraps() {
+    scale_up(3);
+}
+
+#[test]
+fn a_node_added_to_five_later_joins_and_never_bootstraps() {
+    scale_up(5);
+}
+
+fn scale_up(n: usize) {
+    // n + 1 slots, n expected: the last is a scale-up.
+    let mut cluster = Cluster::new(&format!("scale-up-{n}"), n + 1, n as u16);
+    for slot in 0..n {
+        cluster.start(&format!("n{}", slot + 1), slot);
     }
     cluster.wait_one_cluster(FORM_DEADLINE);
-    cluster.start("n4", 3);
+    let added = format!("n{}", n + 1);
+    cluster.start(&added, n);
     cluster.wait_one_cluster(FORM_DEADLINE);
     let bootstrapped = cluster
-        .node("n4")
+        .node(&added)
         .metric("rq4d_decisions_total{kind=\"bootstrap\"}")
         .expect("metrics");
     let joined = cluster
-        .node("n4")
+        .node(&added)
         .metric("rq4d_decisions_total{kind=\"join\"}")
         .expect("metrics");
     assert_eq!(bootstrapped, 0.0, "{}", cluster.report());

@@ -115,7 +115,16 @@ fn move_the_leader(n: usize) {
 
 #[test]
 fn sigterm_stops_rqlited_and_exits_cleanly_without_orphans() {
-    let (mut cluster, leader) = three("sigterm", &[]);
+    sigterm(3);
+}
+
+#[test]
+fn five_nodes_sigterm_stops_rqlited_and_exits_cleanly() {
+    sigterm(5);
+}
+
+fn sigterm(n: usize) {
+    let (mut cluster, leader) = formed(&format!("sigterm-{n}"), n, &[]);
     let follower = a_follower(&cluster, &leader);
     let node = cluster.node(&follower);
     let children = child_pids(node.pid());
@@ -144,7 +153,16 @@ fn sigterm_stops_rqlited_and_exits_cleanly_without_orphans() {
 
 #[test]
 fn a_flood_of_random_datagrams_is_dropped_and_counted() {
-    let (mut cluster, leader) = three("flood", &[]);
+    flooded(3);
+}
+
+#[test]
+fn five_nodes_a_flood_of_random_datagrams_is_dropped_and_counted() {
+    flooded(5);
+}
+
+fn flooded(n: usize) {
+    let (mut cluster, leader) = formed(&format!("flood-{n}"), n, &[]);
     let target = cluster.node(&leader);
     let gossip = target.gossip();
     let before = target
