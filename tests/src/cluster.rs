@@ -361,6 +361,24 @@ impl Cluster {
         }
     }
 
+    /// Waits until a running node sees a leader other than `gone` (after `gone` died or left);
+    /// panics with the report otherwise.
+    pub fn wait_leader_besides(&mut self, gone: &str, deadline: Duration) -> String {
+        let observer = self
+            .running_ids()
+            .into_iter()
+            .find(|id| id != gone)
+            .expect("a running node");
+        let result = wait_until("a leader among the rest", deadline, || {
+            let status = self.nodes[&observer].rqlite_status()?;
+            match status["store"]["leader"]["node_id"].as_str() {
+                Some(id) if !id.is_empty() && id != gone => Ok(id.to_string()),
+                other => Err(format!("{observer} sees leader {other:?}")),
+            }
+        });
+        result.unwrap_or_else(|e| panic!("{e}\n{}", self.report()))
+    }
+
     /// Every node's members table (from its API) and log tail.
     pub fn report(&mut self) -> String {
         let mut out = String::new();

@@ -77,17 +77,7 @@ fn move_the_leader(n: usize) {
     let data = cluster.node(&leader).data_dir.clone();
     cluster.node(&leader).kill();
     // The survivors elect a new leader among themselves.
-    let survivors: Vec<String> = cluster.running_ids().into_iter().collect();
-    let result = wait_until("a new leader among the survivors", FORM_DEADLINE, || {
-        let status = cluster.nodes[&survivors[0]].rqlite_status()?;
-        match status["store"]["leader"]["node_id"].as_str() {
-            Some(id) if !id.is_empty() && id != leader => Ok(()),
-            other => Err(format!("leader {other:?}")),
-        }
-    });
-    if let Err(e) = result {
-        panic!("{e}\n{}", cluster.report());
-    }
+    cluster.wait_leader_besides(&leader, FORM_DEADLINE);
     let ip = fresh_ip();
     let dir_name = data
         .file_name()
@@ -138,17 +128,7 @@ fn sigterm(n: usize) {
         assert!(!alive(pid), "rqlited (pid {pid}) outlived rq4d");
     }
     // The rest keep a leader.
-    let rest: Vec<String> = cluster.running_ids().into_iter().collect();
-    let result = wait_until("a leader among the rest", FORM_DEADLINE, || {
-        let status = cluster.nodes[&rest[0]].rqlite_status()?;
-        match status["store"]["leader"]["node_id"].as_str() {
-            Some(id) if !id.is_empty() && id != follower => Ok(()),
-            other => Err(format!("leader {other:?}")),
-        }
-    });
-    if let Err(e) = result {
-        panic!("{e}\n{}", cluster.report());
-    }
+    cluster.wait_leader_besides(&follower, FORM_DEADLINE);
 }
 
 #[test]
