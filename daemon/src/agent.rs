@@ -82,6 +82,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             db: data.db_state(),
             cluster_id: data.cluster_id(),
             settle: config.settle,
+            resume_after: Duration::from_secs(2),
             tick: Duration::from_millis(250),
             card_sync: Duration::from_secs(1),
             push_all_up_to: 32,

@@ -188,9 +188,10 @@ pub struct RunArgs {
     pub reap_after: Duration,
 
     /// How long the membership must stay unchanged before empty nodes agree on a seed. Safety
-    /// does not rest on it (every member must acknowledge the same view); it only avoids
-    /// proposals that a node still arriving would overturn.
-    #[arg(long, env = "RQ4D_SETTLE", default_value = "300ms", value_parser = parse_duration)]
+    /// does not rest on it (every member must acknowledge the same proposal of the same view),
+    /// and a proposal overturned by a node still arriving is withdrawn and redone; a debounce
+    /// only spares that churn when nodes trickle in.
+    #[arg(long, env = "RQ4D_SETTLE", default_value = "0s", value_parser = parse_duration)]
     pub settle: Duration,
 
     /// Data is disposable: the losing side of a split may delete its data and rejoin. Off by

@@ -359,7 +359,8 @@ impl Supervisor {
             voter: status.voter,
         }))
         .await;
-        if healthy && self.last_voters_check.elapsed() >= VOTERS_EVERY {
+        let count_changed = usize::from(voters_of(&status)) != self.data.voters().len();
+        if healthy && (count_changed || self.last_voters_check.elapsed() >= VOTERS_EVERY) {
             self.last_voters_check = Instant::now();
             self.record_voters().await;
         }

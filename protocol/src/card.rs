@@ -118,6 +118,17 @@ impl Running {
     }
 }
 
+/// One proposal of one seed: the seed's generation and the card version that first carried it.
+/// An acknowledgement names the round it acknowledges, so an acknowledgement given to an earlier
+/// proposal of the same seed can never count for a later one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Round {
+    /// The seed's generation.
+    pub generation: u64,
+    /// The seed's card version when it proposed.
+    pub version: u64,
+}
+
 /// A node's part in the bootstrap agreement of an all-empty membership.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Agreement {
@@ -128,13 +139,18 @@ pub enum Agreement {
     Propose {
         /// The view proposed.
         view: ViewDigest,
+        /// Which proposal.
+        round: Round,
     },
-    /// I acknowledge `seed`'s proposal of `view`, and no other while `seed` lives.
+    /// I acknowledge `seed`'s proposal of `view` in `round`, and no other while that proposal
+    /// stands (the seed lives and still proposes it).
     Ack {
         /// The seed acknowledged.
         seed: NodeId,
         /// The view acknowledged.
         view: ViewDigest,
+        /// The proposal acknowledged.
+        round: Round,
     },
 }
 
@@ -393,12 +409,22 @@ pub(crate) mod tests {
     fn agreement() -> impl Strategy<Value = Agreement> {
         prop_oneof![
             Just(Agreement::None),
-            any::<u64>().prop_map(|v| Agreement::Propose {
-                view: ViewDigest(v)
+            (any::<u64>(), any::<(u64, u64)>()).prop_map(|(v, (g, r))| Agreement::Propose {
+                view: ViewDigest(v),
+                round: Round {
+                    generation: g,
+                    version: r
+                },
             }),
-            (node_id(), any::<u64>()).prop_map(|(seed, v)| Agreement::Ack {
-                seed,
-                view: ViewDigest(v)
+            (node_id(), any::<u64>(), any::<(u64, u64)>()).prop_map(|(seed, v, (g, r))| {
+                Agreement::Ack {
+                    seed,
+                    view: ViewDigest(v),
+                    round: Round {
+                        generation: g,
+                        version: r,
+                    },
+                }
             }),
         ]
     }

@@ -22,7 +22,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::card::{Agreement, Card, ClusterId, DbState, ViewDigest};
+use crate::card::{Agreement, Card, ClusterId, DbState, Round, ViewDigest};
 use crate::identity::NodeId;
 use crate::wire::fnv1a;
 
@@ -127,6 +127,9 @@ pub struct View<'a> {
     pub missing: Vec<&'a NodeId>,
     /// True when the live membership has not changed for the settle period.
     pub settled: bool,
+    /// True once this node has been up long enough to have heard from the live members
+    /// (`NodeConfig::resume_after`): a node with data never resumes on its own before that.
+    pub looked_around: bool,
     /// Volatile mode: data may be deleted to heal a split.
     pub volatile: bool,
     /// Broken rules switched on (tests only).
@@ -150,10 +153,6 @@ pub struct Verdict {
 impl View<'_> {
     fn live(&self) -> impl Iterator<Item = &Card> {
         std::iter::once(self.me).chain(self.peers.iter().copied())
-    }
-
-    fn is_live(&self, id: &NodeId) -> bool {
-        self.live().any(|card| &card.node_id == id)
     }
 
     /// Live cards whose rqlited leads its cluster, by cluster.
@@ -190,6 +189,18 @@ pub fn mint_cluster_id(seed: &NodeId, generation: u64, view: ViewDigest) -> Clus
     ClusterId(fnv1a(text.as_bytes()))
 }
 
+/// The round of my proposal of `view`: the standing one if I already propose that view, else a
+/// new one named by the card version that will first carry it.
+fn next_round(me: &Card, view: ViewDigest) -> Round {
+    match me.agreement {
+        Agreement::Propose { view: v, round } if v == view => round,
+        _ => Round {
+            generation: me.generation,
+            version: me.version + 1,
+        },
+    }
+}
+
 /// Applies the decision rules (see the module docs).
 pub fn decide(view: &View<'_>) -> Verdict {
     let me = view.me;
@@ -216,6 +227,20 @@ pub fn decide(view: &View<'_>) -> Verdict {
                 return keep(split(view, *other));
             }
             let healthy = running.voter && running.leader.is_some();
+            if let Some(rival) = my_leader.filter(|_| running.is_leader_of(&me.node_id)) {
+                // Two live leaders of one cluster id: one of them leads a configuration the
+                // other does not know. Which side holds the acknowledged writes is for a human
+                // to judge; nothing is restarted or deleted.
+                return keep(Decision::Conflict {
+                    reason: format!(
+                        "two live leaders of cluster {}: {} and {}",
+                        me.cluster_id
+                            .map_or_else(|| "?".into(), |id| id.to_string()),
+                        me.node_id,
+                        rival.node_id
+                    ),
+                });
+            }
             match my_leader {
                 Some(leader) if !healthy => keep(Decision::Join {
                     targets: view.join_targets(leader),
@@ -235,7 +260,7 @@ pub fn decide(view: &View<'_>) -> Verdict {
             if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
                 return keep(split(view, *other));
             }
-            if !view.settled || !view.missing.is_empty() {
+            if !view.looked_around || !view.settled || !view.missing.is_empty() {
                 // Resuming without -join at a new address leaves rqlited a Candidate forever;
                 // give gossip a settle period to show a leader to join first.
                 return keep(Decision::wait(
@@ -390,9 +415,19 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
 fn agree(view: &View<'_>) -> Verdict {
     let me = view.me;
     let live: Vec<&Card> = view.live().collect();
-    // An acknowledgement stands while its seed lives; a dead seed frees the acknowledger.
+    // An acknowledgement stands while its proposal does: the seed lives and still proposes that
+    // round. A dead seed, or one that withdrew (it saw a smaller id, say), frees the
+    // acknowledger; a withdrawn round can never bootstrap, since a seed's later proposal is a
+    // new round needing new acknowledgements.
     let held_ack = match &me.agreement {
-        Agreement::Ack { seed, .. } if view.is_live(seed) => me.agreement.clone(),
+        Agreement::Ack { seed, round, .. }
+            if view.live().any(|card| {
+                &card.node_id == seed
+                    && matches!(card.agreement, Agreement::Propose { round: r, .. } if r == *round)
+            }) =>
+        {
+            me.agreement.clone()
+        }
         _ => Agreement::None,
     };
     let wait = |reason: String, agreement: Agreement| Verdict {
@@ -437,7 +472,10 @@ fn agree(view: &View<'_>) -> Verdict {
             decision: Decision::Bootstrap {
                 cluster_id: mint_cluster_id(&me.node_id, me.generation, digest),
             },
-            agreement: Agreement::Propose { view: digest },
+            agreement: Agreement::Propose {
+                view: digest,
+                round: next_round(me, digest),
+            },
             cluster_id: Some(mint_cluster_id(&me.node_id, me.generation, digest)),
         };
     }
@@ -458,17 +496,20 @@ fn agree(view: &View<'_>) -> Verdict {
     };
 
     if seed == &me.node_id {
-        let proposal = Agreement::Propose { view: digest };
+        let round = next_round(me, digest);
+        let proposal = Agreement::Propose {
+            view: digest,
+            round,
+        };
+        let wanted = Agreement::Ack {
+            seed: me.node_id.clone(),
+            view: digest,
+            round,
+        };
         let pending: Vec<&str> = view
             .peers
             .iter()
-            .filter(|card| {
-                card.agreement
-                    != Agreement::Ack {
-                        seed: me.node_id.clone(),
-                        view: digest,
-                    }
-            })
+            .filter(|card| card.agreement != wanted)
             .map(|card| card.node_id.as_str())
             .collect();
         if pending.is_empty() {
@@ -498,16 +539,19 @@ fn agree(view: &View<'_>) -> Verdict {
             held_ack,
         );
     }
-    let proposed = view
-        .peers
-        .iter()
-        .any(|card| &card.node_id == seed && card.agreement == Agreement::Propose { view: digest });
-    if proposed {
+    let proposed = view.peers.iter().find_map(|card| match card.agreement {
+        Agreement::Propose { view: v, round } if &card.node_id == seed && v == digest => {
+            Some(round)
+        }
+        _ => None,
+    });
+    if let Some(round) = proposed {
         return wait(
             format!("acknowledged seed {seed}; waiting for it to bootstrap"),
             Agreement::Ack {
                 seed: seed.clone(),
                 view: digest,
+                round,
             },
         );
     }

@@ -46,6 +46,9 @@ pub struct NodeConfig {
     pub cluster_id: Option<ClusterId>,
     /// How long the live membership must stay unchanged before an all-empty view may bootstrap.
     pub settle: Duration,
+    /// How long a node with data listens to gossip after its start before it may resume without
+    /// `-join` (a live leader found in that time is joined instead).
+    pub resume_after: Duration,
     /// How often decisions are re-evaluated without any input.
     pub tick: Duration,
     /// How often a digest is sent to one random member (card anti-entropy).
@@ -195,6 +198,7 @@ pub struct Node {
     cards: CardTable,
     members: BTreeMap<NodeId, MemberInfo>,
     view_changed_at: Duration,
+    started_at: Duration,
     decision: Decision,
     /// Datagrams from other lives with this node's id, by address: (first, last, count).
     duplicates: BTreeMap<SocketAddr, Sighting>,
@@ -237,6 +241,7 @@ impl Node {
             cards: CardTable::default(),
             members: BTreeMap::new(),
             view_changed_at: now,
+            started_at: now,
             decision: Decision::Wait {
                 reason: "starting".into(),
             },
@@ -675,6 +680,7 @@ impl Node {
                 peers,
                 missing,
                 settled: now.saturating_sub(self.view_changed_at) >= self.config.settle,
+                looked_around: now.saturating_sub(self.started_at) >= self.config.resume_after,
                 volatile: self.config.volatile,
                 faults: self.config.faults,
                 stored_voters: &self.config.stored_voters,

@@ -1,8 +1,8 @@
 //! Properties of the decision rules over generated card sets and arrival orders.
 
 use super::*;
-use crate::card::Running;
 use crate::card::tests::{card, sample};
+use crate::card::{Round, Running};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -44,6 +44,7 @@ fn decide_for(cards: &[Card], i: usize, settled: bool, shuffle: u64) -> Verdict 
         peers,
         missing: Vec::new(),
         settled,
+        looked_around: true,
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
@@ -122,7 +123,7 @@ proptest! {
         volatile in any::<bool>(),
     ) {
         prop_assume!(me.db.has_data());
-        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, volatile, faults: Faults::default(), stored_voters: &[] };
+        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, looked_around: settled, volatile, faults: Faults::default(), stored_voters: &[] };
         let verdict = decide(&view);
         prop_assert!(!matches!(verdict.decision, Decision::Bootstrap { .. }), "{:?}", verdict);
     }
@@ -188,19 +189,68 @@ proptest! {
     }
 }
 
+const ROUND: Round = Round {
+    generation: 1,
+    version: 7,
+};
+
 #[test]
-fn an_acknowledgement_is_not_given_to_a_second_seed_while_the_first_lives() {
-    let mut cards = empty_cluster(3, 2);
-    // n01 acknowledged n00; now n00 is... still live, but some node claims to be a smaller seed.
-    cards[1].agreement = Agreement::Ack {
+fn an_acknowledgement_is_not_given_to_a_second_seed_while_the_first_still_proposes() {
+    let mut cards = empty_cluster(4, 2);
+    // n02 proposes and n03 acknowledged it; n00 (smaller) now proposes too.
+    cards[2].agreement = Agreement::Propose {
+        view: cards[2].view,
+        round: ROUND,
+    };
+    cards[3].agreement = Agreement::Ack {
         seed: cards[2].node_id.clone(),
-        view: cards[1].view,
+        view: cards[3].view,
+        round: ROUND,
     };
     cards[0].agreement = Agreement::Propose {
         view: cards[0].view,
+        round: ROUND,
     };
-    let verdict = decide_for(&cards, 1, true, 0);
-    assert_eq!(verdict.agreement, cards[1].agreement, "{verdict:?}");
+    let verdict = decide_for(&cards, 3, true, 0);
+    assert_eq!(verdict.agreement, cards[3].agreement, "{verdict:?}");
+}
+
+#[test]
+fn a_withdrawn_proposal_releases_its_acknowledgers_so_a_smaller_seed_can_gather_them() {
+    // The deadlock this prevents: nodes acknowledged a seed, then a node with a smaller id
+    // arrived; the old seed stops proposing, and its acknowledgers must be free to follow.
+    let mut cards = empty_cluster(4, 2);
+    cards[3].agreement = Agreement::Ack {
+        seed: cards[2].node_id.clone(),
+        view: cards[3].view,
+        round: ROUND,
+    };
+    // n02 withdrew (its card no longer proposes).
+    let decisions = run_agreement(&mut cards, &[3, 2, 1, 0]);
+    assert!(
+        matches!(decisions[0], Decision::Bootstrap { .. }),
+        "the smallest id gathers every acknowledgement: {decisions:?}"
+    );
+}
+
+#[test]
+fn an_acknowledgement_of_an_earlier_round_does_not_count() {
+    let mut cards = empty_cluster(2, 2);
+    let stale = Round {
+        generation: 1,
+        version: 1,
+    };
+    cards[1].agreement = Agreement::Ack {
+        seed: cards[0].node_id.clone(),
+        view: cards[1].view,
+        round: stale,
+    };
+    cards[0].version = 5;
+    let verdict = decide_for(&cards, 0, true, 0);
+    assert!(
+        matches!(verdict.decision, Decision::Wait { .. }),
+        "a new proposal needs new acknowledgements: {verdict:?}"
+    );
 }
 
 #[test]
@@ -209,6 +259,7 @@ fn a_dead_seed_releases_its_acknowledgers() {
     cards[2].agreement = Agreement::Ack {
         seed: NodeId::new("gone").expect("id"),
         view: cards[2].view,
+        round: ROUND,
     };
     let verdict = decide_for(&cards, 2, true, 0);
     assert_ne!(verdict.agreement, cards[2].agreement);
@@ -232,6 +283,7 @@ fn an_acknowledger_of_a_bootstrapping_seed_is_bound_to_its_cluster() {
         peers: vec![&survivors[1]],
         missing: Vec::new(),
         settled: true,
+        looked_around: true,
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
@@ -253,6 +305,7 @@ fn a_seed_keeps_its_bootstrap_decision_until_rqlited_starts() {
         peers: vec![&seed_only[1]],
         missing: Vec::new(),
         settled: false,
+        looked_around: true,
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
@@ -315,6 +368,7 @@ fn data_of_another_cluster_is_a_conflict_and_only_volatile_mode_wipes_the_smalle
         peers: cards[1..].iter().collect(),
         missing: Vec::new(),
         settled: true,
+        looked_around: true,
         volatile: true,
         faults: Faults::default(),
         stored_voters: &[],
@@ -343,6 +397,7 @@ fn a_cluster_back_at_new_addresses_recovers_with_peers_json_only_when_every_vote
             peers: cards[1..].iter().collect(),
             missing: Vec::new(),
             settled: true,
+            looked_around: true,
             volatile: false,
             faults: Faults::default(),
             stored_voters: stored,
@@ -373,5 +428,48 @@ fn a_cluster_back_at_new_addresses_recovers_with_peers_json_only_when_every_vote
     match decide_with(&cards, &same) {
         Decision::Resume { peers, .. } => assert!(peers.is_empty()),
         other => panic!("expected a plain resume, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_node_with_data_looks_around_before_resuming_alone() {
+    let mut cards = empty_cluster(1, 1);
+    cards[0].db = DbState::HasData { last_voters: 3 };
+    cards[0].cluster_id = Some(ClusterId(3));
+    let stored = [(cards[0].node_id.clone(), "elsewhere:4002".to_string())];
+    let verdict = decide(&View {
+        me: &cards[0],
+        peers: Vec::new(),
+        missing: Vec::new(),
+        settled: true,
+        looked_around: false,
+        volatile: false,
+        faults: Faults::default(),
+        stored_voters: &stored,
+    });
+    assert!(
+        matches!(verdict.decision, Decision::Wait { .. }),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn two_live_leaders_of_one_cluster_are_a_conflict() {
+    let mut cards = empty_cluster(2, 2);
+    for card in &mut cards {
+        card.db = DbState::Running(Running {
+            leader: Some(card.node_id.clone()),
+            term: 1,
+            voters: 1,
+            voter: true,
+        });
+        card.cluster_id = Some(ClusterId(4));
+    }
+    for i in 0..2 {
+        let verdict = decide_for(&cards, i, true, 0);
+        assert!(
+            matches!(verdict.decision, Decision::Conflict { .. }),
+            "{verdict:?}"
+        );
     }
 }

@@ -75,6 +75,7 @@ struct Harness {
     ids: Vec<NodeId>,
     decisions: Vec<Vec<Decision>>,
     expect: u16,
+    settle: Duration,
 }
 
 impl Harness {
@@ -92,6 +93,7 @@ impl Harness {
                 .collect(),
             decisions: vec![Vec::new(); n],
             expect: n as u16,
+            settle: Duration::from_secs(1),
         }
     }
 
@@ -114,7 +116,8 @@ impl Harness {
             expect: self.expect,
             db: DbState::Empty,
             cluster_id: None,
-            settle: Duration::from_secs(1),
+            settle: self.settle,
+            resume_after: Duration::from_secs(2),
             tick: Duration::from_millis(250),
             card_sync: Duration::from_secs(1),
             push_all_up_to: 32,
@@ -286,6 +289,19 @@ impl Harness {
         out
     }
 
+    /// Exactly one node ever decided to bootstrap; returns it.
+    fn assert_exactly_one_bootstrap(&self) -> usize {
+        let bootstraps: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| {
+                self.decisions[*i]
+                    .iter()
+                    .any(|d| matches!(d, Decision::Bootstrap { .. }))
+            })
+            .collect();
+        assert_eq!(bootstraps.len(), 1, "one bootstrap:\n{}", self.report());
+        bootstraps[0]
+    }
+
     /// The properties every start order must end with.
     fn assert_one_seed_and_the_rest_join_it(&self) {
         let bootstraps: Vec<usize> = (0..self.nodes.len())
@@ -379,6 +395,26 @@ fn a_node_added_later_joins_and_never_bootstraps() {
     harness.run_until_formed(DEADLINE);
     assert!(harness.now > Duration::from_secs(20));
     harness.assert_one_seed_and_the_rest_join_it();
+}
+
+#[test]
+fn smaller_ids_arriving_during_the_agreement_do_not_deadlock_it() {
+    // Five nodes, three expected, no settle period: the three largest ids start the agreement,
+    // then two smaller ids arrive while it runs and become the seed. The acknowledgements given
+    // to the first seed must be released when it withdraws.
+    for arrival_ms in [0, 1, 2, 5, 10, 20, 50, 100, 300] {
+        let mut harness = Harness::new(5);
+        harness.expect = 3;
+        harness.settle = Duration::ZERO;
+        for i in 2..5 {
+            harness.at(Duration::ZERO, i, Delivery::Start);
+        }
+        for i in 0..2 {
+            harness.at(Duration::from_millis(arrival_ms), i, Delivery::Start);
+        }
+        harness.run_until_formed(DEADLINE);
+        harness.assert_exactly_one_bootstrap();
+    }
 }
 
 #[test]
