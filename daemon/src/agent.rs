@@ -110,6 +110,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (report_tx, report_rx) = mpsc::channel(64);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let supervisor = Supervisor::new(
+        epoch,
         supervisor_config,
         data,
         directive_rx,
@@ -259,12 +260,20 @@ impl Agent {
                 let alive = self.node.members().values().filter(|m| m.alive).count();
                 let gossip = alive > 0 || self.expect <= 1;
                 let conflict = matches!(self.node.decision(), Decision::Conflict { .. });
+                // rqlited's /readyz can say 200 on a node whose join is being refused; a member
+                // is healthy only as a voter that sees a leader.
+                let member = self
+                    .node
+                    .card()
+                    .db
+                    .running()
+                    .is_some_and(|r| r.voter && r.leader.is_some());
                 let mut decision = self.node.decision().describe();
                 if let Some(failure) = &self.last_failure {
                     decision = format!("{decision}; last rqlited failure: {failure}");
                 }
                 let _ = reply.send(Health {
-                    healthy: gossip && self.ready && !conflict,
+                    healthy: gossip && self.ready && member && !conflict,
                     gossip,
                     rqlited_ready: self.ready,
                     decision,
@@ -311,6 +320,7 @@ impl Agent {
                 Output::Event(event) => self.event(event),
             }
         }
+        self.publish_membership();
         let directive = Directive {
             decision: self.node.decision().clone(),
             cluster_id: self.node.card().cluster_id,
@@ -326,11 +336,11 @@ impl Agent {
         match event {
             Event::MemberUp(id) => {
                 tracing::info!(node = %id.node_id, addr = %id.addr, "member up");
-                self.membership_changed();
+                self.count_members();
             }
             Event::MemberDown(id) => {
                 tracing::warn!(node = %id.node_id, addr = %id.addr, "member down");
-                self.membership_changed();
+                self.count_members();
             }
             Event::Decided(decision) => {
                 self.metrics
@@ -353,31 +363,41 @@ impl Agent {
         }
     }
 
-    fn membership_changed(&mut self) {
-        let now_std = Instant::now();
-        let mono = self.now();
-        let mut alive = 1;
-        let mut down = 0;
-        let mut members = std::collections::BTreeMap::new();
-        for (id, member) in self.node.members() {
-            if member.alive {
-                alive += 1;
-                members.insert(id.clone(), None);
-            } else {
-                down += 1;
-                let ago = mono.saturating_sub(member.since);
-                members.insert(id.clone(), Some(now_std - ago));
-            }
-        }
-        for (state, count) in [("alive", alive), ("down", down)] {
+    fn count_members(&self) {
+        let alive = self.node.members().values().filter(|m| m.alive).count();
+        let down = self.node.members().len() - alive;
+        for (state, count) in [("alive", alive + 1), ("down", down)] {
             self.metrics
                 .members
                 .get_or_create(&metrics::State {
                     state: state.into(),
                 })
-                .set(count);
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
-        self.membership.send_replace(Membership { members });
+    }
+
+    /// Publishes the membership the reaper needs when it changed: who is down since when, and
+    /// which Raft addresses live members advertise (their cards arrive after their `MemberUp`).
+    fn publish_membership(&self) {
+        let mut members = std::collections::BTreeMap::new();
+        let mut raft_addrs = std::collections::BTreeMap::new();
+        let me = self.node.card();
+        raft_addrs.insert(me.raft_addr.clone(), me.node_id.clone());
+        for (id, member) in self.node.members() {
+            members.insert(id.clone(), (!member.alive).then_some(member.since));
+            if let Some(card) = self.node.live_card(id) {
+                raft_addrs.insert(card.raft_addr.clone(), id.clone());
+            }
+        }
+        let next = Membership {
+            members,
+            raft_addrs,
+        };
+        self.membership.send_if_modified(|current| {
+            let changed = *current != next;
+            *current = next;
+            changed
+        });
     }
 }
 

@@ -80,7 +80,8 @@ pub fn table(doc: &MembersDoc) -> String {
 }
 
 fn row(member: &MemberDoc) -> [String; 8] {
-    let card = member.card.as_ref();
+    // A down member's card is its last word, not its state: show none of it but the cluster.
+    let card = member.card.as_ref().filter(|_| member.state != "down");
     let (db, role, leader, term) = match card.map(|c| &c.db) {
         Some(DbState::Running(r)) => {
             let role = match (r.voter, card.is_some_and(|c| r.is_leader_of(&c.node_id))) {
@@ -100,9 +101,12 @@ fn row(member: &MemberDoc) -> [String; 8] {
         Some(DbState::Starting) => ("starting".into(), "-".into(), "-".into(), "-".into()),
         Some(DbState::HasData { .. }) => ("stopped".into(), "-".into(), "-".into(), "-".into()),
         Some(DbState::Empty) => ("empty".into(), "-".into(), "-".into(), "-".into()),
+        None if member.state == "down" => ("-".into(), "-".into(), "-".into(), "-".into()),
         None => ("?".into(), "-".into(), "-".into(), "-".into()),
     };
-    let cluster = card
+    let cluster = member
+        .card
+        .as_ref()
         .and_then(|c: &Card| c.cluster_id)
         .map_or("-".into(), |id| id.to_string());
     [

@@ -101,11 +101,14 @@ pub struct Directive {
     pub cluster_id: Option<ClusterId>,
 }
 
-/// The gossip membership as the reaper needs it.
+/// The gossip membership as the reaper needs it. Times are on the daemon's clock: durations
+/// since the epoch passed to [`Supervisor::new`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     /// Every member seen: `None` while alive, `Some(since)` once down.
-    pub members: BTreeMap<NodeId, Option<Instant>>,
+    pub members: BTreeMap<NodeId, Option<Duration>>,
+    /// The Raft addresses that live members (this node included) advertise, and whose they are.
+    pub raft_addrs: BTreeMap<String, NodeId>,
 }
 
 /// What the supervisor tells the gossip loop.
@@ -148,8 +151,10 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Prepares a supervisor; [`Supervisor::run`] drives it.
+    /// Prepares a supervisor; [`Supervisor::run`] drives it. `epoch` is the daemon's clock origin,
+    /// the one [`Membership`] times are measured from.
     pub fn new(
+        epoch: Instant,
         config: SupervisorConfig,
         data: DataDir,
         directives: watch::Receiver<Directive>,
@@ -169,7 +174,7 @@ impl Supervisor {
             processes,
             child: None,
             started_at: now,
-            daemon_started: now,
+            daemon_started: epoch,
             leaderless_since: None,
             backoff: BACKOFF_MIN,
             next_start: now,
@@ -403,7 +408,6 @@ impl Supervisor {
         }
         self.pending_removal = None;
         let membership = self.membership.borrow().clone();
-        let base = self.daemon_started;
         let voters: Vec<Voter> = nodes
             .iter()
             .filter(|n| n.voter)
@@ -413,20 +417,27 @@ impl Supervisor {
                     None
                 } else {
                     match membership.members.get(&id) {
-                        Some(None) => None,
-                        Some(Some(since)) => Some(since.saturating_duration_since(base)),
+                        Some(down) => *down,
                         // Never seen in gossip since this daemon started.
                         None => Some(Duration::ZERO),
                     }
                 };
-                Some(Voter { id, down_since })
+                let address_taken = membership
+                    .raft_addrs
+                    .get(&n.addr)
+                    .is_some_and(|holder| *holder != id);
+                Some(Voter {
+                    id,
+                    down_since,
+                    address_taken,
+                })
             })
             .collect();
-        let Some(victim) = reaper::pick_removal(&voters, base.elapsed(), self.config.reap_after)
-        else {
+        let now = self.daemon_started.elapsed();
+        let Some(victim) = reaper::pick_removal(&voters, now, self.config.reap_after) else {
             return;
         };
-        tracing::warn!(node = %victim, "removing voter dead in gossip for over {:?}", self.config.reap_after);
+        tracing::warn!(node = %victim, "removing a voter that gossip sees dead (for over {:?}, or its address now belongs to another node)", self.config.reap_after);
         match self.client.remove(victim.as_str()).await {
             Ok(()) => {
                 self.pending_removal = Some(victim.to_string());

@@ -1,10 +1,12 @@
 //! Which dead voter the leader's daemon removes from Raft, if any.
 //!
 //! Only the daemon whose rqlited leads calls this, with the voters its rqlited reports. A voter is
-//! removed when gossip has seen it down for at least `reap_after`, one at a time (the caller
-//! waits for the removal to show before asking again), and never when the live voters would then
-//! fall short of a majority of the smaller configuration — a removal that loses quorum would stall
-//! the cluster instead of healing it.
+//! removed when gossip has seen it down for at least `reap_after` — or at once when it is down and
+//! a live member with another id now advertises its Raft address (Docker hands a dead
+//! container's IP to the next one, and rqlited refuses a joiner whose address a voter holds) —
+//! one at a time (the caller waits for the removal to show before asking again), and never when
+//! the live voters would then fall short of a majority of the smaller configuration: a removal
+//! that loses quorum would stall the cluster instead of healing it.
 
 use std::time::Duration;
 
@@ -17,9 +19,12 @@ pub struct Voter {
     pub id: NodeId,
     /// Since when gossip sees it down; `None` while it is alive.
     pub down_since: Option<Duration>,
+    /// A live member with another id advertises this voter's Raft address.
+    pub address_taken: bool,
 }
 
-/// The voter to remove now, if any: the one down the longest among those down for `reap_after`.
+/// The voter to remove now, if any: a down voter whose address was taken, else the one down the
+/// longest among those down for `reap_after`.
 pub fn pick_removal(voters: &[Voter], now: Duration, reap_after: Duration) -> Option<NodeId> {
     let live = voters.iter().filter(|v| v.down_since.is_none()).count();
     let remaining = voters.len().checked_sub(1)?;
@@ -29,10 +34,10 @@ pub fn pick_removal(voters: &[Voter], now: Duration, reap_after: Duration) -> Op
     }
     voters
         .iter()
-        .filter_map(|v| v.down_since.map(|since| (since, &v.id)))
-        .filter(|(since, _)| now.saturating_sub(*since) >= reap_after)
+        .filter_map(|v| v.down_since.map(|since| (!v.address_taken, since, &v.id)))
+        .filter(|(waits, since, _)| !waits || now.saturating_sub(*since) >= reap_after)
         .min()
-        .map(|(_, id)| id.clone())
+        .map(|(_, _, id)| id.clone())
 }
 
 #[cfg(test)]
@@ -46,7 +51,22 @@ mod tests {
         Voter {
             id: NodeId::new(id).expect("id"),
             down_since: down_since.map(Duration::from_secs),
+            address_taken: false,
         }
+    }
+
+    #[test]
+    fn a_dead_voter_whose_address_was_taken_goes_at_once() {
+        let mut taken = voter("c", Some(29));
+        taken.address_taken = true;
+        let voters = [
+            voter("a", None),
+            voter("b", None),
+            taken,
+            voter("d", Some(0)),
+        ];
+        let removed = pick_removal(&voters, Duration::from_secs(30), REAP);
+        assert_eq!(removed.as_ref().map(NodeId::as_str), Some("c"));
     }
 
     #[test]
@@ -78,13 +98,13 @@ mod tests {
     proptest! {
         #[test]
         fn a_removal_never_leaves_the_live_voters_short_of_a_majority(
-            downs in proptest::collection::vec(proptest::option::of(0u64..100), 1..15),
+            downs in proptest::collection::vec((proptest::option::of(0u64..100), any::<bool>()), 1..15),
             now in 0u64..200,
         ) {
             let voters: Vec<Voter> = downs
                 .iter()
                 .enumerate()
-                .map(|(i, d)| voter(&format!("n{i}"), *d))
+                .map(|(i, (d, taken))| Voter { address_taken: *taken, ..voter(&format!("n{i}"), *d) })
                 .collect();
             if let Some(id) = pick_removal(&voters, Duration::from_secs(now), REAP) {
                 let removed = voters.iter().find(|v| v.id == id).expect("a voter");

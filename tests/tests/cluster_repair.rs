@@ -316,3 +316,16 @@ fn a_whole_cluster_back_at_new_addresses_recovers_its_data() {
         assert!(nodes.to_string().contains(&addr), "{addr} in {nodes}");
     }
 }
+
+#[test]
+fn a_replacement_at_a_dead_voters_address_joins_without_waiting_for_reap_after() {
+    // Docker hands a dead container's IP to the next one; rqlited refuses a joiner whose address
+    // a voter holds, so the leader's rq4d removes that dead voter at once.
+    let (mut cluster, leader) = three("ip-reuse", &["--reap-after", "600s"]);
+    let victim = a_follower(&cluster, &leader);
+    let ip = cluster.nodes[&victim].ip.clone();
+    cluster.node(&victim).kill();
+    cluster.nodes.remove(&victim);
+    cluster.start_at("n9", &ip, "n9");
+    cluster.wait_one_cluster(FORM_DEADLINE);
+}
