@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Removes the cluster scripts/docker-up.sh started: containers, their volumes, the network.
+# (`down -v` alone misses the volumes compose carried over when it recreated a container.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+project=${RQ4D_PROJECT:-rq4d}
+ids=$(docker ps -aq --filter "label=com.docker.compose.project=$project")
+volumes=""
+if [[ -n $ids ]]; then
+    # shellcheck disable=SC2086 # one argument per id
+    volumes=$(docker inspect -f '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}' $ids)
+fi
+RQ4D_IMAGE=${RQ4D_IMAGE:-rq4d:test-double} \
+    scripts/docker-compose.sh -p "$project" -f compose/compose.yaml down -v --remove-orphans
+for v in $volumes; do
+    docker volume rm "$v" >/dev/null 2>&1 || true
+done
