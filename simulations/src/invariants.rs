@@ -1,0 +1,289 @@
+//! The properties every run must keep, and how a failure is classified.
+//!
+//! Safety is checked at the very transitions that can break it, which is the same as checking
+//! after every step (nothing else changes a disk or creates a cluster):
+//!
+//! * **one bootstrap** — from one initial set with `expect` > half of it, at most one Raft
+//!   cluster is bootstrapped by nodes of that set. A second one is a violation, unless it is
+//!   the seed-isolation window of ARCHITECTURE.md (every node the two views share acknowledged
+//!   the first seed and then saw it declared down before the second bootstrap), which is
+//!   counted separately;
+//! * **data is kept** — a node whose state counts as data never joins another cluster as a fresh
+//!   node, never loses its data outside volatile mode, and never decides to bootstrap.
+//!
+//! Liveness is checked at the end of a scenario: once the network is whole and at least
+//! `expect` nodes are up, every live node must be a voter of one cluster with a leader within
+//! [`crate::scenario::LIVENESS_BOUND`]. A run that does not get there is a violation unless the
+//! situation is one rqlite itself cannot leave (a majority of the configuration gone or moved
+//! to new addresses: the `peers.json` case rq4d does not handle yet), or follows a window split.
+
+use std::fmt;
+use std::time::Duration;
+
+use rq4d_protocol::{Agreement, ClusterId, NodeId};
+
+use crate::world::{Bootstrap, World};
+
+/// What went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Two clusters bootstrapped from one initial set.
+    DoubleBootstrap,
+    /// A node with data joined another cluster as a fresh node.
+    DataJoinedOther,
+    /// A node's data was deleted outside volatile mode.
+    DataLost,
+    /// A node with data decided to bootstrap.
+    BootstrapWithData,
+    /// A second Raft cluster was bootstrapped under the rq4d cluster id of an existing one: a
+    /// split that rq4d's split detection (which compares cluster ids) cannot see.
+    ClusterIdReused,
+    /// The cluster did not form within the bound.
+    NotConverged,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::DoubleBootstrap => "double-bootstrap",
+            Self::DataJoinedOther => "data-joined-other-cluster",
+            Self::DataLost => "data-lost",
+            Self::BootstrapWithData => "bootstrap-with-data",
+            Self::ClusterIdReused => "cluster-id-reused",
+            Self::NotConverged => "not-converged",
+        })
+    }
+}
+
+/// One failure of a property.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    /// Which property.
+    pub kind: Kind,
+    /// When.
+    pub at: Duration,
+    /// What happened, readable.
+    pub detail: String,
+    /// A double bootstrap explained by the seed-isolation window.
+    pub window: bool,
+}
+
+fn ids(view: &[NodeId]) -> String {
+    view.iter()
+        .map(NodeId::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Checks a new bootstrap against the earlier ones.
+pub fn check_bootstrap(world: &World, new: &Bootstrap) -> Option<Violation> {
+    let n = world.initial_size();
+    if usize::from(world.config.expect) * 2 <= n || !new.from_initial_set {
+        return None;
+    }
+    let earlier = world.bootstraps.iter().find(|b| b.from_initial_set)?;
+    let first_seed = world.hosts[earlier.host].id.clone();
+    let second_seed = world.hosts[new.host].id.clone();
+    let shared: Vec<&NodeId> = earlier
+        .view
+        .iter()
+        .filter(|id| new.view.contains(id) && **id != first_seed && **id != second_seed)
+        .collect();
+    // The window: each shared node acknowledged the first seed, then saw it down, before this.
+    let window = !shared.is_empty()
+        && shared.iter().all(|id| {
+            let Some(h) = world.host_by_id(id) else {
+                return false;
+            };
+            let host = &world.hosts[h];
+            let acked = host
+                .acks
+                .iter()
+                .filter(|(_, seed)| *seed == first_seed)
+                .map(|(at, _)| *at)
+                .next();
+            acked.is_some_and(|acked| {
+                host.downs
+                    .iter()
+                    .any(|(at, who)| *who == first_seed && *at >= acked && *at <= new.at)
+            })
+        });
+    Some(Violation {
+        kind: Kind::DoubleBootstrap,
+        at: world.now,
+        detail: format!(
+            "{second_seed} bootstrapped a second cluster at {:.3}s (view {}) after {first_seed} bootstrapped one at {:.3}s (view {}); expect {} of {n}",
+            new.at.as_secs_f64(),
+            ids(&new.view),
+            earlier.at.as_secs_f64(),
+            ids(&earlier.view),
+            world.config.expect,
+        ),
+        window,
+    })
+}
+
+/// A node with committed data of one cluster was admitted into another.
+pub fn data_joined_other(world: &World, host: usize, old: usize, new: usize) -> Violation {
+    Violation {
+        kind: Kind::DataJoinedOther,
+        at: world.now,
+        detail: format!(
+            "{} held data of Raft cluster #{old} and joined cluster #{new} as a fresh node",
+            world.hosts[host].id
+        ),
+        window: false,
+    }
+}
+
+/// A node's data was wiped outside volatile mode.
+pub fn data_lost(world: &World, host: usize) -> Violation {
+    Violation {
+        kind: Kind::DataLost,
+        at: world.now,
+        detail: format!(
+            "{} deleted its data outside volatile mode",
+            world.hosts[host].id
+        ),
+        window: false,
+    }
+}
+
+/// A node whose card shows data decided to bootstrap.
+pub fn bootstrap_with_data(world: &World, host: usize) -> Violation {
+    Violation {
+        kind: Kind::BootstrapWithData,
+        at: world.now,
+        detail: format!(
+            "{} decided to bootstrap although it has data",
+            world.hosts[host].id
+        ),
+        window: false,
+    }
+}
+
+/// Why a run that did not converge is excused, if it is: situations rqlite itself cannot leave.
+pub fn excuse(world: &World) -> Option<String> {
+    let live: Vec<usize> = world.live_hosts().collect();
+    if live.len() < usize::from(world.config.expect) {
+        return Some(format!(
+            "only {} nodes up, expect {}",
+            live.len(),
+            world.config.expect
+        ));
+    }
+    if !world.windows.is_empty() && !world.config.volatile {
+        // Outside volatile mode a split is reported and left to a human, by design.
+        return Some(
+            "split left by a seed-isolation window (not volatile: left to a human)".into(),
+        );
+    }
+    // Clusters some live node holds committed data of, or is bound to (it acknowledged the seed
+    // and saw it start: it waits for that cluster forever rather than risk a second one).
+    let bound: Vec<ClusterId> = live
+        .iter()
+        .filter_map(|&h| world.hosts[h].node.as_ref()?.card().cluster_id)
+        .collect();
+    let mut clusters: Vec<usize> = live
+        .iter()
+        .filter(|&&h| world.rqlite.disks[h].has_data())
+        .filter_map(|&h| world.rqlite.disks[h].cluster)
+        .chain((0..world.rqlite.clusters.len()).filter(|&c| {
+            world.rqlite.clusters[c]
+                .cluster_id
+                .is_some_and(|id| bound.contains(&id))
+        }))
+        .collect();
+    clusters.sort_unstable();
+    clusters.dedup();
+    for c in clusters {
+        let cluster = &world.rqlite.clusters[c];
+        let reachable = cluster
+            .voters
+            .values()
+            .filter(|addr| {
+                world
+                    .addresses
+                    .host_of_raft(addr)
+                    .is_some_and(|h| world.hosts[h].node.is_some())
+            })
+            .count();
+        // When every voter is up (only moved), rq4d's peers.json recovery must bring the
+        // cluster back: no excuse then.
+        let all_up = cluster.voters.keys().all(|id| {
+            world
+                .host_by_id(id)
+                .is_some_and(|h| world.hosts[h].node.is_some())
+        });
+        if reachable * 2 <= cluster.voters.len() && !all_up {
+            return Some(format!(
+                "Raft cluster #{c} has only {reachable} of {} voters up at their configured addresses and not every voter is up (rq4d waits rather than force a reconfiguration)",
+                cluster.voters.len()
+            ));
+        }
+    }
+    None
+}
+
+/// A diagnosis of a run that did not converge, for the report.
+///
+/// * stale-ack deadlock: a live node still holds an acknowledgement for a live seed that no
+///   longer proposes (it acknowledges a smaller seed itself), so no seed can collect every
+///   acknowledgement;
+/// * uncommitted voter: a node that rqlite counts as a voter (it joined) counts itself empty
+///   (it never saw itself healthy before it was cut off or crashed), so it waits instead of
+///   giving the cluster back its quorum.
+pub fn diagnose(world: &World) -> Option<String> {
+    for h in world.live_hosts() {
+        let disk = &world.rqlite.disks[h];
+        let counted = disk.cluster.is_some_and(|c| {
+            world.rqlite.clusters[c]
+                .voters
+                .contains_key(&world.hosts[h].id)
+        });
+        if counted && !disk.committed && world.rqlite.procs[h].is_none() {
+            return Some(format!(
+                "uncommitted voter: {} is a voter of Raft cluster #{} but its state is not committed, so rq4d treats it as empty",
+                world.hosts[h].id,
+                disk.cluster.unwrap_or_default()
+            ));
+        }
+    }
+    for h in world.live_hosts() {
+        let node = world.hosts[h].node.as_ref()?;
+        let Agreement::Ack { seed, .. } = &node.card().agreement else {
+            continue;
+        };
+        let Some(s) = world.host_by_id(seed) else {
+            continue;
+        };
+        let Some(seed_node) = world.hosts[s].node.as_ref() else {
+            continue;
+        };
+        if let Agreement::Ack { seed: other, .. } = &seed_node.card().agreement {
+            return Some(format!(
+                "stale-ack deadlock: {} holds its acknowledgement of {seed}, which itself acknowledges {other}",
+                world.hosts[h].id
+            ));
+        }
+    }
+    None
+}
+
+/// A bootstrap under the rq4d cluster id of an earlier Raft cluster.
+pub fn check_cluster_id(world: &World, cluster: usize) -> Option<Violation> {
+    let new = &world.rqlite.clusters[cluster];
+    let id = new.cluster_id?;
+    let earlier = world.rqlite.clusters[..cluster]
+        .iter()
+        .position(|c| c.cluster_id == Some(id))?;
+    Some(Violation {
+        kind: Kind::ClusterIdReused,
+        at: world.now,
+        detail: format!(
+            "{} bootstrapped Raft cluster #{cluster} under cluster id {id}, the id of Raft cluster #{earlier} founded by {}: two clusters rq4d takes for one",
+            world.hosts[new.founder].id, world.hosts[world.rqlite.clusters[earlier].founder].id
+        ),
+        window: false,
+    })
+}

@@ -1,0 +1,428 @@
+//! The measurements behind the report's figures, and the large-run benchmark.
+//!
+//! Membership figures run nodes whose database state is fixed (already `Running` members of one
+//! cluster), so they measure gossip, not bootstrap. Formation figures run the full world: the
+//! rqlite model, the supervisor and the protocol, from a simultaneous start to one cluster.
+
+use std::time::{Duration, Instant};
+
+use rq4d_protocol::{DbState, NodeId, Running};
+
+use crate::network::LinkParams;
+use crate::report::quantile;
+use crate::scenario::node_id;
+use crate::world::{Action, World, WorldConfig};
+
+/// Nodes above this size hear of only a sample of the DNS answer (as real resolvers truncate).
+const DNS_SAMPLE_ABOVE: usize = 32;
+/// Records per DNS answer for large clusters.
+const DNS_SAMPLE: usize = 16;
+
+/// The knobs a large run sets (stated in the report).
+#[derive(Clone, Debug)]
+pub struct Knobs {
+    /// `push_all_up_to`.
+    pub push_all_up_to: usize,
+    /// `relay_fanout`.
+    pub relay_fanout: usize,
+    /// `card_sync`.
+    pub card_sync: Duration,
+}
+
+impl Knobs {
+    /// The daemon's values (32, 2, 1 s) for every size: the figures show the shipped defaults.
+    pub fn daemon() -> Self {
+        Self {
+            push_all_up_to: 32,
+            relay_fanout: 2,
+            card_sync: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A world of `n` nodes already members of one running cluster, not started yet.
+fn membership_world(n: usize, loss: f64, seed: u64, knobs: &Knobs) -> World {
+    let mut config = WorldConfig::daemon_defaults(seed, 3);
+    config.rqlite = false;
+    config.track_agreement = false;
+    config.swim_size = Some(u32::try_from(n).unwrap_or(u32::MAX));
+    config.dns_limit = (n > DNS_SAMPLE_ABOVE).then_some(DNS_SAMPLE);
+    config.link = LinkParams {
+        loss,
+        ..LinkParams::lan()
+    };
+    config.push_all_up_to = knobs.push_all_up_to;
+    config.relay_fanout = knobs.relay_fanout;
+    config.card_sync = knobs.card_sync;
+    let mut world = World::new(config);
+    let leader = node_id(0);
+    let voters = u16::try_from(n.min(5)).unwrap_or(5);
+    for h in 0..n + 1 {
+        let db = DbState::Running(Running {
+            leader: Some(leader.clone()),
+            term: 1,
+            voters,
+            voter: h < usize::from(voters),
+        });
+        world.add_host(node_id(h), h < n, db);
+    }
+    world
+}
+
+/// The membership figures of one cluster size.
+#[derive(Clone, Debug, Default)]
+pub struct Membership {
+    /// Nodes.
+    pub n: usize,
+    /// Loss rate of the run.
+    pub loss: f64,
+    /// Time for every node to see every other alive after a simultaneous start.
+    pub warmup: Option<Duration>,
+    /// Time for a joining node to be seen up by 50 %, 99 %, 99.9 % of the nodes.
+    pub spread: [Option<Duration>; 3],
+    /// Time for a crashed node to be seen down by 50 %, 99 %, 99.9 % of the nodes.
+    pub detect: [Option<Duration>; 3],
+    /// Wrong "down" verdicts per node-hour in the steady window.
+    pub false_downs_per_node_hour: f64,
+    /// Gossip bytes sent per node per second in the steady window (all datagrams).
+    pub bytes_per_node_sec: f64,
+    /// Datagrams sent per node per second in the steady window.
+    pub datagrams_per_node_sec: f64,
+    /// Length of the steady window.
+    pub steady: Duration,
+    /// Wall time of the run.
+    pub wall: Duration,
+    /// Events processed.
+    pub events: u64,
+    /// Peak resident memory of the process after the run (bytes).
+    pub peak_rss: Option<u64>,
+    /// Why the run stopped early, if it did.
+    pub note: Option<String>,
+}
+
+const FRACTIONS: [f64; 3] = [0.5, 0.99, 0.999];
+
+fn fractions(mut times: Vec<Duration>, population: usize) -> [Option<Duration>; 3] {
+    times.sort();
+    FRACTIONS.map(|p| {
+        let needed = (p * population as f64).ceil() as usize;
+        (needed <= times.len()).then(|| times[needed.max(1) - 1])
+    })
+}
+
+fn alive_views_complete(world: &World, n: usize) -> bool {
+    world.live_hosts().all(|h| {
+        world.hosts[h]
+            .node
+            .as_ref()
+            .is_some_and(|node| node.members().values().filter(|m| m.alive).count() + 1 >= n)
+    })
+}
+
+/// Runs the membership measurements for `n` nodes at `loss`. `steady` is the length of the
+/// window in which bytes and false verdicts are counted; `memory_limit` stops the run early
+/// (reported) when the process grows past it.
+pub fn membership(
+    n: usize,
+    loss: f64,
+    steady: Duration,
+    seed: u64,
+    knobs: &Knobs,
+    memory_limit: u64,
+    wall_limit: Duration,
+) -> Membership {
+    let started = Instant::now();
+    let mut world = membership_world(n, loss, seed, knobs);
+    let mut out = Membership {
+        n,
+        loss,
+        steady,
+        ..Membership::default()
+    };
+    for h in 0..n {
+        let at = Duration::from_millis((h as u64 * 1000) / n.max(1) as u64);
+        world.schedule(
+            at,
+            Action::Start {
+                host: h,
+                new_address: false,
+            },
+        );
+    }
+    // Warm-up: everyone sees everyone.
+    let warm_limit = Duration::from_secs(600);
+    let mut t = Duration::from_secs(1);
+    while t <= warm_limit {
+        world.run_until(t);
+        if alive_views_complete(&world, n) {
+            out.warmup = Some(t);
+            break;
+        }
+        if rss_bytes().is_some_and(|rss| rss > memory_limit) {
+            out.note = Some(format!(
+                "stopped during warm-up at {:.0} simulated s: the process passed {} GiB",
+                t.as_secs_f64(),
+                memory_limit >> 30
+            ));
+            return finish(out, &world, started);
+        }
+        if started.elapsed() > wall_limit {
+            let mean = world
+                .live_hosts()
+                .filter_map(|h| world.hosts[h].node.as_ref())
+                .map(|node| node.members().values().filter(|m| m.alive).count() as f64)
+                .sum::<f64>()
+                / n.max(1) as f64;
+            out.note = Some(format!(
+                "stopped during warm-up after {:.0} wall s at {:.0} simulated s, each node seeing {mean:.0} of {n} members on average",
+                started.elapsed().as_secs_f64(),
+                t.as_secs_f64()
+            ));
+            return finish(out, &world, started);
+        }
+        t += Duration::from_secs(1);
+    }
+    if out.warmup.is_none() {
+        out.note = Some("membership did not complete within 600 s".into());
+        return finish(out, &world, started);
+    }
+    // Steady window: no change at all; count bytes and wrong verdicts.
+    let bytes_before = world.net.stats.bytes_sent;
+    let sent_before = world.net.stats.sent;
+    let false_before = world.counters.false_downs;
+    let from = world.now;
+    world.run_until(from + steady);
+    let secs = steady.as_secs_f64() * n as f64;
+    out.bytes_per_node_sec = (world.net.stats.bytes_sent - bytes_before) as f64 / secs;
+    out.datagrams_per_node_sec = (world.net.stats.sent - sent_before) as f64 / secs;
+    out.false_downs_per_node_hour =
+        (world.counters.false_downs - false_before) as f64 / (secs / 3600.0);
+
+    // A node joins: how fast do the others see it?
+    world.record_members = true;
+    let joiner = n;
+    let joined_at = world.now;
+    world.schedule(
+        joined_at,
+        Action::Start {
+            host: joiner,
+            new_address: false,
+        },
+    );
+    world.run_until(joined_at + Duration::from_secs(60));
+    let joiner_id = node_id(joiner);
+    out.spread = fractions(first_seen(&world, &joiner_id, true, joined_at), n);
+
+    // A node crashes: how fast do the others see it down?
+    world.member_log.clear();
+    let victim = 1;
+    let crashed_at = world.now;
+    world.schedule(crashed_at, Action::Crash { host: victim });
+    world.run_until(crashed_at + Duration::from_secs(90));
+    let victim_id = node_id(victim);
+    out.detect = fractions(first_seen(&world, &victim_id, false, crashed_at), n - 1);
+    finish(out, &world, started)
+}
+
+fn finish(mut out: Membership, world: &World, started: Instant) -> Membership {
+    out.wall = started.elapsed();
+    out.events = world.counters.events;
+    out.peak_rss = peak_rss_bytes();
+    out
+}
+
+/// For each observer, the delay from `since` to its first up (or down) event about `subject`.
+fn first_seen(world: &World, subject: &NodeId, up: bool, since: Duration) -> Vec<Duration> {
+    let mut first: std::collections::BTreeMap<usize, Duration> = Default::default();
+    for event in &world.member_log {
+        if event.up == up && event.subject == *subject && event.at >= since {
+            first.entry(event.observer).or_insert(event.at - since);
+        }
+    }
+    first.into_values().collect()
+}
+
+/// Time from a simultaneous start to one formed cluster, for one size and loss rate.
+pub fn formation(n: usize, loss: f64, seed: u64) -> Option<Duration> {
+    let mut config = WorldConfig::daemon_defaults(seed, u16::try_from(n).unwrap_or(u16::MAX));
+    config.link = LinkParams {
+        loss,
+        ..LinkParams::lan()
+    };
+    let mut world = World::new(config);
+    for h in 0..n {
+        world.add_host(node_id(h), true, DbState::Empty);
+        world.schedule(
+            Duration::ZERO,
+            Action::Start {
+                host: h,
+                new_address: false,
+            },
+        );
+    }
+    let mut t = Duration::ZERO;
+    let step = Duration::from_millis(100);
+    while t < Duration::from_secs(300) {
+        t += step;
+        world.run_until(t);
+        if world.converged() {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// Formation times over `runs` seeds: sorted.
+pub fn formation_times(n: usize, loss: f64, runs: usize, seed: u64) -> Vec<Option<Duration>> {
+    let mut times: Vec<Option<Duration>> = (0..runs)
+        .map(|k| {
+            formation(
+                n,
+                loss,
+                seed ^ ((n as u64) << 32) ^ (k as u64) << 8 ^ (loss * 1000.0) as u64,
+            )
+        })
+        .collect();
+    times.sort_by_key(|t| t.unwrap_or(Duration::MAX));
+    times
+}
+
+/// The median and 90th percentile of formation times (`None`: some run never formed).
+pub fn formation_summary(
+    times: &[Option<Duration>],
+) -> (Option<Duration>, Option<Duration>, usize) {
+    let formed: Vec<Duration> = times.iter().flatten().copied().collect();
+    let failed = times.len() - formed.len();
+    (quantile(&formed, 0.5), quantile(&formed, 0.9), failed)
+}
+
+/// The large-run benchmark.
+#[derive(Clone, Debug)]
+pub struct Bench {
+    /// Nodes.
+    pub nodes: usize,
+    /// Simulated time reached.
+    pub simulated: Duration,
+    /// Wall time.
+    pub wall: Duration,
+    /// Events processed.
+    pub events: u64,
+    /// Datagrams simulated.
+    pub datagrams: u64,
+    /// Peak resident memory (bytes).
+    pub peak_rss: Option<u64>,
+    /// Mean live members seen per node at the end.
+    pub mean_view: f64,
+    /// Why it stopped early.
+    pub note: Option<String>,
+}
+
+impl Bench {
+    /// One paragraph.
+    pub fn describe(&self) -> String {
+        let mem = self.peak_rss.map_or_else(
+            || "?".into(),
+            |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+        );
+        format!(
+            "{} nodes, {:.0} simulated s in {:.1} wall s; peak memory {mem}; {} events, {} datagrams ({:.0} datagrams per wall second); mean live members seen per node at the end {:.0}{}",
+            self.nodes,
+            self.simulated.as_secs_f64(),
+            self.wall.as_secs_f64(),
+            self.events,
+            self.datagrams,
+            self.datagrams as f64 / self.wall.as_secs_f64().max(1e-9),
+            self.mean_view,
+            self.note
+                .as_ref()
+                .map_or_else(String::new, |n| format!("; {n}")),
+        )
+    }
+}
+
+/// `nodes` nodes started together (already cluster members), run for `duration` simulated
+/// time with the daemon's knobs. Stops early (and says so) past 18 GiB of memory.
+pub fn bench(
+    nodes: usize,
+    duration: Duration,
+    seed: u64,
+    knobs: &Knobs,
+    wall_limit: Duration,
+) -> Bench {
+    let started = Instant::now();
+    let mut world = membership_world(nodes, 0.0, seed, knobs);
+    for h in 0..nodes {
+        let at = Duration::from_millis((h as u64 * 1000) / nodes.max(1) as u64);
+        world.schedule(
+            at,
+            Action::Start {
+                host: h,
+                new_address: false,
+            },
+        );
+    }
+    let limit = 18u64 << 30;
+    let mut note = None;
+    let mut t = Duration::ZERO;
+    while t < duration {
+        t += Duration::from_secs(1);
+        world.run_until(t);
+        if t.as_secs().is_multiple_of(10) {
+            eprintln!(
+                "  … {:.0} simulated s, {:.0} wall s, {} datagrams, rss {} MiB",
+                t.as_secs_f64(),
+                started.elapsed().as_secs_f64(),
+                world.net.stats.sent,
+                rss_bytes().unwrap_or(0) >> 20
+            );
+        }
+        if rss_bytes().is_some_and(|rss| rss > limit) {
+            note = Some(format!(
+                "stopped at {:.0} simulated s: the process passed {} GiB",
+                t.as_secs_f64(),
+                limit >> 30
+            ));
+            break;
+        }
+        if started.elapsed() > wall_limit {
+            note = Some(format!(
+                "stopped at {:.0} simulated s: the wall-time limit of {:.0} s was reached",
+                t.as_secs_f64(),
+                wall_limit.as_secs_f64()
+            ));
+            break;
+        }
+    }
+    let mean_view = world
+        .live_hosts()
+        .filter_map(|h| world.hosts[h].node.as_ref())
+        .map(|node| node.members().values().filter(|m| m.alive).count() as f64)
+        .sum::<f64>()
+        / nodes.max(1) as f64;
+    Bench {
+        nodes,
+        simulated: world.now,
+        wall: started.elapsed(),
+        events: world.counters.events,
+        datagrams: world.net.stats.sent,
+        peak_rss: peak_rss_bytes(),
+        mean_view,
+        note,
+    }
+}
+
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok()
+}
+
+/// Resident memory now (Linux).
+pub fn rss_bytes() -> Option<u64> {
+    proc_status_kib("VmRSS:").map(|k| k * 1024)
+}
+
+/// Peak resident memory (Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    proc_status_kib("VmHWM:").map(|k| k * 1024)
+}

@@ -1,0 +1,393 @@
+//! Random scenarios: a cluster size, start order, network quality and a list of faults, all
+//! drawn from one seed, and the run that checks the properties on them.
+//!
+//! A scenario is a plain value: [`Scenario::random`] draws it, [`Scenario::run`] plays it in a
+//! fresh [`World`]. The same seed draws the same scenario and plays the same run, which is what
+//! `rq4d-sim replay --seed S` relies on.
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use rq4d_protocol::coordinator::Faults;
+use rq4d_protocol::{DbState, NodeId};
+
+use crate::invariants::{self, Kind, Violation};
+use crate::network::LinkParams;
+use crate::world::{Action, World, WorldConfig};
+
+/// How long after the last fault the cluster must have formed: every live node a voter of one
+/// cluster with a leader. Chosen above the slowest formation the search has seen (see the
+/// report) with room for rqlited's own timeouts: a failed `-join` takes ~12 s to give up, the
+/// restart backoff reaches 30 s, and a leaderless member waits 15 s before a `-join` restart.
+pub const LIVENESS_BOUND: Duration = Duration::from_secs(180);
+/// How often convergence is checked once the faults are over.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// What the generator may draw.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Smallest initial set.
+    pub min_size: usize,
+    /// Largest initial set.
+    pub max_size: usize,
+    /// Highest loss rate.
+    pub max_loss: f64,
+    /// Most faults per scenario.
+    pub max_faults: usize,
+    /// Deliberately broken rules.
+    pub faults: Faults,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            min_size: 3,
+            max_size: 15,
+            max_loss: 0.30,
+            max_faults: 6,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// One scenario. See the module docs.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The seed it was drawn from.
+    pub seed: u64,
+    /// Size of the initial set.
+    pub size: usize,
+    /// Hosts in all (initial set, replacements, scale-ups).
+    pub hosts: usize,
+    /// `--expect`.
+    pub expect: u16,
+    /// `--volatile`.
+    pub volatile: bool,
+    /// Links.
+    pub link: LinkParams,
+    /// DNS lag.
+    pub dns_lag: Duration,
+    /// What happens when.
+    pub actions: Vec<(Duration, Action)>,
+    /// When the last fault is over: the network whole, every container that will run started.
+    pub quiet_from: Duration,
+    /// Broken rules.
+    pub faults: Faults,
+    /// One line describing the draw.
+    pub description: String,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The scenario's seed.
+    pub seed: u64,
+    /// Initial set size.
+    pub size: usize,
+    /// Safety and liveness violations.
+    pub violations: Vec<Violation>,
+    /// Double bootstraps explained by the seed-isolation window.
+    pub windows: Vec<Violation>,
+    /// Time from the end of the faults to a formed cluster.
+    pub converged_after: Option<Duration>,
+    /// Why a run that did not converge is excused.
+    pub excused: Option<String>,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time at the end.
+    pub sim_time: Duration,
+    /// Hash of everything that happened.
+    pub digest: u64,
+    /// The readable trace, when asked for.
+    pub trace: Vec<String>,
+    /// Host summary at the end (for failures).
+    pub summary: String,
+}
+
+/// The node id of host `h`: zero-padded so that id order is host order.
+pub fn node_id(h: usize) -> NodeId {
+    NodeId::new(format!("n{h:03}")).unwrap_or_else(|_| unreachable_id())
+}
+
+fn unreachable_id() -> NodeId {
+    // "n000"-style ids are always valid; this keeps clippy's unwrap rule without a panic path.
+    NodeId::new("invalid").unwrap_or_else(|_| unreachable_id())
+}
+
+impl Scenario {
+    /// Draws a scenario from `seed`.
+    pub fn random(seed: u64, params: &Params) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let size = rng.random_range(params.min_size..=params.max_size);
+        let expect = rng.random_range(size / 2 + 1..=size);
+        let volatile = rng.random_bool(0.15);
+        let loss = if rng.random_bool(0.3) {
+            0.0
+        } else {
+            rng.random_range(0.0..params.max_loss)
+        };
+        let link = LinkParams {
+            base_latency: Duration::from_micros(rng.random_range(200..10_000)),
+            jitter: Duration::from_micros(rng.random_range(0..10_000)),
+            loss,
+            duplicate: if rng.random_bool(0.5) {
+                0.0
+            } else {
+                rng.random_range(0.0..0.03)
+            },
+            reorder: if rng.random_bool(0.5) {
+                0.0
+            } else {
+                rng.random_range(0.0..0.1)
+            },
+            reorder_delay: Duration::from_millis(rng.random_range(0..100)),
+        };
+        let dns_lag = Duration::from_millis(rng.random_range(0..5000));
+        let mut actions = Vec::new();
+        let mut hosts = size;
+
+        // Start order.
+        let mut order: Vec<usize> = (0..size).collect();
+        let style = rng.random_range(0..4);
+        let style_name = match style {
+            0 => "together",
+            1 => {
+                order.reverse();
+                "reversed"
+            }
+            _ => {
+                for i in (1..order.len()).rev() {
+                    order.swap(i, rng.random_range(0..=i));
+                }
+                "shuffled"
+            }
+        };
+        let gap_ms = match style {
+            0 => 0,
+            _ => rng.random_range(0..4000),
+        };
+        let mut t = Duration::ZERO;
+        let mut last_start = Duration::ZERO;
+        for &h in &order {
+            let at = t + Duration::from_millis(rng.random_range(0..=gap_ms.max(100)));
+            actions.push((
+                at,
+                Action::Start {
+                    host: h,
+                    new_address: false,
+                },
+            ));
+            last_start = last_start.max(at);
+            t += Duration::from_millis(gap_ms);
+        }
+
+        // Faults.
+        let mut quiet_from = last_start;
+        let ends = |end: Duration, quiet: &mut Duration| *quiet = (*quiet).max(end);
+        let fault_count = rng.random_range(0..=params.max_faults);
+        let mut scaled_down = 0usize;
+        let mut notes = Vec::new();
+        let window_end = last_start + Duration::from_secs(30);
+        for _ in 0..fault_count {
+            let at = Duration::from_millis(rng.random_range(0..window_end.as_millis() as u64 + 1));
+            let kind = rng.random_range(0..10);
+            match kind {
+                // Crash and restart (same address, or a new one), possibly the seed.
+                0..=2 => {
+                    let host = if rng.random_bool(0.3) {
+                        0
+                    } else {
+                        rng.random_range(0..size)
+                    };
+                    let down = Duration::from_millis(rng.random_range(500..30_000));
+                    let new_address = rng.random_bool(0.25);
+                    actions.push((at, Action::Crash { host }));
+                    actions.push((at + down, Action::Start { host, new_address }));
+                    ends(at + down, &mut quiet_from);
+                    notes.push(format!("crash n{host:03}"));
+                }
+                // A partition, possibly isolating the seed right when it bootstraps.
+                3 | 4 => {
+                    let groups = if rng.random_bool(0.4) {
+                        vec![vec![0]]
+                    } else {
+                        let count = rng.random_range(2..=3);
+                        let mut groups = vec![Vec::new(); count];
+                        for h in 0..hosts {
+                            groups[rng.random_range(0..count)].push(h);
+                        }
+                        groups
+                    };
+                    let heal = at + Duration::from_millis(rng.random_range(500..20_000));
+                    actions.push((at, Action::Partition { groups }));
+                    actions.push((heal, Action::Heal));
+                    ends(heal, &mut quiet_from);
+                    notes.push("partition".into());
+                }
+                5 => {
+                    let count = rng.random_range(1..=size.div_ceil(2));
+                    let cut: Vec<usize> = (0..count).map(|_| rng.random_range(0..hosts)).collect();
+                    let heal = at + Duration::from_millis(rng.random_range(500..15_000));
+                    actions.push((at, Action::CutOneWay { hosts: cut }));
+                    actions.push((heal, Action::Heal));
+                    ends(heal, &mut quiet_from);
+                    notes.push("one-way cut".into());
+                }
+                6 => {
+                    let host = rng.random_range(0..size);
+                    let replacement = hosts;
+                    hosts += 1;
+                    actions.push((at, Action::Replace { host, replacement }));
+                    ends(at, &mut quiet_from);
+                    notes.push(format!("replace n{host:03}"));
+                }
+                7 => {
+                    let host = hosts;
+                    hosts += 1;
+                    actions.push((
+                        at,
+                        Action::Start {
+                            host,
+                            new_address: false,
+                        },
+                    ));
+                    ends(at, &mut quiet_from);
+                    notes.push("scale up".into());
+                }
+                8 if hosts - scaled_down > expect => {
+                    let host = rng.random_range(0..hosts);
+                    scaled_down += 1;
+                    actions.push((at, Action::ScaleDown { host }));
+                    ends(at, &mut quiet_from);
+                    notes.push(format!("scale down n{host:03}"));
+                }
+                _ => {
+                    let burst = at + Duration::from_millis(rng.random_range(1000..10_000));
+                    actions.push((at, Action::SetLoss(0.5)));
+                    actions.push((burst, Action::SetLoss(loss)));
+                    ends(burst, &mut quiet_from);
+                    notes.push("loss burst".into());
+                }
+            }
+        }
+        // The end of the faults: the network whole, everyone who should run running.
+        actions.push((quiet_from, Action::Heal));
+        actions.push((quiet_from, Action::SetLoss(loss)));
+        for host in 0..hosts {
+            actions.push((
+                quiet_from,
+                Action::Start {
+                    host,
+                    new_address: false,
+                },
+            ));
+        }
+        actions.sort_by_key(|(at, _)| *at);
+        let description = format!(
+            "seed {seed}: {size} nodes, expect {expect}{}, start {style_name} (gap {gap_ms} ms), loss {:.0}%, dup {:.1}%, reorder {:.1}%, latency {:?}+{:?}, dns lag {:?}, faults [{}], quiet from {:.1}s",
+            if volatile { ", volatile" } else { "" },
+            link.loss * 100.0,
+            link.duplicate * 100.0,
+            link.reorder * 100.0,
+            link.base_latency,
+            link.jitter,
+            dns_lag,
+            notes.join(", "),
+            quiet_from.as_secs_f64(),
+        );
+        Self {
+            seed,
+            size,
+            hosts,
+            expect: u16::try_from(expect).unwrap_or(u16::MAX),
+            volatile,
+            link,
+            dns_lag,
+            actions,
+            quiet_from,
+            faults: params.faults,
+            description,
+        }
+    }
+
+    /// A fresh world with this scenario's hosts and actions.
+    pub fn world(&self, trace: bool) -> World {
+        let mut config = WorldConfig::daemon_defaults(self.seed, self.expect);
+        config.volatile = self.volatile;
+        config.faults = self.faults;
+        config.link = self.link.clone();
+        config.dns_lag = self.dns_lag;
+        config.trace = trace;
+        let mut world = World::new(config);
+        for h in 0..self.hosts {
+            world.add_host(node_id(h), h < self.size, DbState::Empty);
+        }
+        for (at, action) in &self.actions {
+            world.schedule(*at, action.clone());
+        }
+        world
+    }
+
+    /// Plays the scenario and checks the properties.
+    pub fn run(&self, trace: bool) -> Outcome {
+        let mut world = self.world(trace);
+        world.run_until(self.quiet_from);
+        let deadline = self.quiet_from + LIVENESS_BOUND;
+        let mut converged_after = None;
+        let mut t = self.quiet_from;
+        while t <= deadline {
+            world.run_until(t);
+            if world.converged() {
+                converged_after = Some(t - self.quiet_from);
+                break;
+            }
+            t += CHECK_EVERY;
+        }
+        let mut excused = None;
+        let mut violations = world.violations.clone();
+        if converged_after.is_none() {
+            excused = invariants::excuse(&world);
+            if excused.is_none() {
+                let diagnosis =
+                    invariants::diagnose(&world).map_or_else(String::new, |d| format!(" ({d})"));
+                violations.push(Violation {
+                    kind: Kind::NotConverged,
+                    at: world.now,
+                    detail: format!(
+                        "no single cluster with a leader {:?} after the last fault{diagnosis}",
+                        LIVENESS_BOUND
+                    ),
+                    window: false,
+                });
+            }
+        }
+        if trace {
+            world.trace.push(format!(
+                "{:>10.3}s world    end: {}",
+                world.now.as_secs_f64(),
+                match (converged_after, &excused) {
+                    (Some(after), _) => format!(
+                        "one cluster with a leader {:.1}s after the last fault",
+                        after.as_secs_f64()
+                    ),
+                    (None, Some(why)) => format!("not converged, excused: {why}"),
+                    (None, None) => "NOT CONVERGED".into(),
+                }
+            ));
+        }
+        Outcome {
+            seed: self.seed,
+            size: self.size,
+            violations,
+            windows: world.windows.clone(),
+            converged_after,
+            excused,
+            events: world.counters.events,
+            sim_time: world.now,
+            digest: world.digest,
+            summary: world.summary(),
+            trace: std::mem::take(&mut world.trace),
+        }
+    }
+}
