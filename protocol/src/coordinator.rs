@@ -227,20 +227,6 @@ pub fn decide(view: &View<'_>) -> Verdict {
                 return keep(split(view, *other));
             }
             let healthy = running.voter && running.leader.is_some();
-            if let Some(rival) = my_leader.filter(|_| running.is_leader_of(&me.node_id)) {
-                // Two live leaders of one cluster id: one of them leads a configuration the
-                // other does not know. Which side holds the acknowledged writes is for a human
-                // to judge; nothing is restarted or deleted.
-                return keep(Decision::Conflict {
-                    reason: format!(
-                        "two live leaders of cluster {}: {} and {}",
-                        me.cluster_id
-                            .map_or_else(|| "?".into(), |id| id.to_string()),
-                        me.node_id,
-                        rival.node_id
-                    ),
-                });
-            }
             match my_leader {
                 Some(leader) if !healthy => keep(Decision::Join {
                     targets: view.join_targets(leader),

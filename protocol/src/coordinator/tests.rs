@@ -452,24 +452,3 @@ fn a_node_with_data_looks_around_before_resuming_alone() {
         "{verdict:?}"
     );
 }
-
-#[test]
-fn two_live_leaders_of_one_cluster_are_a_conflict() {
-    let mut cards = empty_cluster(2, 2);
-    for card in &mut cards {
-        card.db = DbState::Running(Running {
-            leader: Some(card.node_id.clone()),
-            term: 1,
-            voters: 1,
-            voter: true,
-        });
-        card.cluster_id = Some(ClusterId(4));
-    }
-    for i in 0..2 {
-        let verdict = decide_for(&cards, i, true, 0);
-        assert!(
-            matches!(verdict.decision, Decision::Conflict { .. }),
-            "{verdict:?}"
-        );
-    }
-}
