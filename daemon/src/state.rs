@@ -123,6 +123,17 @@ impl DataDir {
         self.stored.cluster_id.map(ClusterId)
     }
 
+    /// Records the cluster this node is bound to before it has data (it acknowledged a seed that
+    /// started bootstrapping, or decided to join): a restarted container must not forget it and
+    /// take part in a second agreement (found by the simulator's search).
+    pub fn bind(&mut self, cluster: ClusterId) -> anyhow::Result<()> {
+        if self.stored.cluster_id == Some(cluster.0) {
+            return Ok(());
+        }
+        self.stored.cluster_id = Some(cluster.0);
+        self.save()
+    }
+
     /// Records that rqlited's state is a member's of `cluster` with `voters` voters.
     pub fn commit(&mut self, cluster: Option<ClusterId>, voters: u16) -> anyhow::Result<()> {
         let next = Stored {
@@ -269,6 +280,17 @@ mod tests {
             DataDir::open(&root).expect("opens").cluster_id(),
             Some(ClusterId(5))
         );
+    }
+
+    #[test]
+    fn a_binding_survives_a_restart_without_counting_as_data() {
+        let root = temp();
+        let mut dir = DataDir::open(&root).expect("opens");
+        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.bind(ClusterId(8)).expect("bind");
+        let again = DataDir::open(&root).expect("opens");
+        assert_eq!(again.cluster_id(), Some(ClusterId(8)));
+        assert_eq!(again.db_state(), DbState::Empty);
     }
 
     #[test]

@@ -233,6 +233,13 @@ impl Supervisor {
     /// Makes rqlited do what the directive says, if it does not already.
     async fn act(&mut self) {
         let directive = self.directives.borrow().clone();
+        if let Some(cluster) = directive.cluster_id
+            && self.data.cluster_id().is_none()
+            && !matches!(directive.decision, Decision::Wipe { .. })
+            && let Err(error) = self.data.bind(cluster)
+        {
+            tracing::error!(%error, "cannot record the cluster this node is bound to");
+        }
         let running = self.child.is_some();
         match directive.decision {
             Decision::Bootstrap { cluster_id } if !running => {
