@@ -33,6 +33,8 @@ const POLL_STARTING: Duration = Duration::from_millis(200);
 /// Restart backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long a removal may take to show in `/nodes` before the reaper looks again.
+const PENDING_REMOVAL_FOR: Duration = Duration::from_secs(10);
 /// How often a healthy rqlited's voters are recorded.
 const VOTERS_EVERY: Duration = Duration::from_secs(5);
 /// A run this long resets the backoff.
@@ -145,7 +147,7 @@ pub struct Supervisor {
     next_start: Instant,
     db: DbState,
     ready: bool,
-    pending_removal: Option<String>,
+    pending_removal: Option<(String, Instant)>,
     last_reap: Instant,
     last_voters_check: Instant,
 }
@@ -408,10 +410,13 @@ impl Supervisor {
                 return;
             }
         };
-        if let Some(pending) = &self.pending_removal
+        // One at a time: wait until the last removal shows — but not forever, since the removed
+        // node may come back and rejoin, and then it is listed again for good reason.
+        if let Some((pending, since)) = &self.pending_removal
+            && since.elapsed() < PENDING_REMOVAL_FOR
             && nodes.iter().any(|n| &n.id == pending)
         {
-            return; // one at a time: the last removal has not shown yet
+            return;
         }
         self.pending_removal = None;
         let membership = self.membership.borrow().clone();
@@ -447,7 +452,7 @@ impl Supervisor {
         tracing::warn!(node = %victim, "removing a voter that gossip sees dead (for over {:?}, or its address now belongs to another node)", self.config.reap_after);
         match self.client.remove(victim.as_str()).await {
             Ok(()) => {
-                self.pending_removal = Some(victim.to_string());
+                self.pending_removal = Some((victim.to_string(), Instant::now()));
                 self.report(Report::Removed(victim)).await;
             }
             Err(error) => tracing::warn!(node = %victim, %error, "removal failed"),
