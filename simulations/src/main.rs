@@ -84,6 +84,9 @@ enum Command {
         /// Stop a membership warm-up that takes longer than this many wall seconds.
         #[arg(long, default_value_t = 900)]
         wall_limit: u64,
+        /// Card anti-entropy period (seconds) for clusters of 1 000 nodes and more.
+        #[arg(long, default_value_t = 30.0)]
+        large_card_sync: f64,
     },
     /// One large run: wall time, memory, simulated messages per wall second.
     Bench {
@@ -226,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sizes,
             formation_runs,
             wall_limit,
+            large_card_sync,
         } => {
             let command = format!(
                 "cargo run --release -p rq4d-simulations --bin rq4d-sim -- {}",
@@ -236,6 +240,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sizes,
                 formation_runs,
                 wall_limit: Duration::from_secs(wall_limit),
+                large_card_sync: Duration::try_from_secs_f64(large_card_sync)
+                    .context("--large-card-sync must be a positive number of seconds")?,
                 command,
             })?;
             Ok(ExitCode::SUCCESS)

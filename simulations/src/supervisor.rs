@@ -134,6 +134,15 @@ impl Supervisor {
     /// The daemon's `act`: makes rqlited do what the directive says, if it does not already.
     pub fn act(&mut self, directive: &Directive, s: &mut SupCtx) -> Vec<Report> {
         let mut out = Vec::new();
+        // As in the daemon: the cluster this node is bound to is recorded before it has data,
+        // so a restarted container does not forget it.
+        let disk = &mut s.rqlite.disks[s.host];
+        if let Some(cluster) = directive.cluster_id
+            && disk.cluster_id.is_none()
+            && !matches!(directive.decision, Decision::Wipe { .. })
+        {
+            disk.cluster_id = Some(cluster);
+        }
         let running = s.rqlite.procs[s.host].is_some();
         match &directive.decision {
             Decision::Bootstrap { cluster_id } if !running => {
