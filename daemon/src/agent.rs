@@ -233,6 +233,7 @@ impl Agent {
         let now = self.now();
         match report {
             Report::Db(db) => self.node.set_db(db, now),
+            Report::Wiped => self.node.wiped(now),
             Report::Ready(ready) => {
                 self.ready = ready;
                 self.metrics.rqlited_ready.set(i64::from(ready));

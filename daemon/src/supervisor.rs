@@ -128,6 +128,8 @@ pub enum Report {
     StartFailed(String),
     /// The voters (id, Raft address) rqlited reports, when they change.
     Voters(Vec<(NodeId, String)>),
+    /// The data was deleted (volatile mode): the node is empty and belongs to no cluster.
+    Wiped,
 }
 
 /// The supervisor task's state.
@@ -277,7 +279,10 @@ impl Supervisor {
                 tracing::warn!("{reason}; deleting this node's rqlite data (volatile mode)");
                 self.stop().await;
                 match self.data.wipe() {
-                    Ok(()) => self.set_db(DbState::Empty).await,
+                    Ok(()) => {
+                        self.db = DbState::Empty;
+                        self.report(Report::Wiped).await;
+                    }
                     Err(error) => tracing::error!(%error, "wipe failed"),
                 }
             }
@@ -356,13 +361,18 @@ impl Supervisor {
             return;
         };
         let healthy = status.voter && status.leader.is_some();
-        if healthy {
-            self.leaderless_since = None;
+        if status.voter {
+            // In the configuration: from now on this Raft state is a member's, leader or not (a
+            // voter that counted itself empty after a crash could withhold the vote its cluster
+            // needs — simulator finding).
             let voters = voters_of(&status);
             let cluster = self.directives.borrow().cluster_id;
             if let Err(error) = self.data.commit(cluster, voters) {
                 tracing::error!(%error, "cannot record membership");
             }
+        }
+        if healthy {
+            self.leaderless_since = None;
         } else {
             self.leaderless_since.get_or_insert_with(Instant::now);
         }

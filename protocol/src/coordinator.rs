@@ -136,6 +136,10 @@ pub struct View<'a> {
     pub faults: Faults,
     /// The voters of my cluster as last seen while my rqlited ran: `(node id, Raft address)`.
     pub stored_voters: &'a [(NodeId, String)],
+    /// The cluster I decided to bootstrap, while my rqlited has not started yet. Kept by the
+    /// caller, not read off my card: a proposal and a cluster id on the card do not say that I
+    /// decided (I may have adopted a leader's cluster id while proposing, or been wiped).
+    pub bootstrapping: Option<ClusterId>,
 }
 
 /// The outcome of [`decide`]: the decision, and what my card should say about the agreement and
@@ -307,11 +311,18 @@ fn split(view: &View<'_>, other: ClusterId) -> Decision {
 }
 
 /// The side with fewer voters loses (ties: the larger cluster id), so both sides agree on it.
+/// A side's voters are the largest count any live card of it reports — a running voter's, or a
+/// stopped node's last one — not only its leader's: a node that does not see its own leader
+/// would otherwise count its side as empty and wipe the winning side (simulator finding).
 fn loses_split(view: &View<'_>, other: ClusterId) -> bool {
     let voters = |cluster: Option<ClusterId>| {
         view.live()
             .filter(|card| card.cluster_id == cluster)
-            .filter_map(|card| card.as_leader().map(|r| r.voters))
+            .filter_map(|card| match &card.db {
+                DbState::Running(running) if running.voter => Some(running.voters),
+                DbState::HasData { last_voters } => Some(*last_voters),
+                _ => None,
+            })
             .max()
             .unwrap_or(0)
     };
@@ -332,8 +343,12 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
         cluster_id: me.cluster_id,
     };
     // A seed that decided to bootstrap keeps that decision until its rqlited starts.
-    if let (Agreement::Propose { .. }, Some(cluster_id)) = (&me.agreement, me.cluster_id) {
-        return verdict(Decision::Bootstrap { cluster_id }, me.agreement.clone());
+    if let Some(cluster_id) = view.bootstrapping {
+        return Verdict {
+            decision: Decision::Bootstrap { cluster_id },
+            agreement: me.agreement.clone(),
+            cluster_id: Some(cluster_id),
+        };
     }
     let bound_leader = leaders
         .iter()
@@ -349,12 +364,14 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
                 me.agreement.clone(),
             );
         }
+        // Joining ends my part in any agreement: a proposal I made is withdrawn (its
+        // acknowledgers are freed and join the leader too).
         return Verdict {
             decision: Decision::Join {
                 targets: view.join_targets(leader),
                 cluster_id: leader.cluster_id,
             },
-            agreement: me.agreement.clone(),
+            agreement: Agreement::None,
             cluster_id: leader.cluster_id,
         };
     }

@@ -26,6 +26,9 @@ use crate::wire::{self, Envelope, Kind, MAX_PAYLOAD, WireError};
 
 /// How often a node announces to one peer it learnt of from a card but foca does not know yet.
 const GREET_EVERY: Duration = Duration::from_secs(1);
+/// How many known members a node that foca left without a probe cycle announces to, per
+/// `card_sync` period.
+const RECONNECT_FANOUT: usize = 3;
 
 /// How a node is set up. Built by the daemon from flags, by the simulator from a scenario.
 #[derive(Clone, Debug)]
@@ -200,9 +203,14 @@ pub struct Node {
     view_changed_at: Duration,
     started_at: Duration,
     decision: Decision,
+    /// The cluster this node decided to bootstrap, until its rqlited starts (the decision must
+    /// stick even if the view changes meanwhile: the acknowledgers are bound by it).
+    bootstrapping: Option<ClusterId>,
     /// Datagrams from other lives with this node's id, by address: (first, last, count).
     duplicates: BTreeMap<SocketAddr, Sighting>,
     greeted: BTreeMap<NodeId, Duration>,
+    /// foca is probing (it said `Active` and not `Idle`, `Defunct` or `Rejoin` since).
+    connected: bool,
     /// Something the decision depends on changed since the last evaluation.
     dirty: bool,
     sync_round: usize,
@@ -245,8 +253,10 @@ impl Node {
             decision: Decision::Wait {
                 reason: "starting".into(),
             },
+            bootstrapping: None,
             duplicates: BTreeMap::new(),
             greeted: BTreeMap::new(),
+            connected: false,
             dirty: true,
             sync_round: 0,
             outputs: VecDeque::new(),
@@ -326,10 +336,28 @@ impl Node {
 
     /// Records what rqlited is doing now and re-evaluates.
     pub fn set_db(&mut self, db: DbState, now: Duration) {
+        if db.has_data() {
+            // rqlited started (or the data is there): a bootstrap decision has been carried out.
+            self.bootstrapping = None;
+        }
         if self.me.db != db {
             self.me.db = db;
             self.card_changed(true);
         }
+        self.reevaluate(now);
+    }
+
+    /// The driver deleted this node's data (volatile mode, after [`Decision::Wipe`]): the node
+    /// is empty and belongs to no cluster. Without this, a wiped seed whose card still carried
+    /// its cluster id kept acting on it (simulator finding: a wiped seed bootstrapped again
+    /// under its old id, and a wiped joiner stayed bound to the dead cluster forever).
+    pub fn wiped(&mut self, now: Duration) {
+        self.bootstrapping = None;
+        self.config.stored_voters.clear();
+        self.me.db = DbState::Empty;
+        self.me.cluster_id = None;
+        self.me.agreement = Agreement::None;
+        self.card_changed(true);
         self.reevaluate(now);
     }
 
@@ -371,6 +399,7 @@ impl Node {
             }
             Timer::CardSync => {
                 self.sync_cards();
+                self.reconnect(now);
                 self.schedule(self.config.card_sync, Timer::CardSync);
             }
             Timer::Settled => {
@@ -517,6 +546,28 @@ impl Node {
         let _ = self.foca.announce(identity, &mut self.runtime);
     }
 
+    /// While foca is not probing, announces to a few known members, alive or down. foca stops
+    /// its probe cycle when it renews its identity or runs out of live members, and only starts
+    /// it again when a message addressed to its *new* identity arrives; if the one gossip that
+    /// carried the renewal was lost, nobody ever sends one, and both sides keep a stale view for
+    /// good (simulator finding: two nodes each holding the other down, 180 s after the network
+    /// healed). An announcement is accepted under any life of the receiver's id, and its reply
+    /// (a feed, or "you are down", which renews us) is addressed to our current identity.
+    fn reconnect(&mut self, now: Duration) {
+        if self.connected || self.members.is_empty() {
+            return;
+        }
+        let known: Vec<NodeIdentity> = self.members.values().map(|m| m.identity.clone()).collect();
+        let chosen: Vec<NodeIdentity> = known
+            .sample(&mut self.rng, RECONNECT_FANOUT)
+            .cloned()
+            .collect();
+        for identity in chosen {
+            let _ = self.foca.announce(identity, &mut self.runtime);
+        }
+        self.drain_swim(now);
+    }
+
     /// Like [`CardTable::answer`], with this node's own card counted as held.
     fn answer_digest(&self, entries: &[crate::card::DigestEntry]) -> (Vec<&Card>, bool) {
         let (mut newer_here, newer_there) = self.cards.answer(entries);
@@ -581,9 +632,14 @@ impl Node {
                     // foca renewed our identity after being declared down: our card follows.
                     self.me.generation = id.generation;
                     self.card_changed(true);
+                    self.connected = false;
                 }
-                OwnedNotification::Idle => self.outputs.push_back(Output::Event(Event::Idle)),
-                _ => {}
+                OwnedNotification::Active => self.connected = true,
+                OwnedNotification::Defunct => self.connected = false,
+                OwnedNotification::Idle => {
+                    self.connected = false;
+                    self.outputs.push_back(Output::Event(Event::Idle));
+                }
             }
         }
     }
@@ -684,9 +740,13 @@ impl Node {
                 volatile: self.config.volatile,
                 faults: self.config.faults,
                 stored_voters: &self.config.stored_voters,
+                bootstrapping: self.bootstrapping,
             };
             coordinator::decide(&view)
         };
+        if let Decision::Bootstrap { cluster_id } = verdict.decision {
+            self.bootstrapping = Some(cluster_id);
+        }
         let mut decision = verdict.decision;
         if let Some(addr) = self.active_duplicate(now) {
             decision = Decision::Conflict {

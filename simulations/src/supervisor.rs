@@ -30,6 +30,9 @@ const STABLE_RUN: Duration = Duration::from_secs(60);
 const REAP_EVERY: Duration = Duration::from_secs(2);
 /// As in the daemon: how often a healthy rqlited's voters are recorded.
 const VOTERS_EVERY: Duration = Duration::from_secs(5);
+/// As in the daemon: how long the reaper waits for its last removal to show before moving on
+/// (the removed node may have come back and rejoined).
+const PENDING_REMOVAL_FOR: Duration = Duration::from_secs(10);
 
 /// What the node wants rqlited to do (the daemon's `Directive`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +75,7 @@ pub struct Supervisor {
     db: DbState,
     /// `/readyz` answered 200 at the last poll.
     pub ready: bool,
-    pending_removal: Option<NodeId>,
+    pending_removal: Option<(NodeId, Duration)>,
     last_reap: Duration,
     last_voters_check: Option<Duration>,
     /// The directive last acted on.
@@ -233,9 +236,12 @@ impl Supervisor {
         };
         let healthy = status.voter && status.leader.is_some();
         let now = s.ctx.now;
+        if status.voter {
+            // As in the daemon: a voter's state is committed, leader or not.
+            s.rqlite.disks[s.host].commit(directive.cluster_id, voters_of(&status));
+        }
         if healthy {
             self.leaderless_since = None;
-            s.rqlite.disks[s.host].commit(directive.cluster_id, voters_of(&status));
         } else {
             self.leaderless_since.get_or_insert(now);
         }
@@ -279,7 +285,8 @@ impl Supervisor {
     fn reap(&mut self, s: &mut SupCtx) -> Option<NodeId> {
         let cluster = s.rqlite.disks[s.host].cluster?;
         let config: Vec<NodeId> = s.rqlite.clusters[cluster].voters.keys().cloned().collect();
-        if let Some(pending) = &self.pending_removal
+        if let Some((pending, since)) = &self.pending_removal
+            && s.ctx.now.saturating_sub(*since) < PENDING_REMOVAL_FOR
             && config.contains(pending)
         {
             return None;
@@ -309,7 +316,7 @@ impl Supervisor {
             .collect();
         let victim = reaper::pick_removal(&voters, s.ctx.now, s.reap_after)?;
         if s.rqlite.remove(cluster, &victim) {
-            self.pending_removal = Some(victim.clone());
+            self.pending_removal = Some((victim.clone(), s.ctx.now));
             return Some(victim);
         }
         None

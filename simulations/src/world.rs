@@ -548,6 +548,11 @@ impl World {
                 }),
                 Report::Wiped => {
                     self.note(Some(host), || "wipes its data (volatile mode)".into());
+                    let now = self.now;
+                    if let Some(node) = self.hosts[host].node.as_mut() {
+                        node.wiped(now);
+                        changed = true;
+                    }
                     if !self.config.volatile {
                         let v = invariants::data_lost(self, host);
                         self.violation(v);
@@ -989,8 +994,18 @@ impl World {
                 None if host.gone => "gone".to_string(),
                 None => "down".to_string(),
                 Some(node) => format!(
-                    "up, {} live members, card {}, decision: {}",
+                    "up as generation {}, {} live members ({}), card {}, decision: {}",
+                    node.identity().generation,
                     node.members().values().filter(|m| m.alive).count(),
+                    node.members()
+                        .iter()
+                        .map(|(id, m)| format!(
+                            "{id}@{} {}",
+                            m.identity.generation,
+                            if m.alive { "up" } else { "down" }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     describe_db(&node.card().db),
                     node.decision().describe()
                 ),

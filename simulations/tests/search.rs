@@ -79,3 +79,45 @@ fn different_seeds_give_different_runs() {
     let b = Scenario::random(scenario_seed(5, 1), &params).run(false);
     assert_ne!(a.digest, b.digest);
 }
+
+/// Scenarios the 100 000-scenario search of 2026-11-25 failed (report/preliminary/FINDINGS.md),
+/// replayed on today's protocol: each must now end in one cluster with a leader.
+#[test]
+fn the_findings_of_the_first_large_search_stay_fixed() {
+    let params = Params::default();
+    for (seed, finding) in [
+        (
+            17941162488596595689,
+            "2: a volatile wipe looped and wiped the winning side",
+        ),
+        (
+            7413536532565176684,
+            "5: gossip never healed after a mutual down",
+        ),
+        (
+            5363549957447548224,
+            "6: an uncommitted voter counted itself empty",
+        ),
+        (
+            7763438544644338010,
+            "6: an uncommitted voter counted itself empty",
+        ),
+        (
+            12095729889005408763,
+            "6: an uncommitted voter counted itself empty",
+        ),
+        (4586034707907364831, "not converged"),
+        (6671799500152260042, "not converged"),
+    ] {
+        let outcome = Scenario::random(seed, &params).run(false);
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {seed} (finding {finding}) still fails: {:?}",
+            outcome
+                .violations
+                .iter()
+                .map(|v| format!("{} — {}", v.kind, v.detail))
+                .collect::<Vec<_>>()
+        );
+    }
+}

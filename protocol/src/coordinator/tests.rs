@@ -26,6 +26,17 @@ fn empty_cluster(n: usize, expect: u16) -> Vec<Card> {
 
 /// Decides for `cards[i]` with the others as live peers, in a shuffled arrival order.
 fn decide_for(cards: &[Card], i: usize, settled: bool, shuffle: u64) -> Verdict {
+    decide_remembering(cards, i, settled, shuffle, None)
+}
+
+/// [`decide_for`] with the bootstrap decision the node remembers (see `View::bootstrapping`).
+fn decide_remembering(
+    cards: &[Card],
+    i: usize,
+    settled: bool,
+    shuffle: u64,
+    bootstrapping: Option<ClusterId>,
+) -> Verdict {
     let mut peers: Vec<&Card> = cards
         .iter()
         .enumerate()
@@ -48,16 +59,22 @@ fn decide_for(cards: &[Card], i: usize, settled: bool, shuffle: u64) -> Verdict 
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
+        bootstrapping,
     })
 }
 
 /// Runs the agreement among `cards` to a fixpoint: every node re-decides with what the others
-/// published, in the order given by `order`, until nothing changes.
+/// published, in the order given by `order`, until nothing changes. Like `Node`, each node
+/// remembers a bootstrap decision.
 fn run_agreement(cards: &mut [Card], order: &[usize]) -> Vec<Decision> {
+    let mut decided: Vec<Option<ClusterId>> = vec![None; cards.len()];
     for _round in 0..10 {
         let mut changed = false;
         for &i in order {
-            let verdict = decide_for(cards, i, true, i as u64);
+            let verdict = decide_remembering(cards, i, true, i as u64, decided[i]);
+            if let Decision::Bootstrap { cluster_id } = verdict.decision {
+                decided[i] = Some(cluster_id);
+            }
             if verdict.agreement != cards[i].agreement || verdict.cluster_id != cards[i].cluster_id
             {
                 cards[i].agreement = verdict.agreement;
@@ -70,7 +87,7 @@ fn run_agreement(cards: &mut [Card], order: &[usize]) -> Vec<Decision> {
         }
     }
     (0..cards.len())
-        .map(|i| decide_for(cards, i, true, 0).decision)
+        .map(|i| decide_remembering(cards, i, true, 0, decided[i]).decision)
         .collect()
 }
 
@@ -123,7 +140,7 @@ proptest! {
         volatile in any::<bool>(),
     ) {
         prop_assume!(me.db.has_data());
-        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, looked_around: settled, volatile, faults: Faults::default(), stored_voters: &[] };
+        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, looked_around: settled, volatile, faults: Faults::default(), stored_voters: &[], bootstrapping: None };
         let verdict = decide(&view);
         prop_assert!(!matches!(verdict.decision, Decision::Bootstrap { .. }), "{:?}", verdict);
     }
@@ -287,6 +304,7 @@ fn an_acknowledger_of_a_bootstrapping_seed_is_bound_to_its_cluster() {
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
+        bootstrapping: None,
     });
     assert!(
         matches!(&verdict.decision, Decision::Wait { reason } if reason.contains("bound")),
@@ -297,8 +315,12 @@ fn an_acknowledger_of_a_bootstrapping_seed_is_bound_to_its_cluster() {
 #[test]
 fn a_seed_keeps_its_bootstrap_decision_until_rqlited_starts() {
     let mut cards = empty_cluster(3, 3);
-    run_agreement(&mut cards, &[2, 1, 0]);
-    // A member dies after the acknowledgements: the seed has already committed.
+    let decisions = run_agreement(&mut cards, &[2, 1, 0]);
+    let Decision::Bootstrap { cluster_id } = decisions[0] else {
+        panic!("the seed did not decide to bootstrap: {decisions:?}");
+    };
+    // A member dies after the acknowledgements: the seed has already decided, and its caller
+    // hands the decision back until rqlited starts.
     let seed_only = [cards[0].clone(), cards[1].clone()];
     let verdict = decide(&View {
         me: &seed_only[0],
@@ -309,11 +331,49 @@ fn a_seed_keeps_its_bootstrap_decision_until_rqlited_starts() {
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
+        bootstrapping: Some(cluster_id),
     });
+    assert_eq!(verdict.decision, Decision::Bootstrap { cluster_id });
+    assert_eq!(verdict.cluster_id, Some(cluster_id));
+}
+
+#[test]
+fn a_proposal_and_a_cluster_id_on_the_card_are_not_a_bootstrap_decision() {
+    // Simulator finding: a proposing seed that saw a leader adopted the leader's cluster id while
+    // keeping its proposal; when the join failed and the leader vanished, the pair read as "I
+    // decided to bootstrap" and it bootstrapped a second Raft cluster under the leader's id.
+    let mut cards = empty_cluster(3, 3);
+    run_agreement(&mut cards, &[2, 1, 0]);
+    assert!(matches!(cards[0].agreement, Agreement::Propose { .. }));
+    cards[0].cluster_id = Some(ClusterId(77));
+    let verdict = decide_for(&cards[..1], 0, true, 0);
     assert!(
-        matches!(verdict.decision, Decision::Bootstrap { .. }),
+        !matches!(verdict.decision, Decision::Bootstrap { .. }),
         "{verdict:?}"
     );
+}
+
+#[test]
+fn a_proposing_seed_that_joins_a_leader_withdraws_its_proposal() {
+    let mut cards = empty_cluster(3, 3);
+    cards[0].agreement = Agreement::Propose {
+        view: cards[0].view,
+        round: ROUND,
+    };
+    cards[2].db = DbState::Running(Running {
+        leader: Some(cards[2].node_id.clone()),
+        term: 1,
+        voters: 1,
+        voter: true,
+    });
+    cards[2].cluster_id = Some(ClusterId(5));
+    let verdict = decide_for(&cards, 0, true, 0);
+    assert!(
+        matches!(verdict.decision, Decision::Join { .. }),
+        "{verdict:?}"
+    );
+    assert_eq!(verdict.agreement, Agreement::None);
+    assert_eq!(verdict.cluster_id, Some(ClusterId(5)));
 }
 
 #[test]
@@ -372,6 +432,7 @@ fn data_of_another_cluster_is_a_conflict_and_only_volatile_mode_wipes_the_smalle
         volatile: true,
         faults: Faults::default(),
         stored_voters: &[],
+        bootstrapping: None,
     });
     assert!(
         matches!(volatile.decision, Decision::Wipe { .. }),
@@ -401,6 +462,7 @@ fn a_cluster_back_at_new_addresses_recovers_with_peers_json_only_when_every_vote
             volatile: false,
             faults: Faults::default(),
             stored_voters: stored,
+            bootstrapping: None,
         })
         .decision
     };
@@ -446,9 +508,46 @@ fn a_node_with_data_looks_around_before_resuming_alone() {
         volatile: false,
         faults: Faults::default(),
         stored_voters: &stored,
+        bootstrapping: None,
     });
     assert!(
         matches!(verdict.decision, Decision::Wait { .. }),
         "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_node_that_does_not_see_its_own_leader_still_counts_its_side_in_a_split() {
+    // Simulator finding: the voters of my side were read from live *leader* cards only, so a
+    // node that did not see its own leader counted its side as 0 and wiped the larger side.
+    let mut cards = empty_cluster(2, 2);
+    cards[0].cluster_id = Some(ClusterId(1));
+    cards[0].db = DbState::Running(Running {
+        leader: Some(NodeId::new("n09").expect("id")),
+        term: 4,
+        voters: 3,
+        voter: true,
+    });
+    cards[1].cluster_id = Some(ClusterId(2));
+    cards[1].db = DbState::Running(Running {
+        leader: Some(cards[1].node_id.clone()),
+        term: 1,
+        voters: 2,
+        voter: true,
+    });
+    let larger = decide(&View {
+        me: &cards[0],
+        peers: vec![&cards[1]],
+        missing: Vec::new(),
+        settled: true,
+        looked_around: true,
+        volatile: true,
+        faults: Faults::default(),
+        stored_voters: &[],
+        bootstrapping: None,
+    });
+    assert!(
+        matches!(larger.decision, Decision::Conflict { .. }),
+        "the side of 3 voters must not wipe: {larger:?}"
     );
 }

@@ -532,3 +532,27 @@ fn the_same_inputs_give_the_same_run() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_wiped_node_forgets_its_cluster_and_its_proposal() {
+    let harness = Harness::new(1);
+    let mut config = harness.config(0);
+    config.volatile = true;
+    config.db = DbState::HasData { last_voters: 1 };
+    config.cluster_id = Some(ClusterId(7));
+    config.stored_voters = vec![(harness.ids[0].clone(), "10.0.0.1:4002".into())];
+    let now = Duration::from_secs(1);
+    let mut node = Node::new(config, now);
+    let before = node.card().version;
+    node.wiped(now);
+    let card = node.card();
+    assert_eq!(card.db, DbState::Empty);
+    assert_eq!(card.cluster_id, None, "a wiped node is bound to no cluster");
+    assert_eq!(card.agreement, Agreement::None);
+    assert!(card.version > before, "the change is published");
+    assert!(
+        !matches!(node.decision(), Decision::Bootstrap { .. }),
+        "{:?}",
+        node.decision()
+    );
+}
