@@ -81,6 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             expect: config.expect,
             db: data.db_state(),
             cluster_id: data.cluster_id(),
+            formation: data.formation(),
             settle: config.settle,
             resume_after: Duration::from_secs(2),
             tick: Duration::from_millis(250),
@@ -92,6 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             rng_seed: generation ^ u64::from(std::process::id()).rotate_left(32),
             faults: Faults::default(),
             stored_voters: data.voters(),
+            acked: data.acked(),
         },
         Duration::ZERO,
     );
@@ -105,6 +107,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (directive_tx, directive_rx) = watch::channel(Directive {
         decision: node.decision().clone(),
         cluster_id: node.card().cluster_id,
+        formation: node.card().formation,
+        acked: node.acked().to_vec(),
     });
     let (membership_tx, membership_rx) = watch::channel(Membership::default());
     let (report_tx, report_rx) = mpsc::channel(64);
@@ -325,6 +329,8 @@ impl Agent {
         let directive = Directive {
             decision: self.node.decision().clone(),
             cluster_id: self.node.card().cluster_id,
+            formation: self.node.card().formation,
+            acked: self.node.acked().to_vec(),
         };
         self.directive.send_if_modified(|current| {
             let changed = *current != directive;

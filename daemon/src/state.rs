@@ -10,8 +10,13 @@
 //!
 //! `committed` answers a question `raft.db` alone cannot: an rqlited whose `-join` failed leaves
 //! a `raft.db` without any configuration, and restarting it without `-join` would bootstrap a
-//! second cluster. So rq4d counts rqlited's state as data only once it is committed: the seed
-//! before it bootstraps, a joiner once it has seen itself a voter with a leader.
+//! second cluster. So rq4d counts rqlited's state as data only once it is committed: once its
+//! `/status` shows it a voter of its configuration (a founder of a new cluster and a joiner
+//! alike; before that its Raft state holds nothing anyone needs).
+//!
+//! Before it has data, a node may be *bound*: it is a founder of an agreed formation (cluster id
+//! and the number of founders) or decided to join a cluster. The binding is kept here too, so a
+//! restarted container keeps its word instead of taking part in a second agreement.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -25,9 +30,17 @@ use serde::{Deserialize, Serialize};
 pub struct Stored {
     /// The node id this data directory belongs to.
     pub node_id: Option<NodeId>,
-    /// The cluster rqlited's state belongs to.
+    /// The cluster rqlited's state belongs to, or the one this node is bound to.
     #[serde(default)]
     pub cluster_id: Option<u64>,
+    /// While bound to the formation of `cluster_id`: how many founders form it. A founder that
+    /// restarts must take part again, or the cluster never forms.
+    #[serde(default)]
+    pub formation: Option<u16>,
+    /// The clusters of the proposals this node acknowledged while empty: a founder that
+    /// restarts before it saw its seed decide is a founder all the same.
+    #[serde(default)]
+    pub acked: Vec<u64>,
     /// Voters in the configuration when last seen running.
     #[serde(default)]
     pub last_voters: u16,
@@ -123,14 +136,38 @@ impl DataDir {
         self.stored.cluster_id.map(ClusterId)
     }
 
-    /// Records the cluster this node is bound to before it has data (it acknowledged a seed that
-    /// started bootstrapping, or decided to join): a restarted container must not forget it and
-    /// take part in a second agreement (found by the simulator's search).
-    pub fn bind(&mut self, cluster: ClusterId) -> anyhow::Result<()> {
-        if self.stored.cluster_id == Some(cluster.0) {
+    /// How many founders form the cluster this node is bound to, while it forms.
+    pub fn formation(&self) -> Option<u16> {
+        self.stored.formation
+    }
+
+    /// The clusters of the proposals this node acknowledged while empty.
+    pub fn acked(&self) -> Vec<ClusterId> {
+        self.stored.acked.iter().copied().map(ClusterId).collect()
+    }
+
+    /// Records the proposals acknowledged (nothing once the state is committed).
+    pub fn record_acked(&mut self, acked: &[ClusterId]) -> anyhow::Result<()> {
+        let acked: Vec<u64> = acked.iter().map(|c| c.0).collect();
+        if self.stored.committed || self.stored.acked == acked {
+            return Ok(());
+        }
+        self.stored.acked = acked;
+        self.save()
+    }
+
+    /// Records the cluster (and formation) this node is bound to before it has data (it is a
+    /// founder of a formation, or decided to join): a restarted container must not forget it
+    /// and take part in a second agreement (found by the simulator's search). Refused once the
+    /// state is committed: then the cluster is the data's, not a choice.
+    pub fn bind(&mut self, cluster: ClusterId, formation: Option<u16>) -> anyhow::Result<()> {
+        if self.stored.committed
+            || (self.stored.cluster_id == Some(cluster.0) && self.stored.formation == formation)
+        {
             return Ok(());
         }
         self.stored.cluster_id = Some(cluster.0);
+        self.stored.formation = formation;
         self.save()
     }
 
@@ -138,6 +175,8 @@ impl DataDir {
     pub fn commit(&mut self, cluster: Option<ClusterId>, voters: u16) -> anyhow::Result<()> {
         let next = Stored {
             cluster_id: cluster.map(|c| c.0).or(self.stored.cluster_id),
+            formation: None,
+            acked: Vec::new(),
             last_voters: voters,
             committed: true,
             ..self.stored.clone()
@@ -192,6 +231,8 @@ impl DataDir {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot wipe {}", dir.display()))?;
         std::fs::create_dir_all(&dir)?;
         self.stored.cluster_id = None;
+        self.stored.formation = None;
+        self.stored.acked.clear();
         self.stored.committed = false;
         self.stored.last_voters = 0;
         self.stored.voters.clear();
@@ -287,10 +328,30 @@ mod tests {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
         dir.resolve_node_id(Some(&id("n1"))).expect("ok");
-        dir.bind(ClusterId(8)).expect("bind");
+        dir.bind(ClusterId(8), Some(3)).expect("bind");
         let again = DataDir::open(&root).expect("opens");
         assert_eq!(again.cluster_id(), Some(ClusterId(8)));
+        assert_eq!(again.formation(), Some(3));
         assert_eq!(again.db_state(), DbState::Empty);
+    }
+
+    #[test]
+    fn a_committed_cluster_is_never_rebound_and_commit_ends_the_formation() {
+        let root = temp();
+        let mut dir = DataDir::open(&root).expect("opens");
+        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.bind(ClusterId(8), Some(3)).expect("bind");
+        // Uncommitted: a founder that gave up its formation for another cluster is rebound.
+        dir.bind(ClusterId(9), None).expect("rebind");
+        assert_eq!(dir.cluster_id(), Some(ClusterId(9)));
+        dir.commit(None, 3).expect("commit");
+        assert_eq!(dir.formation(), None);
+        dir.bind(ClusterId(10), None).expect("refused quietly");
+        assert_eq!(
+            DataDir::open(&root).expect("opens").cluster_id(),
+            Some(ClusterId(9)),
+            "the data's cluster is not a choice"
+        );
     }
 
     #[test]

@@ -64,8 +64,14 @@ pub struct SupervisorConfig {
 }
 
 impl SupervisorConfig {
-    /// rqlited's command line for a start that joins `join` (none: bootstrap or resume).
-    pub fn args(&self, data_dir: &std::path::Path, join: &[String]) -> Vec<String> {
+    /// rqlited's command line for a start that joins `join` (none: resume), or, with
+    /// `bootstrap_expect`, that forms a new cluster with the founders `join` lists.
+    pub fn args(
+        &self,
+        data_dir: &std::path::Path,
+        join: &[String],
+        bootstrap_expect: Option<u16>,
+    ) -> Vec<String> {
         let mut args = vec![
             "-node-id".to_string(),
             self.node_id.to_string(),
@@ -78,7 +84,16 @@ impl SupervisorConfig {
             "-raft-adv-addr".into(),
             self.raft_adv.clone(),
         ];
-        let join: Vec<&String> = join.iter().filter(|t| **t != self.raft_adv).collect();
+        // A plain join never lists this node itself; a formation must (rqlited counts its own
+        // notification among the founders).
+        let join: Vec<&String> = join
+            .iter()
+            .filter(|t| bootstrap_expect.is_some() || **t != self.raft_adv)
+            .collect();
+        if let Some(expect) = bootstrap_expect {
+            args.push("-bootstrap-expect".into());
+            args.push(expect.to_string());
+        }
         if !join.is_empty() {
             args.push("-join".into());
             args.push(
@@ -101,6 +116,10 @@ pub struct Directive {
     pub decision: Decision,
     /// The cluster this node belongs to, per its card.
     pub cluster_id: Option<ClusterId>,
+    /// The formation of that cluster this node is a founder of, per its card.
+    pub formation: Option<u16>,
+    /// The clusters of the proposals this node acknowledged (kept until it has data).
+    pub acked: Vec<ClusterId>,
 }
 
 /// The gossip membership as the reaper needs it. Times are on the daemon's clock: durations
@@ -238,30 +257,31 @@ impl Supervisor {
     async fn act(&mut self) {
         let directive = self.directives.borrow().clone();
         if let Some(cluster) = directive.cluster_id
-            && self.data.cluster_id().is_none()
             && !matches!(directive.decision, Decision::Wipe { .. })
-            && let Err(error) = self.data.bind(cluster)
+            && let Err(error) = self.data.bind(cluster, directive.formation)
         {
             tracing::error!(%error, "cannot record the cluster this node is bound to");
         }
+        if let Err(error) = self.data.record_acked(&directive.acked) {
+            tracing::error!(%error, "cannot record the proposals this node acknowledged");
+        }
         let running = self.child.is_some();
         match directive.decision {
-            Decision::Bootstrap { cluster_id } if !running => {
-                // Committed before the start: a seed that crashes mid-bootstrap has real state.
-                if let Err(error) = self.data.commit(Some(cluster_id), 1) {
-                    tracing::error!(%error, "cannot record the bootstrap");
-                    return;
-                }
-                self.start(&[]).await;
+            Decision::Bootstrap {
+                expect, targets, ..
+            } if !running => {
+                // Not committed here: nothing exists until every founder has notified, and a
+                // founder's state is committed once its rqlited is a voter (see `poll`).
+                self.start(&targets, Some(expect)).await;
             }
-            Decision::Join { targets, .. } if !running => self.start(&targets).await,
+            Decision::Join { targets, .. } if !running => self.start(&targets, None).await,
             Decision::Join { targets, .. } if self.should_rejoin() => {
                 tracing::warn!(
                     "rqlited has had no leader for {REJOIN_AFTER:?} while {} leads; restarting it with -join",
                     targets.first().map_or("?", String::as_str)
                 );
                 self.stop().await;
-                self.start(&targets).await;
+                self.start(&targets, None).await;
             }
             Decision::Resume { join, peers } if !running => {
                 if !peers.is_empty() && Instant::now() >= self.next_start {
@@ -273,7 +293,7 @@ impl Supervisor {
                         return;
                     }
                 }
-                self.start(&join).await
+                self.start(&join, None).await
             }
             Decision::Wipe { reason } if self.config.volatile => {
                 tracing::warn!("{reason}; deleting this node's rqlite data (volatile mode)");
@@ -297,12 +317,12 @@ impl Supervisor {
                 .is_some_and(|since| since.elapsed() >= REJOIN_AFTER)
     }
 
-    async fn start(&mut self, join: &[String]) {
+    async fn start(&mut self, join: &[String], bootstrap_expect: Option<u16>) {
         if Instant::now() < self.next_start {
             return;
         }
         let dir = self.data.rqlite_dir();
-        let args = self.config.args(&dir, join);
+        let args = self.config.args(&dir, join, bootstrap_expect);
         tracing::info!(rqlited = %self.config.rqlited.display(), args = %args.join(" "), "starting rqlited");
         let mut command = Command::new(&self.config.rqlited);
         command.args(&args);
@@ -505,8 +525,8 @@ mod tests {
     }
 
     #[test]
-    fn a_bootstrap_start_has_a_stable_id_addresses_and_no_join() {
-        let args = config().args(std::path::Path::new("/data/rqlite"), &[]);
+    fn a_resume_start_has_a_stable_id_addresses_and_no_join() {
+        let args = config().args(std::path::Path::new("/data/rqlite"), &[], None);
         assert_eq!(
             args.join(" "),
             "-node-id n1 -http-addr 0.0.0.0:4001 -http-adv-addr 10.0.0.1:4001 \
@@ -516,9 +536,24 @@ mod tests {
     }
 
     #[test]
+    fn a_formation_start_expects_the_founders_and_lists_them_all_this_node_included() {
+        let founders = vec![
+            "10.0.0.1:4002".to_string(),
+            "10.0.0.2:4002".to_string(),
+            "10.0.0.3:4002".to_string(),
+        ];
+        let args = config().args(std::path::Path::new("/d"), &founders, Some(3));
+        let line = args.join(" ");
+        assert!(
+            line.contains("-bootstrap-expect 3 -join 10.0.0.1:4002,10.0.0.2:4002,10.0.0.3:4002"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn a_join_start_lists_the_targets_without_this_node() {
         let join = vec!["10.0.0.2:4002".to_string(), "10.0.0.1:4002".to_string()];
-        let args = config().args(std::path::Path::new("/d"), &join);
+        let args = config().args(std::path::Path::new("/d"), &join, None);
         let at = args.iter().position(|a| a == "-join").expect("has -join");
         assert_eq!(args[at + 1], "10.0.0.2:4002");
         assert!(!args.iter().any(|a| a.contains("remove-shutdown")));

@@ -175,8 +175,11 @@ pub struct Card {
     pub db: DbState,
     /// Its part in the bootstrap agreement.
     pub agreement: Agreement,
-    /// The cluster its data belongs to, once it has one.
+    /// The cluster its data belongs to, once it has one (or the one it is bound to).
     pub cluster_id: Option<ClusterId>,
+    /// While its cluster is being formed: how many agreed founders form it (rqlited's
+    /// `-bootstrap-expect`). Cleared once its rqlited is a voter.
+    pub formation: Option<u16>,
     /// The digest of the live membership it sees.
     pub view: ViewDigest,
 }
@@ -195,6 +198,7 @@ impl Card {
             && self.db == other.db
             && self.agreement == other.agreement
             && self.cluster_id == other.cluster_id
+            && self.formation == other.formation
     }
 
     /// `(generation, version)`: the order in which cards replace each other.
@@ -441,6 +445,7 @@ pub(crate) mod tests {
             db_state(),
             agreement(),
             proptest::option::of(any::<u64>().prop_map(ClusterId)),
+            proptest::option::of(any::<u16>()),
             any::<u64>().prop_map(ViewDigest),
         )
             .prop_map(
@@ -455,6 +460,7 @@ pub(crate) mod tests {
                     db,
                     agreement,
                     cluster_id,
+                    formation,
                     view,
                 )| Card {
                     node_id,
@@ -467,6 +473,7 @@ pub(crate) mod tests {
                     db,
                     agreement,
                     cluster_id,
+                    formation,
                     view,
                 },
             )
@@ -578,6 +585,7 @@ pub(crate) mod tests {
             db: DbState::Empty,
             agreement: Agreement::None,
             cluster_id: None,
+            formation: None,
             view: ViewDigest(0),
         }
     }

@@ -15,8 +15,11 @@
 //! 4. **Everyone is empty** — wait for `expect` members that all carry the same `expect`, a
 //!    membership unchanged for the settle period, and the same view digest on every card. The
 //!    smallest node id is the seed; it proposes the view; every other member acknowledges the
-//!    proposal and will not acknowledge another seed while this one lives; the seed bootstraps
-//!    when every member has acknowledged; the others join once it leads (rule 2).
+//!    proposal and will not acknowledge another seed while this one stands. When every member
+//!    has acknowledged, the seed decides: the view's members are the *founders* of a new cluster.
+//!    Each founder, once it sees that decision, is bound to it and starts rqlited with
+//!    `-bootstrap-expect N`, which forms the cluster only when all N founders have notified: no
+//!    founder can form one alone. Nodes that come later join it (rule 2).
 //!
 //! Nothing here reads a clock: "settled" is computed by the caller from `now`.
 
@@ -34,10 +37,17 @@ pub enum Decision {
         /// What is missing, for `/health` and the log.
         reason: String,
     },
-    /// Start rqlited with no `-join`: this node is the seed of a new cluster.
+    /// Start rqlited with `-bootstrap-expect expect -join targets`: this node is one of the
+    /// `expect` agreed founders of a new cluster. rqlited forms the cluster once every founder
+    /// has notified, with all of them as voters, so no founder can form one alone.
     Bootstrap {
-        /// The id of the cluster being created.
+        /// The id of the cluster being formed.
         cluster_id: ClusterId,
+        /// How many founders were agreed (`-bootstrap-expect`).
+        expect: u16,
+        /// Raft addresses of the founders known now, this node's own included (rqlited counts
+        /// its own notification).
+        targets: Vec<String>,
     },
     /// Start (or restart) rqlited with `-join` to these Raft addresses, the leader's first.
     Join {
@@ -75,7 +85,15 @@ impl Decision {
     pub fn describe(&self) -> String {
         match self {
             Self::Wait { reason } => format!("waiting: {reason}"),
-            Self::Bootstrap { cluster_id } => format!("bootstrapping new cluster {cluster_id}"),
+            Self::Bootstrap {
+                cluster_id,
+                expect,
+                targets,
+            } => format!(
+                "forming new cluster {cluster_id} with {expect} founders ({} known: {})",
+                targets.len(),
+                targets.join(",")
+            ),
             Self::Join {
                 targets,
                 cluster_id,
@@ -136,10 +154,11 @@ pub struct View<'a> {
     pub faults: Faults,
     /// The voters of my cluster as last seen while my rqlited ran: `(node id, Raft address)`.
     pub stored_voters: &'a [(NodeId, String)],
-    /// The cluster I decided to bootstrap, while my rqlited has not started yet. Kept by the
-    /// caller, not read off my card: a proposal and a cluster id on the card do not say that I
-    /// decided (I may have adopted a leader's cluster id while proposing, or been wiped).
-    pub bootstrapping: Option<ClusterId>,
+    /// The clusters of every proposal I acknowledged in this life ([`mint_cluster_id`] of its
+    /// seed, round and view). My acknowledgement may lapse (I saw the seed down) before I see
+    /// it decide; the seed decided only with it, so it counts me among the founders all the
+    /// same, and the formation cannot complete without me.
+    pub acked: &'a [ClusterId],
 }
 
 /// The outcome of [`decide`]: the decision, and what my card should say about the agreement and
@@ -152,6 +171,8 @@ pub struct Verdict {
     pub agreement: Agreement,
     /// The cluster I belong (or am bound) to, to publish in my card.
     pub cluster_id: Option<ClusterId>,
+    /// How many founders form that cluster, while it forms, to publish in my card.
+    pub formation: Option<u16>,
 }
 
 impl View<'_> {
@@ -164,6 +185,39 @@ impl View<'_> {
         self.live()
             .filter(|card| card.as_leader().is_some())
             .collect()
+    }
+
+    /// True when a live card (mine included) shows a voter of `cluster`, or its data on a
+    /// stopped node: proof that the cluster was formed.
+    fn formed(&self, cluster: Option<ClusterId>) -> bool {
+        self.live().any(|card| {
+            card.cluster_id == cluster
+                && match &card.db {
+                    DbState::Running(running) => running.voter,
+                    DbState::HasData { .. } => true,
+                    _ => false,
+                }
+        })
+    }
+
+    /// `-join` targets of a formation of `cluster`: my Raft address and those of every live
+    /// node bound to it or still unbound and empty (a founder whose binding has not reached me
+    /// yet; rqlited notifies each target, so missing one could leave no node with every
+    /// founder's notification). Members of other clusters are left out: rqlited would join them.
+    fn founders(&self, cluster: Option<ClusterId>) -> Vec<String> {
+        let mut targets: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|card| {
+                card.cluster_id == cluster
+                    || (card.cluster_id.is_none() && card.db == DbState::Empty)
+            })
+            .map(|card| card.raft_addr.clone())
+            .chain([self.me.raft_addr.clone()])
+            .collect();
+        targets.sort();
+        targets.dedup();
+        targets
     }
 
     /// Raft addresses to join `cluster`: its leader first, then its other running members.
@@ -186,10 +240,14 @@ impl View<'_> {
     }
 }
 
-/// The cluster id a seed mints: derived from who it is and what was agreed, so it needs no
-/// randomness and is the same on every replay.
-pub fn mint_cluster_id(seed: &NodeId, generation: u64, view: ViewDigest) -> ClusterId {
-    let text = format!("{seed}/{generation}/{:016x}", view.0);
+/// The cluster id of a seed's proposal: derived from the seed, the round and the view, so it
+/// needs no randomness, is the same on every replay, and every acknowledger can compute the id
+/// of the cluster it would found (see `View::acked`).
+pub fn mint_cluster_id(seed: &NodeId, round: Round, view: ViewDigest) -> ClusterId {
+    let text = format!(
+        "{seed}/{}.{}/{:016x}",
+        round.generation, round.version, view.0
+    );
     ClusterId(fnv1a(text.as_bytes()))
 }
 
@@ -212,6 +270,7 @@ pub fn decide(view: &View<'_>) -> Verdict {
         decision,
         agreement: me.agreement.clone(),
         cluster_id: me.cluster_id,
+        formation: me.formation,
     };
     let leaders = view.leaders();
     let mine = |card: &&Card| me.cluster_id.is_none() || card.cluster_id == me.cluster_id;
@@ -227,17 +286,16 @@ pub fn decide(view: &View<'_>) -> Verdict {
 
     match &me.db {
         DbState::Running(running) => {
-            if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
-                return keep(split(view, *other));
+            if running.voter {
+                // Formed (or joined): the formation is over.
+                return decide_running(view, running, my_leader, &foreign, None);
             }
-            let healthy = running.voter && running.leader.is_some();
-            match my_leader {
-                Some(leader) if !healthy => keep(Decision::Join {
-                    targets: view.join_targets(leader),
-                    cluster_id: leader.cluster_id.or(me.cluster_id),
-                }),
-                _ => keep(Decision::Run),
+            if me.formation.is_some()
+                && let Some(leader) = abandon_formation_for(view, &leaders)
+            {
+                return join_instead(view, leader);
             }
+            decide_running(view, running, my_leader, &foreign, me.formation)
         }
         DbState::Starting => keep(Decision::Run),
         DbState::HasData { .. } => {
@@ -263,6 +321,63 @@ pub fn decide(view: &View<'_>) -> Verdict {
             })
         }
         DbState::Empty => decide_empty(view, &leaders),
+    }
+}
+
+/// Rule 1 for a running rqlited (see the module docs).
+fn decide_running(
+    view: &View<'_>,
+    running: &crate::card::Running,
+    my_leader: Option<&Card>,
+    foreign: &BTreeSet<ClusterId>,
+    formation: Option<u16>,
+) -> Verdict {
+    let me = view.me;
+    let verdict = |decision| Verdict {
+        decision,
+        agreement: me.agreement.clone(),
+        cluster_id: me.cluster_id,
+        formation,
+    };
+    if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
+        return verdict(split(view, *other));
+    }
+    let healthy = running.voter && running.leader.is_some();
+    match my_leader {
+        Some(leader) if !healthy => verdict(Decision::Join {
+            targets: view.join_targets(leader),
+            cluster_id: leader.cluster_id.or(me.cluster_id),
+        }),
+        _ => verdict(Decision::Run),
+    }
+}
+
+/// A formation this node is bound to may be given up for a live leader of another cluster only
+/// while nobody — this node included — is a voter of it or holds its data: then no Raft cluster
+/// of it exists that could lose a member, and this node has nothing to lose. This is how the
+/// founders of a formation that can no longer complete (its seed was cut off before the others
+/// saw it decide, and they formed another cluster) end up in the one cluster.
+fn abandon_formation_for<'a>(view: &View<'a>, leaders: &[&'a Card]) -> Option<&'a Card> {
+    let me = view.me;
+    if me.formation.is_none() || view.formed(me.cluster_id) {
+        return None;
+    }
+    leaders
+        .iter()
+        .copied()
+        .find(|card| card.cluster_id != me.cluster_id && card.node_id != me.node_id)
+}
+
+/// Joins `leader`'s cluster, giving up any agreement or formation of mine.
+fn join_instead(view: &View<'_>, leader: &Card) -> Verdict {
+    Verdict {
+        decision: Decision::Join {
+            targets: view.join_targets(leader),
+            cluster_id: leader.cluster_id,
+        },
+        agreement: Agreement::None,
+        cluster_id: leader.cluster_id,
+        formation: None,
     }
 }
 
@@ -336,20 +451,13 @@ fn loses_split(view: &View<'_>, other: ClusterId) -> bool {
 
 fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
     let me = view.me;
-    // An empty node may be bound to a cluster whose seed it saw bootstrap (see `bound`).
+    // An empty node may be bound to a cluster whose seed it saw decide (see below).
     let verdict = |decision, agreement| Verdict {
         decision,
         agreement,
         cluster_id: me.cluster_id,
+        formation: me.formation,
     };
-    // A seed that decided to bootstrap keeps that decision until its rqlited starts.
-    if let Some(cluster_id) = view.bootstrapping {
-        return Verdict {
-            decision: Decision::Bootstrap { cluster_id },
-            agreement: me.agreement.clone(),
-            cluster_id: Some(cluster_id),
-        };
-    }
     let bound_leader = leaders
         .iter()
         .find(|card| me.cluster_id.is_none() || card.cluster_id == me.cluster_id);
@@ -365,32 +473,49 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
             );
         }
         // Joining ends my part in any agreement: a proposal I made is withdrawn (its
-        // acknowledgers are freed and join the leader too).
-        return Verdict {
-            decision: Decision::Join {
-                targets: view.join_targets(leader),
-                cluster_id: leader.cluster_id,
-            },
-            agreement: Agreement::None,
-            cluster_id: leader.cluster_id,
-        };
+        // acknowledgers are freed and join the leader too), a formation is over.
+        return join_instead(view, leader);
     }
-    // The seed I acknowledged has started bootstrapping: from now on I belong to its cluster and
-    // take part in no other agreement, even if it dies (it holds the cluster's only copy).
-    if let Agreement::Ack { seed, .. } = &me.agreement
-        && me.cluster_id.is_none()
-        && let Some(cluster) = view
-            .peers
-            .iter()
-            .find(|card| &card.node_id == seed && card.db.has_data())
-            .and_then(|card| card.cluster_id)
+    // Bound to a formation: start rqlited as one of its founders, until a leader shows.
+    if let (Some(cluster_id), Some(expect)) = (me.cluster_id, me.formation) {
+        if let Some(leader) = abandon_formation_for(view, leaders) {
+            return join_instead(view, leader);
+        }
+        return verdict(
+            Decision::Bootstrap {
+                cluster_id,
+                expect,
+                targets: view.founders(Some(cluster_id)),
+            },
+            me.agreement.clone(),
+        );
+    }
+    // A seed whose proposal I acknowledged has decided (its card, or a fellow founder's, shows
+    // that proposal's cluster): from now on I am one of its founders and take part in no other
+    // agreement, even if the seed dies (the cluster cannot form without me, nor without it).
+    if me.cluster_id.is_none()
+        && let Some(founder) = view.peers.iter().find(|card| {
+            card.cluster_id
+                .is_some_and(|cluster| view.acked.contains(&cluster))
+        })
     {
-        return Verdict {
-            decision: Decision::wait(format!(
-                "seed {seed} is bootstrapping cluster {cluster}; waiting for it to lead"
+        let cluster_id = founder.cluster_id;
+        let decision = match (cluster_id, founder.formation) {
+            (Some(cluster_id), Some(expect)) => Decision::Bootstrap {
+                cluster_id,
+                expect,
+                targets: view.founders(founder.cluster_id),
+            },
+            _ => Decision::wait(format!(
+                "{} has formed the cluster I founded; waiting for its leader",
+                founder.node_id
             )),
+        };
+        return Verdict {
+            decision,
             agreement: me.agreement.clone(),
-            cluster_id: Some(cluster),
+            cluster_id,
+            formation: founder.formation,
         };
     }
     if let Some(cluster) = me.cluster_id {
@@ -437,6 +562,7 @@ fn agree(view: &View<'_>) -> Verdict {
         decision: Decision::Wait { reason },
         agreement,
         cluster_id: None,
+        formation: None,
     };
 
     if !view.missing.is_empty() {
@@ -458,6 +584,7 @@ fn agree(view: &View<'_>) -> Verdict {
             },
             agreement: held_ack,
             cluster_id: None,
+            formation: None,
         };
     }
     let expect = usize::from(me.expect);
@@ -471,15 +598,21 @@ fn agree(view: &View<'_>) -> Verdict {
     if view.faults.bootstrap_without_agreement
         && live.iter().map(|card| &card.node_id).min() == Some(&me.node_id)
     {
+        // Broken on purpose: the seed forms a cluster of its own, alone.
+        let round = next_round(me, digest);
+        let cluster_id = mint_cluster_id(&me.node_id, round, digest);
         return Verdict {
             decision: Decision::Bootstrap {
-                cluster_id: mint_cluster_id(&me.node_id, me.generation, digest),
+                cluster_id,
+                expect: 1,
+                targets: vec![me.raft_addr.clone()],
             },
             agreement: Agreement::Propose {
                 view: digest,
-                round: next_round(me, digest),
+                round,
             },
-            cluster_id: Some(mint_cluster_id(&me.node_id, me.generation, digest)),
+            cluster_id: Some(cluster_id),
+            formation: Some(1),
         };
     }
     if !view.settled {
@@ -516,12 +649,21 @@ fn agree(view: &View<'_>) -> Verdict {
             .map(|card| card.node_id.as_str())
             .collect();
         if pending.is_empty() {
+            // Every member acknowledged: they are the founders, and each starts rqlited as one
+            // once it sees this decision on my card.
+            let cluster_id = mint_cluster_id(&me.node_id, round, digest);
+            let mut targets: Vec<String> = live.iter().map(|card| card.raft_addr.clone()).collect();
+            targets.sort();
+            targets.dedup();
             return Verdict {
                 decision: Decision::Bootstrap {
-                    cluster_id: mint_cluster_id(&me.node_id, me.generation, digest),
+                    cluster_id,
+                    expect: u16::try_from(live.len()).unwrap_or(u16::MAX),
+                    targets,
                 },
                 agreement: proposal,
-                cluster_id: Some(mint_cluster_id(&me.node_id, me.generation, digest)),
+                cluster_id: Some(cluster_id),
+                formation: Some(u16::try_from(live.len()).unwrap_or(u16::MAX)),
             };
         }
         return wait(

@@ -29,6 +29,8 @@ const GREET_EVERY: Duration = Duration::from_secs(1);
 /// How many known members a node that foca left without a probe cycle announces to, per
 /// `card_sync` period.
 const RECONNECT_FANOUT: usize = 3;
+/// How many acknowledged proposals a node remembers (see `View::acked`).
+const MAX_ACKED: usize = 16;
 
 /// How a node is set up. Built by the daemon from flags, by the simulator from a scenario.
 #[derive(Clone, Debug)]
@@ -45,8 +47,11 @@ pub struct NodeConfig {
     pub expect: u16,
     /// What the data directory holds at start.
     pub db: DbState,
-    /// The cluster the data directory belongs to, if known.
+    /// The cluster the data directory belongs to, or is bound to, if known.
     pub cluster_id: Option<ClusterId>,
+    /// With `cluster_id`: how many founders form that cluster, if this node is bound to its
+    /// formation (persisted with the binding, so a restarted founder takes part again).
+    pub formation: Option<u16>,
     /// How long the live membership must stay unchanged before an all-empty view may bootstrap.
     pub settle: Duration,
     /// How long a node with data listens to gossip after its start before it may resume without
@@ -72,6 +77,10 @@ pub struct NodeConfig {
     /// The voters of this node's cluster as last seen while its rqlited ran (`(id, Raft
     /// address)`), from the data directory; see [`Decision::Resume`]'s `peers`.
     pub stored_voters: Vec<(NodeId, String)>,
+    /// The clusters of the proposals this node acknowledged before its data directory had
+    /// data ([`Node::acked`], persisted by the driver): a founder that restarts before it saw
+    /// its seed decide must still take part in the formation.
+    pub acked: Vec<ClusterId>,
 }
 
 impl NodeConfig {
@@ -203,14 +212,13 @@ pub struct Node {
     view_changed_at: Duration,
     started_at: Duration,
     decision: Decision,
-    /// The cluster this node decided to bootstrap, until its rqlited starts (the decision must
-    /// stick even if the view changes meanwhile: the acknowledgers are bound by it).
-    bootstrapping: Option<ClusterId>,
     /// Datagrams from other lives with this node's id, by address: (first, last, count).
     duplicates: BTreeMap<SocketAddr, Sighting>,
     greeted: BTreeMap<NodeId, Duration>,
     /// foca is probing (it said `Active` and not `Idle`, `Defunct` or `Rejoin` since).
     connected: bool,
+    /// The clusters of the proposals this node acknowledged in this life (see `View::acked`).
+    acked: Vec<ClusterId>,
     /// Something the decision depends on changed since the last evaluation.
     dirty: bool,
     sync_round: usize,
@@ -232,6 +240,7 @@ impl Node {
             db: config.db.clone(),
             agreement: Agreement::None,
             cluster_id: config.cluster_id,
+            formation: config.formation.filter(|_| config.cluster_id.is_some()),
             view: ViewDigest::of([&identity.node_id]),
         };
         let foca = Foca::new(
@@ -253,10 +262,10 @@ impl Node {
             decision: Decision::Wait {
                 reason: "starting".into(),
             },
-            bootstrapping: None,
             duplicates: BTreeMap::new(),
             greeted: BTreeMap::new(),
             connected: false,
+            acked: config.acked.clone(),
             dirty: true,
             sync_round: 0,
             outputs: VecDeque::new(),
@@ -291,6 +300,12 @@ impl Node {
     /// The current decision.
     pub fn decision(&self) -> &Decision {
         &self.decision
+    }
+
+    /// The clusters of the proposals this node acknowledged (the driver persists them beside
+    /// the binding; see `NodeConfig::acked`).
+    pub fn acked(&self) -> &[ClusterId] {
+        &self.acked
     }
 
     /// This node's current gossip identity.
@@ -336,10 +351,6 @@ impl Node {
 
     /// Records what rqlited is doing now and re-evaluates.
     pub fn set_db(&mut self, db: DbState, now: Duration) {
-        if db.has_data() {
-            // rqlited started (or the data is there): a bootstrap decision has been carried out.
-            self.bootstrapping = None;
-        }
         if self.me.db != db {
             self.me.db = db;
             self.card_changed(true);
@@ -352,10 +363,11 @@ impl Node {
     /// its cluster id kept acting on it (simulator finding: a wiped seed bootstrapped again
     /// under its old id, and a wiped joiner stayed bound to the dead cluster forever).
     pub fn wiped(&mut self, now: Duration) {
-        self.bootstrapping = None;
         self.config.stored_voters.clear();
+        self.acked.clear();
         self.me.db = DbState::Empty;
         self.me.cluster_id = None;
+        self.me.formation = None;
         self.me.agreement = Agreement::None;
         self.card_changed(true);
         self.reevaluate(now);
@@ -740,12 +752,19 @@ impl Node {
                 volatile: self.config.volatile,
                 faults: self.config.faults,
                 stored_voters: &self.config.stored_voters,
-                bootstrapping: self.bootstrapping,
+                acked: &self.acked,
             };
             coordinator::decide(&view)
         };
-        if let Decision::Bootstrap { cluster_id } = verdict.decision {
-            self.bootstrapping = Some(cluster_id);
+        if let Agreement::Ack { seed, view, round } = &verdict.agreement {
+            let cluster = coordinator::mint_cluster_id(seed, *round, *view);
+            if !self.acked.contains(&cluster) {
+                // A handful is plenty: an agreement is over once its seed decides.
+                if self.acked.len() >= MAX_ACKED {
+                    self.acked.remove(0);
+                }
+                self.acked.push(cluster);
+            }
         }
         let mut decision = verdict.decision;
         if let Some(addr) = self.active_duplicate(now) {
@@ -756,9 +775,13 @@ impl Node {
                 ),
             };
         }
-        if verdict.agreement != self.me.agreement || verdict.cluster_id != self.me.cluster_id {
+        if verdict.agreement != self.me.agreement
+            || verdict.cluster_id != self.me.cluster_id
+            || verdict.formation != self.me.formation
+        {
             self.me.agreement = verdict.agreement;
             self.me.cluster_id = verdict.cluster_id;
+            self.me.formation = verdict.formation;
             self.card_changed(true);
         }
         if decision != self.decision {

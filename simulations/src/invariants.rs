@@ -172,6 +172,25 @@ pub fn excuse(world: &World) -> Option<String> {
             world.config.expect
         ));
     }
+    // A formation that never formed and one of whose agreed founders is gone for good (its
+    // volume lost, or scaled away): rqlited cannot form it without that founder, and rq4d waits
+    // rather than risk a second cluster beside one that may have formed unseen (as it waited
+    // for a lost seed before); a human must step in.
+    for (cluster_id, founders) in &world.formations {
+        let formed = world
+            .rqlite
+            .clusters
+            .iter()
+            .any(|c| c.cluster_id == Some(*cluster_id));
+        let lost = founders
+            .iter()
+            .find(|id| world.host_by_id(id).is_some_and(|h| world.hosts[h].gone));
+        if !formed && lost.is_some() {
+            return Some(
+                "a founder of the agreed formation is gone for good (rq4d waits for it rather than risk a second cluster)".into(),
+            );
+        }
+    }
     if !world.windows.is_empty() && !world.config.volatile {
         // Outside volatile mode a split is reported and left to a human, by design.
         return Some(

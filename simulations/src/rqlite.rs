@@ -4,7 +4,10 @@
 //! cluster, which joins succeed, when a cluster has a leader, what survives a restart, and the
 //! corners the reference observed (a single-node cluster refuses `-join`; a node resumed at a new
 //! address without `-join` stays a candidate; a node removed while running sits leaderless; a
-//! join that finds nobody gives up after ~12 s). SQL, logs and snapshots are not modelled: a
+//! join that finds nobody gives up after ~12 s), and `-bootstrap-expect N -join …`: each such
+//! node tries to join, else notifies every target (itself included) about every second; a node
+//! that has been notified by N distinct nodes bootstraps a cluster with all of them as voters,
+//! and gives up after `-bootstrap-expect-timeout` (120 s). SQL, logs and snapshots are not modelled: a
 //! node's data is the Raft cluster its disk belongs to.
 //!
 //! Raft traffic follows the network's partitions but not its random loss (TCP retransmits).
@@ -28,6 +31,8 @@ const JOIN_INTERVAL: Duration = Duration::from_secs(3);
 const JOIN_ATTEMPTS: u8 = 5;
 /// A single-node cluster given `-join` exits this fast.
 const SINGLE_NODE_REFUSAL_AFTER: Duration = Duration::from_millis(30);
+/// `-bootstrap-expect-timeout`.
+const BOOTSTRAP_EXPECT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a data directory holds: rqlited's state and rq4d's `rq4d.json` beside it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,8 +43,12 @@ pub struct Disk {
     pub cluster: Option<usize>,
     /// rq4d counts the state as data (the daemon's `committed`).
     pub committed: bool,
-    /// The rq4d cluster id recorded with it.
+    /// The rq4d cluster id recorded with it (or bound to).
     pub cluster_id: Option<ClusterId>,
+    /// The formation of `cluster_id` this node is a founder of (the daemon's `formation`).
+    pub formation: Option<u16>,
+    /// The proposals acknowledged while empty (the daemon's `acked`).
+    pub acked: Vec<ClusterId>,
     /// Voters when last seen running.
     pub last_voters: u16,
     /// The voters `(id, Raft address)` rq4d recorded while rqlited ran healthy.
@@ -69,6 +78,8 @@ impl Disk {
     /// The daemon's `DataDir::commit`.
     pub fn commit(&mut self, cluster_id: Option<ClusterId>, voters: u16) {
         self.cluster_id = cluster_id.or(self.cluster_id);
+        self.formation = None;
+        self.acked.clear();
         self.last_voters = voters;
         self.committed = true;
     }
@@ -82,6 +93,8 @@ pub enum Phase {
         /// Attempts made.
         attempts: u8,
     },
+    /// `-bootstrap-expect`: joining or notifying until a cluster forms.
+    Forming,
     /// Running on a Raft log (bootstrapped, resumed or joined).
     Member,
     /// About to exit (refused or gave up); the exit event is scheduled.
@@ -97,6 +110,10 @@ pub struct Process {
     pub started_at: Duration,
     /// Its `-join` list (own address removed).
     pub join: Vec<String>,
+    /// `-bootstrap-expect` (0: none).
+    pub expect: u16,
+    /// The nodes that notified it, by id, with their Raft addresses (`-bootstrap-expect`).
+    pub notified: BTreeMap<NodeId, String>,
     /// What it is doing.
     pub phase: Phase,
 }
@@ -138,6 +155,15 @@ pub struct Status {
 /// Something the model needs done later, or wants the world to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
+    /// Call [`Rqlite::form_attempt`] for this process after the delay.
+    FormAttempt {
+        /// Host.
+        host: usize,
+        /// Process.
+        pid: u64,
+        /// Delay.
+        after: Duration,
+    },
     /// Call [`Rqlite::join_attempt`] for this process after the delay.
     JoinAttempt {
         /// Host.
@@ -248,11 +274,13 @@ impl Rqlite {
             .then_some(cluster)
     }
 
-    /// Starts rqlited on `host` with `-join join` (empty: none).
+    /// Starts rqlited on `host` with `-join join` (empty: none) and `-bootstrap-expect expect`
+    /// (0: none).
     pub fn start(
         &mut self,
         host: usize,
         join: &[String],
+        expect: u16,
         rng: &mut SmallRng,
         ctx: &Ctx,
     ) -> Vec<Effect> {
@@ -268,7 +296,14 @@ impl Rqlite {
             self.clusters[cluster].voters = peers.into_iter().collect();
         }
         let mut effects = Vec::new();
-        let phase = if join.is_empty() {
+        let phase = if expect > 0 && self.disks[host].cluster.is_none() {
+            effects.push(Effect::FormAttempt {
+                host,
+                pid,
+                after: FIRST_JOIN_AFTER,
+            });
+            Phase::Forming
+        } else if join.is_empty() {
             match self.disks[host].cluster {
                 Some(cluster) => {
                     // Resume from the stored configuration.
@@ -324,9 +359,130 @@ impl Rqlite {
             pid,
             started_at: ctx.now,
             join,
+            expect,
+            notified: BTreeMap::new(),
             phase,
         });
         effects
+    }
+
+    /// One round of rqlite's bootstrapper (`-bootstrap-expect`): join a target that answers with
+    /// a reachable leader; failing that, notify every reachable target still forming, and this
+    /// node itself. A node notified by `expect` distinct nodes bootstraps a cluster with all of
+    /// them as voters; the notifiers it reaches take that configuration (the new leader would
+    /// replicate it to them), the others join it later.
+    pub fn form_attempt(
+        &mut self,
+        host: usize,
+        pid: u64,
+        rng: &mut SmallRng,
+        ctx: &Ctx,
+    ) -> Vec<Effect> {
+        let Some(proc) = self.procs[host].as_ref().filter(|p| p.pid == pid) else {
+            return Vec::new();
+        };
+        if proc.phase != Phase::Forming {
+            return Vec::new();
+        }
+        if ctx.now.saturating_sub(proc.started_at) >= BOOTSTRAP_EXPECT_TIMEOUT {
+            if let Some(proc) = self.procs[host].as_mut() {
+                proc.phase = Phase::Exiting;
+            }
+            return vec![Effect::Exit {
+                host,
+                pid,
+                after: Duration::ZERO,
+                why: "clustering failure: bootstrap failed: timeout",
+            }];
+        }
+        let join = proc.join.clone();
+        if let Some(cluster) = self.reachable_leader(host, &join, ctx) {
+            return self.admit(host, cluster);
+        }
+        if let Some(cluster) = self.configured_in(host, ctx) {
+            // A cluster formed with this node as a voter while its notification travelled (or
+            // while it restarted): its candidates ask this node for votes and its leader
+            // replicates the configuration to it, as Raft does with any configured voter.
+            self.disks[host].cluster = Some(cluster);
+            if let Some(proc) = self.procs[host].as_mut() {
+                proc.phase = Phase::Member;
+            }
+            return vec![Effect::Joined {
+                host,
+                cluster,
+                had_data_of: None,
+            }];
+        }
+        let mut recipients = vec![host];
+        for target in &join {
+            let Some(t) = ctx.addresses.host_of_raft(target) else {
+                continue;
+            };
+            let forming = self.procs[t]
+                .as_ref()
+                .is_some_and(|p| p.phase == Phase::Forming);
+            if self.hosts[t].raft == *target
+                && forming
+                && ctx.net.connected(host, t)
+                && self.http_up(t, ctx.now)
+            {
+                recipients.push(t);
+            }
+        }
+        let id = self.hosts[host].id.clone();
+        let raft = self.hosts[host].raft.clone();
+        let mut effects = Vec::new();
+        for t in recipients {
+            let Some(proc) = self.procs[t].as_mut().filter(|p| p.phase == Phase::Forming) else {
+                continue;
+            };
+            proc.notified.insert(id.clone(), raft.clone());
+            if proc.notified.len() >= usize::from(proc.expect) {
+                effects.extend(self.bootstrap_notified(t, rng, ctx));
+            }
+        }
+        effects.push(Effect::FormAttempt {
+            host,
+            pid,
+            after: Duration::from_millis(500 + rng.random_range(0..500)),
+        });
+        effects
+    }
+
+    /// `host` reached its expected count of notifications: a new cluster with every notifier as
+    /// a voter.
+    fn bootstrap_notified(&mut self, host: usize, rng: &mut SmallRng, ctx: &Ctx) -> Vec<Effect> {
+        let Some(proc) = self.procs[host].as_mut() else {
+            return Vec::new();
+        };
+        proc.phase = Phase::Member;
+        let voters = proc.notified.clone();
+        self.clusters.push(RaftCluster {
+            founder: host,
+            founded_at: ctx.now,
+            cluster_id: self.disks[host].cluster_id,
+            voters: voters.clone(),
+            leader: None,
+            term: 0,
+            election_at: Some(ctx.now + election_timeout(rng)),
+        });
+        let cluster = self.clusters.len() - 1;
+        self.disks[host].cluster = Some(cluster);
+        for id in voters.keys() {
+            let Some(f) = self.hosts.iter().position(|h| h.id == *id) else {
+                continue;
+            };
+            let forming = self.procs[f]
+                .as_ref()
+                .is_some_and(|p| p.phase == Phase::Forming);
+            if f != host && forming && ctx.net.connected(host, f) {
+                self.disks[f].cluster = Some(cluster);
+                if let Some(proc) = self.procs[f].as_mut() {
+                    proc.phase = Phase::Member;
+                }
+            }
+        }
+        vec![Effect::Bootstrapped { host, cluster }]
     }
 
     /// Stops (or kills) `host`'s rqlited. A leader steps down at once.
@@ -363,30 +519,7 @@ impl Rqlite {
             return Vec::new();
         };
         let join = proc.join.clone();
-        for target in &join {
-            let Some(t) = ctx.addresses.host_of_raft(target) else {
-                continue;
-            };
-            if self.hosts[t].raft != *target || !ctx.net.connected(host, t) {
-                continue;
-            }
-            if !self.http_up(t, ctx.now) {
-                continue;
-            }
-            let Some(cluster) = self.participant(t) else {
-                continue;
-            };
-            let Some(leader) = self.clusters[cluster].leader else {
-                continue;
-            };
-            // The leader itself admits the joiner (whatever address the configuration holds for
-            // it); a follower answers with the leader's address, so it must hear the leader.
-            if leader != t && (!self.member_ok(t) || !ctx.net.connected(t, leader)) {
-                continue;
-            }
-            if !ctx.net.connected(host, leader) {
-                continue;
-            }
+        if let Some(cluster) = self.reachable_leader(host, &join, ctx) {
             return self.admit(host, cluster);
         }
         let attempts = attempts + 1;
@@ -407,6 +540,40 @@ impl Rqlite {
             pid,
             after: JOIN_INTERVAL,
         }]
+    }
+
+    /// The newest cluster whose configuration lists `host` (its id at its current address) and
+    /// one of whose running voters `host` can reach.
+    fn configured_in(&self, host: usize, ctx: &Ctx) -> Option<usize> {
+        let id = &self.hosts[host].id;
+        let raft = &self.hosts[host].raft;
+        (0..self.clusters.len()).rev().find(|&c| {
+            self.clusters[c].voters.get(id) == Some(raft)
+                && (0..self.hosts.len()).any(|v| {
+                    v != host && self.participant(v) == Some(c) && ctx.net.connected(host, v)
+                })
+        })
+    }
+
+    /// The cluster of the first target in `join` that answers `host` with a leader `host` can
+    /// reach: the leader itself admits a joiner (whatever address the configuration holds for
+    /// it); a follower answers with the leader's address, so it must hear the leader.
+    fn reachable_leader(&self, host: usize, join: &[String], ctx: &Ctx) -> Option<usize> {
+        join.iter().find_map(|target| {
+            let t = ctx.addresses.host_of_raft(target)?;
+            if self.hosts[t].raft != *target
+                || !ctx.net.connected(host, t)
+                || !self.http_up(t, ctx.now)
+            {
+                return None;
+            }
+            let cluster = self.participant(t)?;
+            let leader = self.clusters[cluster].leader?;
+            if leader != t && (!self.member_ok(t) || !ctx.net.connected(t, leader)) {
+                return None;
+            }
+            ctx.net.connected(host, leader).then_some(cluster)
+        })
     }
 
     /// The leader adds `host` to `cluster`, replacing an entry with its id or its address.

@@ -41,6 +41,10 @@ pub struct Directive {
     pub decision: Decision,
     /// The cluster this node belongs to, per its card.
     pub cluster_id: Option<ClusterId>,
+    /// The formation of that cluster this node is a founder of, per its card.
+    pub formation: Option<u16>,
+    /// The proposals this node acknowledged.
+    pub acked: Vec<ClusterId>,
 }
 
 /// What the supervisor did that the world must carry out or record.
@@ -50,8 +54,8 @@ pub enum Report {
     Db(DbState),
     /// Schedule these model effects.
     Effects(Vec<Effect>),
-    /// rqlited was started with this `-join` list.
-    Started(Vec<String>),
+    /// rqlited was started with this `-join` list (and `-bootstrap-expect`, when not 0).
+    Started(Vec<String>, u16),
     /// rqlited was stopped for a `-join` restart.
     Rejoin,
     /// The data was wiped (volatile mode).
@@ -137,34 +141,40 @@ impl Supervisor {
     /// The daemon's `act`: makes rqlited do what the directive says, if it does not already.
     pub fn act(&mut self, directive: &Directive, s: &mut SupCtx) -> Vec<Report> {
         let mut out = Vec::new();
-        // As in the daemon: the cluster this node is bound to is recorded before it has data,
-        // so a restarted container does not forget it.
+        // As in the daemon: the cluster (and formation) this node is bound to is recorded
+        // before it has data, so a restarted container does not forget it; never once committed.
         let disk = &mut s.rqlite.disks[s.host];
         if let Some(cluster) = directive.cluster_id
-            && disk.cluster_id.is_none()
+            && !disk.committed
             && !matches!(directive.decision, Decision::Wipe { .. })
         {
             disk.cluster_id = Some(cluster);
+            disk.formation = directive.formation;
+        }
+        if !disk.committed {
+            disk.acked.clone_from(&directive.acked);
         }
         let running = s.rqlite.procs[s.host].is_some();
         match &directive.decision {
-            Decision::Bootstrap { cluster_id } if !running => {
-                // Committed before the start: a seed that crashes mid-bootstrap has real state.
-                s.rqlite.disks[s.host].commit(Some(*cluster_id), 1);
-                self.start(&[], s, &mut out);
+            Decision::Bootstrap {
+                expect, targets, ..
+            } if !running => {
+                // As in the daemon: not committed before the start (nothing exists until every
+                // founder has notified); committed once a voter.
+                self.start(targets, *expect, s, &mut out);
             }
-            Decision::Join { targets, .. } if !running => self.start(targets, s, &mut out),
+            Decision::Join { targets, .. } if !running => self.start(targets, 0, s, &mut out),
             Decision::Join { targets, .. } if self.should_rejoin(s.ctx.now) => {
                 out.push(Report::Rejoin);
                 self.stop(s, &mut out);
-                self.start(targets, s, &mut out);
+                self.start(targets, 0, s, &mut out);
             }
             Decision::Resume { join, peers } if !running => {
                 if !peers.is_empty() && s.ctx.now >= self.next_start {
                     s.rqlite.disks[s.host].peers_json = Some(peers.clone());
                     out.push(Report::PeersJson(peers.clone()));
                 }
-                self.start(join, s, &mut out);
+                self.start(join, 0, s, &mut out);
             }
             Decision::Wipe { .. } if s.volatile => {
                 self.stop(s, &mut out);
@@ -184,12 +194,12 @@ impl Supervisor {
                 .is_some_and(|since| now.saturating_sub(since) >= REJOIN_AFTER)
     }
 
-    fn start(&mut self, join: &[String], s: &mut SupCtx, out: &mut Vec<Report>) {
+    fn start(&mut self, join: &[String], expect: u16, s: &mut SupCtx, out: &mut Vec<Report>) {
         if s.ctx.now < self.next_start {
             return;
         }
-        let effects = s.rqlite.start(s.host, join, s.rng, &s.ctx);
-        out.push(Report::Started(join.to_vec()));
+        let effects = s.rqlite.start(s.host, join, expect, s.rng, &s.ctx);
+        out.push(Report::Started(join.to_vec(), expect));
         out.push(Report::Effects(effects));
         self.started_at = s.ctx.now;
         self.leaderless_since = None;

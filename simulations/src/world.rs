@@ -15,7 +15,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use rq4d_protocol::coordinator::Faults;
 use rq4d_protocol::{
-    Agreement, DbState, Decision, Event, Node, NodeConfig, NodeId, NodeIdentity, Output, Timer,
+    Agreement, ClusterId, DbState, Decision, Event, Node, NodeConfig, NodeId, NodeIdentity, Output,
+    Timer,
 };
 
 use crate::dns::Dns;
@@ -251,6 +252,8 @@ pub struct World {
     pub violations: Vec<Violation>,
     /// Double bootstraps explained by the seed-isolation window (see ARCHITECTURE.md).
     pub windows: Vec<Violation>,
+    /// Agreed formations by cluster id: the founders, as the seed saw them when it decided.
+    pub formations: BTreeMap<ClusterId, Vec<NodeId>>,
     /// The readable trace (when enabled).
     pub trace: Vec<String>,
     /// Membership events (when `record_members` is on).
@@ -281,6 +284,7 @@ impl World {
             bootstraps: Vec::new(),
             violations: Vec::new(),
             windows: Vec::new(),
+            formations: BTreeMap::new(),
             trace: Vec::new(),
             member_log: Vec::new(),
             record_members: false,
@@ -469,6 +473,8 @@ impl World {
             let directive = Directive {
                 decision: node.decision().clone(),
                 cluster_id: node.card().cluster_id,
+                formation: node.card().formation,
+                acked: node.acked().to_vec(),
             };
             if self.hosts[host].sup.acted.as_ref() == Some(&directive) {
                 return;
@@ -536,8 +542,13 @@ impl World {
                         self.schedule_effect(effect);
                     }
                 }
-                Report::Started(join) => self.note(Some(host), || {
-                    if join.is_empty() {
+                Report::Started(join, expect) => self.note(Some(host), || {
+                    if expect > 0 {
+                        format!(
+                            "starts rqlited -bootstrap-expect {expect} -join {}",
+                            join.join(",")
+                        )
+                    } else if join.is_empty() {
                         "starts rqlited without -join".into()
                     } else {
                         format!("starts rqlited -join {}", join.join(","))
@@ -579,7 +590,9 @@ impl World {
 
     fn schedule_effect(&mut self, effect: Effect) {
         match effect {
-            Effect::JoinAttempt { after, .. } | Effect::Exit { after, .. } => {
+            Effect::JoinAttempt { after, .. }
+            | Effect::FormAttempt { after, .. }
+            | Effect::Exit { after, .. } => {
                 self.queue.push(self.now + after, Ev::Rqlite(effect));
             }
             Effect::Bootstrapped { host, cluster } => {
@@ -658,6 +671,19 @@ impl World {
                         now: self.now,
                     };
                     self.rqlite.join_attempt(host, pid, &ctx)
+                };
+                for effect in effects {
+                    self.schedule_effect(effect);
+                }
+            }
+            Effect::FormAttempt { host, pid, .. } => {
+                let effects = {
+                    let ctx = Ctx {
+                        net: &self.net,
+                        addresses: &self.addresses,
+                        now: self.now,
+                    };
+                    self.rqlite.form_attempt(host, pid, &mut self.rng, &ctx)
                 };
                 for effect in effects {
                     self.schedule_effect(effect);
@@ -827,6 +853,21 @@ impl World {
             }
             Event::Decided(decision) => {
                 self.mix(3);
+                if let Decision::Bootstrap { cluster_id, .. } = &decision
+                    && !self.formations.contains_key(cluster_id)
+                    && let Some(node) = self.hosts[host].node.as_ref()
+                {
+                    // The first founder to decide is the seed: its view is the agreed one.
+                    let mut founders: Vec<NodeId> = node
+                        .members()
+                        .iter()
+                        .filter(|(_, m)| m.alive)
+                        .map(|(id, _)| id.clone())
+                        .chain([self.hosts[host].id.clone()])
+                        .collect();
+                    founders.sort();
+                    self.formations.insert(*cluster_id, founders);
+                }
                 if matches!(decision, Decision::Bootstrap { .. }) {
                     let card_db = self.hosts[host].node.as_ref().map(|n| n.card().db.clone());
                     if card_db.is_some_and(|db| db != DbState::Empty) {
@@ -890,11 +931,17 @@ impl World {
         h.life += 1;
         let generation = (now.as_millis() as u64 + 1).max(h.last_generation + 1);
         h.last_generation = generation;
-        let (db, cluster_id, stored_voters) = if self.config.rqlite {
+        let (db, cluster_id, formation, stored_voters, acked) = if self.config.rqlite {
             let disk = &self.rqlite.disks[host];
-            (disk.db_state(), disk.cluster_id, disk.voters.clone())
+            (
+                disk.db_state(),
+                disk.cluster_id,
+                disk.formation,
+                disk.voters.clone(),
+                disk.acked.clone(),
+            )
         } else {
-            (h.static_db.clone(), None, Vec::new())
+            (h.static_db.clone(), None, None, Vec::new(), Vec::new())
         };
         let ip = h.ip;
         let config = NodeConfig {
@@ -909,6 +956,7 @@ impl World {
             expect: self.config.expect,
             db: db.clone(),
             cluster_id,
+            formation,
             settle: self.config.settle,
             resume_after: Duration::from_secs(2),
             tick: Duration::from_millis(250),
@@ -924,6 +972,7 @@ impl World {
             rng_seed: self.config.seed ^ (host as u64).rotate_left(24) ^ generation,
             faults: self.config.faults,
             stored_voters,
+            acked,
         };
         h.node = Some(Node::new(config, now));
         h.sup = Supervisor::new(now, db);

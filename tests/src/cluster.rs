@@ -379,6 +379,25 @@ impl Cluster {
         result.unwrap_or_else(|e| panic!("{e}\n{}", self.report()))
     }
 
+    /// The cluster ids the running nodes' own cards name (`null` for none).
+    pub fn cluster_ids(&mut self) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for id in self.running_ids() {
+            let Ok(doc) = self.nodes[&id].members() else {
+                ids.insert(format!("{id}: no /members"));
+                continue;
+            };
+            let own = doc["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["state"].as_str() == Some("self"))
+                .map(|m| m["card"]["cluster_id"].to_string());
+            ids.insert(own.unwrap_or_else(|| format!("{id}: no own card")));
+        }
+        ids
+    }
+
     /// Every node's members table (from its API) and log tail.
     pub fn report(&mut self) -> String {
         let mut out = String::new();

@@ -24,6 +24,7 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
+/// The nodes that decided to bootstrap, i.e. the founders of a formation.
 fn bootstraps(cluster: &mut Cluster) -> Vec<String> {
     let ids: Vec<String> = cluster.nodes.keys().cloned().collect();
     ids.into_iter()
@@ -37,19 +38,25 @@ fn bootstraps(cluster: &mut Cluster) -> Vec<String> {
         .collect()
 }
 
+/// One formation: every one of the `n` nodes (`expect` = n) founded the cluster, which every
+/// node's card names by one cluster id.
+fn assert_one_formation_of_all(cluster: &mut Cluster, n: usize, context: &str) {
+    let founders = bootstraps(cluster);
+    let ids = cluster.cluster_ids();
+    assert!(
+        founders.len() == n && ids.len() == 1,
+        "{context}: founders {founders:?} (want all {n}), cluster ids {ids:?} (want one)\n{}",
+        cluster.report()
+    );
+}
+
 fn all_at_once(n: usize) {
     let mut cluster = Cluster::new(&format!("together-{n}"), n, n as u16);
     for (slot, id) in ids(n).iter().enumerate() {
         cluster.start(id, slot);
     }
     cluster.wait_one_cluster(FORM_DEADLINE);
-    let seeds = bootstraps(&mut cluster);
-    assert_eq!(
-        seeds.len(),
-        1,
-        "exactly one bootstrap: {seeds:?}\n{}",
-        cluster.report()
-    );
+    assert_one_formation_of_all(&mut cluster, n, "all at once");
 }
 
 #[test]
@@ -73,13 +80,7 @@ fn staggered(n: usize, seed: u64) {
         std::thread::sleep(Duration::from_millis((x >> 33) % 2000));
     }
     cluster.wait_one_cluster(FORM_DEADLINE);
-    let seeds = bootstraps(&mut cluster);
-    assert_eq!(
-        seeds.len(),
-        1,
-        "seed {seed}: one bootstrap: {seeds:?}\n{}",
-        cluster.report()
-    );
+    assert_one_formation_of_all(&mut cluster, n, &format!("start order seed {seed}"));
 }
 
 #[test]
@@ -110,7 +111,7 @@ fn reversed(n: usize) {
         std::thread::sleep(Duration::from_millis(1500));
     }
     cluster.wait_one_cluster(FORM_DEADLINE);
-    assert_eq!(bootstraps(&mut cluster).len(), 1, "{}", cluster.report());
+    assert_one_formation_of_all(&mut cluster, n, "reversed");
 }
 
 #[test]
@@ -143,5 +144,11 @@ fn scale_up(n: usize) {
         .expect("metrics");
     assert_eq!(bootstrapped, 0.0, "{}", cluster.report());
     assert!(joined >= 1.0, "{}", cluster.report());
-    assert_eq!(bootstraps(&mut cluster).len(), 1, "{}", cluster.report());
+    let founders = bootstraps(&mut cluster);
+    let ids = cluster.cluster_ids();
+    assert!(
+        founders.len() == n && ids.len() == 1,
+        "founders {founders:?} (want the first {n}), cluster ids {ids:?}\n{}",
+        cluster.report()
+    );
 }

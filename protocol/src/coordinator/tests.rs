@@ -26,17 +26,6 @@ fn empty_cluster(n: usize, expect: u16) -> Vec<Card> {
 
 /// Decides for `cards[i]` with the others as live peers, in a shuffled arrival order.
 fn decide_for(cards: &[Card], i: usize, settled: bool, shuffle: u64) -> Verdict {
-    decide_remembering(cards, i, settled, shuffle, None)
-}
-
-/// [`decide_for`] with the bootstrap decision the node remembers (see `View::bootstrapping`).
-fn decide_remembering(
-    cards: &[Card],
-    i: usize,
-    settled: bool,
-    shuffle: u64,
-    bootstrapping: Option<ClusterId>,
-) -> Verdict {
     let mut peers: Vec<&Card> = cards
         .iter()
         .enumerate()
@@ -50,6 +39,11 @@ fn decide_remembering(
             peers.reverse();
         }
     }
+    // Like `Node`, the node remembers the proposal it acknowledges.
+    let acked: Vec<ClusterId> = match &cards[i].agreement {
+        Agreement::Ack { seed, view, round } => vec![mint_cluster_id(seed, *round, *view)],
+        _ => Vec::new(),
+    };
     decide(&View {
         me: &cards[i],
         peers,
@@ -59,26 +53,24 @@ fn decide_remembering(
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
-        bootstrapping,
+        acked: &acked,
     })
 }
 
 /// Runs the agreement among `cards` to a fixpoint: every node re-decides with what the others
-/// published, in the order given by `order`, until nothing changes. Like `Node`, each node
-/// remembers a bootstrap decision.
+/// published, in the order given by `order`, until nothing changes.
 fn run_agreement(cards: &mut [Card], order: &[usize]) -> Vec<Decision> {
-    let mut decided: Vec<Option<ClusterId>> = vec![None; cards.len()];
     for _round in 0..10 {
         let mut changed = false;
         for &i in order {
-            let verdict = decide_remembering(cards, i, true, i as u64, decided[i]);
-            if let Decision::Bootstrap { cluster_id } = verdict.decision {
-                decided[i] = Some(cluster_id);
-            }
-            if verdict.agreement != cards[i].agreement || verdict.cluster_id != cards[i].cluster_id
+            let verdict = decide_for(cards, i, true, i as u64);
+            if verdict.agreement != cards[i].agreement
+                || verdict.cluster_id != cards[i].cluster_id
+                || verdict.formation != cards[i].formation
             {
                 cards[i].agreement = verdict.agreement;
                 cards[i].cluster_id = verdict.cluster_id;
+                cards[i].formation = verdict.formation;
                 changed = true;
             }
         }
@@ -87,7 +79,20 @@ fn run_agreement(cards: &mut [Card], order: &[usize]) -> Vec<Decision> {
         }
     }
     (0..cards.len())
-        .map(|i| decide_remembering(cards, i, true, 0, decided[i]).decision)
+        .map(|i| decide_for(cards, i, true, 0).decision)
+        .collect()
+}
+
+/// The cluster ids of the bootstrap decisions, by node (`None`: not a bootstrap).
+fn formations(decisions: &[Decision]) -> Vec<Option<(ClusterId, u16)>> {
+    decisions
+        .iter()
+        .map(|d| match d {
+            Decision::Bootstrap {
+                cluster_id, expect, ..
+            } => Some((*cluster_id, *expect)),
+            _ => None,
+        })
         .collect()
 }
 
@@ -105,7 +110,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
-    fn exactly_one_bootstrap_when_expect_is_met_and_agreement_reached(
+    fn every_member_founds_one_cluster_when_expect_is_met_and_agreement_reached(
         n in 1usize..12,
         expect_cut in any::<Index>(),
         picks in proptest::collection::vec(any::<Index>(), 12),
@@ -114,13 +119,14 @@ proptest! {
         let mut cards = empty_cluster(n, expect);
         let order = arrival_order(n, &picks);
         let decisions = run_agreement(&mut cards, &order);
-        let bootstraps: Vec<usize> = decisions
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| matches!(d, Decision::Bootstrap { .. }))
-            .map(|(i, _)| i)
-            .collect();
-        prop_assert_eq!(&bootstraps, &vec![0], "decisions: {:?}", decisions);
+        let found = formations(&decisions);
+        let first = found[0];
+        prop_assert!(first.is_some(), "decisions: {:?}", decisions);
+        prop_assert!(
+            found.iter().all(|f| *f == first),
+            "every member founds the same cluster: {:?}", decisions
+        );
+        prop_assert_eq!(first.map(|(_, e)| e), Some(n as u16), "every member is a founder");
     }
 
     #[test]
@@ -140,7 +146,7 @@ proptest! {
         volatile in any::<bool>(),
     ) {
         prop_assume!(me.db.has_data());
-        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, looked_around: settled, volatile, faults: Faults::default(), stored_voters: &[], bootstrapping: None };
+        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, looked_around: settled, volatile, faults: Faults::default(), stored_voters: &[], acked: &[] };
         let verdict = decide(&view);
         prop_assert!(!matches!(verdict.decision, Decision::Bootstrap { .. }), "{:?}", verdict);
     }
@@ -282,59 +288,136 @@ fn a_dead_seed_releases_its_acknowledgers() {
     assert_ne!(verdict.agreement, cards[2].agreement);
 }
 
-#[test]
-fn an_acknowledger_of_a_bootstrapping_seed_is_bound_to_its_cluster() {
-    let mut cards = empty_cluster(3, 3);
-    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
-    let Decision::Bootstrap { cluster_id } = decisions[0] else {
-        panic!("the seed bootstraps: {decisions:?}");
-    };
-    cards[0].db = DbState::Starting;
-    let verdict = decide_for(&cards, 1, true, 0);
-    assert_eq!(verdict.cluster_id, Some(cluster_id), "{verdict:?}");
-    // Now the seed dies: the bound node takes part in no other agreement.
-    cards[1].cluster_id = verdict.cluster_id;
-    let survivors = [cards[1].clone(), cards[2].clone()];
-    let verdict = decide(&View {
-        me: &survivors[0],
-        peers: vec![&survivors[1]],
+fn view_of<'a>(me: &'a Card, peers: &'a [Card], settled: bool) -> View<'a> {
+    View {
+        me,
+        peers: peers.iter().collect(),
         missing: Vec::new(),
-        settled: true,
+        settled,
         looked_around: true,
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
-        bootstrapping: None,
-    });
+        acked: &[],
+    }
+}
+
+#[test]
+fn an_acknowledger_is_bound_to_its_seeds_formation_as_soon_as_the_seed_decides() {
+    let mut cards = empty_cluster(3, 3);
+    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
+    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
+        panic!("the seed forms a cluster of 3: {decisions:?}");
+    };
+    // Node 1 as it was when the seed's decision reached it: acknowledging, not yet bound.
+    cards[1].cluster_id = None;
+    cards[1].formation = None;
+    let verdict = decide_for(&cards, 1, true, 0);
+    assert_eq!(verdict.cluster_id, Some(cluster_id), "{verdict:?}");
+    assert_eq!(verdict.formation, Some(3), "{verdict:?}");
     assert!(
-        matches!(&verdict.decision, Decision::Wait { reason } if reason.contains("bound")),
+        matches!(&verdict.decision, Decision::Bootstrap { expect: 3, targets, .. } if targets.contains(&cards[1].raft_addr)),
         "{verdict:?}"
     );
 }
 
 #[test]
-fn a_seed_keeps_its_bootstrap_decision_until_rqlited_starts() {
+fn a_founder_stays_bound_to_its_formation_when_the_seed_dies() {
+    let mut cards = empty_cluster(3, 3);
+    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
+    let Some((cluster_id, _)) = formations(&decisions)[0] else {
+        panic!("the seed forms: {decisions:?}");
+    };
+    // The seed dies: the founders take part in no other agreement; they keep forming theirs
+    // (which needs the seed back: a cluster of 3 founders cannot form without one of them).
+    let survivors = [cards[1].clone(), cards[2].clone()];
+    let verdict = decide(&view_of(&survivors[0], &survivors[1..], true));
+    assert_eq!(verdict.cluster_id, Some(cluster_id));
+    assert!(
+        matches!(verdict.decision, Decision::Bootstrap { cluster_id: c, expect: 3, .. } if c == cluster_id),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_seed_keeps_its_bootstrap_decision_when_a_founder_dies() {
     let mut cards = empty_cluster(3, 3);
     let decisions = run_agreement(&mut cards, &[2, 1, 0]);
-    let Decision::Bootstrap { cluster_id } = decisions[0] else {
-        panic!("the seed did not decide to bootstrap: {decisions:?}");
+    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
+        panic!("the seed did not decide to form: {decisions:?}");
     };
-    // A member dies after the acknowledgements: the seed has already decided, and its caller
-    // hands the decision back until rqlited starts.
+    // A founder dies, the view is unsettled: the seed's decision stands, with the founders it
+    // still sees as targets.
     let seed_only = [cards[0].clone(), cards[1].clone()];
-    let verdict = decide(&View {
-        me: &seed_only[0],
-        peers: vec![&seed_only[1]],
-        missing: Vec::new(),
-        settled: false,
-        looked_around: true,
-        volatile: false,
-        faults: Faults::default(),
-        stored_voters: &[],
-        bootstrapping: Some(cluster_id),
+    let verdict = decide(&view_of(&seed_only[0], &seed_only[1..], false));
+    assert_eq!(
+        verdict.decision,
+        Decision::Bootstrap {
+            cluster_id,
+            expect: 3,
+            targets: vec![cards[0].raft_addr.clone(), cards[1].raft_addr.clone()],
+        }
+    );
+}
+
+#[test]
+fn founders_of_a_formation_that_cannot_complete_join_a_leader_of_another_cluster() {
+    // The seed-isolation case: node 0 is bound to formation A of 3 founders, one of which was
+    // cut off; the others formed B meanwhile. Nobody holds anything of A: node 0 joins B.
+    let mut cards = empty_cluster(3, 3);
+    cards[0].cluster_id = Some(ClusterId(1));
+    cards[0].formation = Some(3);
+    cards[1].cluster_id = Some(ClusterId(2));
+    cards[1].db = DbState::Running(Running {
+        leader: Some(cards[1].node_id.clone()),
+        term: 1,
+        voters: 2,
+        voter: true,
     });
-    assert_eq!(verdict.decision, Decision::Bootstrap { cluster_id });
-    assert_eq!(verdict.cluster_id, Some(cluster_id));
+    let verdict = decide_for(&cards[..2], 0, true, 0);
+    assert!(
+        matches!(
+            &verdict.decision,
+            Decision::Join {
+                cluster_id: Some(ClusterId(2)),
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(verdict.formation, None);
+    // Same with its rqlited running in the formation (not a voter): it is given up too.
+    cards[0].db = DbState::Running(Running {
+        leader: None,
+        term: 0,
+        voters: 0,
+        voter: false,
+    });
+    let verdict = decide_for(&cards[..2], 0, true, 0);
+    assert!(
+        matches!(
+            &verdict.decision,
+            Decision::Join {
+                cluster_id: Some(ClusterId(2)),
+                ..
+            }
+        ),
+        "{verdict:?}"
+    );
+    // But once a live node is a voter of A, A exists: never abandoned for B.
+    cards[0].db = DbState::Empty;
+    cards[2].cluster_id = Some(ClusterId(1));
+    cards[2].db = DbState::Running(Running {
+        leader: None,
+        term: 1,
+        voters: 3,
+        voter: true,
+    });
+    let verdict = decide_for(&cards, 0, true, 0);
+    assert!(
+        !matches!(&verdict.decision, Decision::Join { .. }),
+        "{verdict:?}"
+    );
 }
 
 #[test]
@@ -345,7 +428,9 @@ fn a_proposal_and_a_cluster_id_on_the_card_are_not_a_bootstrap_decision() {
     let mut cards = empty_cluster(3, 3);
     run_agreement(&mut cards, &[2, 1, 0]);
     assert!(matches!(cards[0].agreement, Agreement::Propose { .. }));
+    // What the seed's card looked like after adopting a leader's cluster id (not a formation).
     cards[0].cluster_id = Some(ClusterId(77));
+    cards[0].formation = None;
     let verdict = decide_for(&cards[..1], 0, true, 0);
     assert!(
         !matches!(verdict.decision, Decision::Bootstrap { .. }),
@@ -432,7 +517,7 @@ fn data_of_another_cluster_is_a_conflict_and_only_volatile_mode_wipes_the_smalle
         volatile: true,
         faults: Faults::default(),
         stored_voters: &[],
-        bootstrapping: None,
+        acked: &[],
     });
     assert!(
         matches!(volatile.decision, Decision::Wipe { .. }),
@@ -462,7 +547,7 @@ fn a_cluster_back_at_new_addresses_recovers_with_peers_json_only_when_every_vote
             volatile: false,
             faults: Faults::default(),
             stored_voters: stored,
-            bootstrapping: None,
+            acked: &[],
         })
         .decision
     };
@@ -508,7 +593,7 @@ fn a_node_with_data_looks_around_before_resuming_alone() {
         volatile: false,
         faults: Faults::default(),
         stored_voters: &stored,
-        bootstrapping: None,
+        acked: &[],
     });
     assert!(
         matches!(verdict.decision, Decision::Wait { .. }),
@@ -544,10 +629,49 @@ fn a_node_that_does_not_see_its_own_leader_still_counts_its_side_in_a_split() {
         volatile: true,
         faults: Faults::default(),
         stored_voters: &[],
-        bootstrapping: None,
+        acked: &[],
     });
     assert!(
         matches!(larger.decision, Decision::Conflict { .. }),
         "the side of 3 voters must not wipe: {larger:?}"
+    );
+}
+
+#[test]
+fn an_acknowledger_whose_acknowledgement_lapsed_is_still_a_founder() {
+    // Simulator finding: n003 acknowledged the seed, then was cut off and saw it down (its
+    // acknowledgement lapsed) before the seed's decision reached it. The seed decided with that
+    // acknowledgement, so the formation waits for n003; n003 must take part.
+    let mut cards = empty_cluster(3, 3);
+    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
+    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
+        panic!("the seed forms: {decisions:?}");
+    };
+    cards[2].agreement = Agreement::None;
+    cards[2].cluster_id = None;
+    cards[2].formation = None;
+    let with = |acked: &[ClusterId]| {
+        decide(&View {
+            me: &cards[2],
+            peers: cards[..2].iter().collect(),
+            missing: Vec::new(),
+            settled: true,
+            looked_around: true,
+            volatile: false,
+            faults: Faults::default(),
+            stored_voters: &[],
+            acked,
+        })
+    };
+    let remembered = with(&[cluster_id]);
+    assert!(
+        matches!(remembered.decision, Decision::Bootstrap { cluster_id: c, expect: 3, .. } if c == cluster_id),
+        "{remembered:?}"
+    );
+    assert_eq!(remembered.formation, Some(3));
+    let forgotten = with(&[]);
+    assert!(
+        !matches!(forgotten.decision, Decision::Bootstrap { .. }),
+        "a node that never acknowledged it is no founder: {forgotten:?}"
     );
 }

@@ -2,11 +2,12 @@
 //!
 //! The harness plays the daemon's part: it delivers datagrams and timers in time order, announces
 //! to every started node (a DNS name listing the replicas), and turns decisions into database
-//! states the way the supervisor would (Bootstrap: Starting, then leader after 1.5 s; Join:
-//! Starting, then follower of the leader after 100 ms).
+//! states the way the supervisor would (Bootstrap: Starting, and once every founder of the
+//! formation has started, the first founder leads and the others follow after 1.5 s, as rqlited's
+//! `-bootstrap-expect` does; Join: Starting, then follower of the leader after 100 ms).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use super::*;
 use crate::card::Running;
@@ -76,6 +77,9 @@ struct Harness {
     decisions: Vec<Vec<Decision>>,
     expect: u16,
     settle: Duration,
+    /// Formations in progress or done: cluster id → (expected founders, founders started in
+    /// order, formed).
+    formations: BTreeMap<ClusterId, (u16, Vec<usize>, bool)>,
 }
 
 impl Harness {
@@ -94,6 +98,7 @@ impl Harness {
             decisions: vec![Vec::new(); n],
             expect: n as u16,
             settle: Duration::from_secs(1),
+            formations: BTreeMap::new(),
         }
     }
 
@@ -116,6 +121,7 @@ impl Harness {
             expect: self.expect,
             db: DbState::Empty,
             cluster_id: None,
+            formation: None,
             settle: self.settle,
             resume_after: Duration::from_secs(2),
             tick: Duration::from_millis(250),
@@ -127,6 +133,7 @@ impl Harness {
             rng_seed: 42 + i as u64,
             faults: Faults::default(),
             stored_voters: Vec::new(),
+            acked: Vec::new(),
         }
     }
 
@@ -176,14 +183,45 @@ impl Harness {
             })
         };
         match decision {
-            Decision::Bootstrap { .. } => {
-                self.at(now, i, Delivery::Db(DbKey(DbState::Starting)));
-                let me = self.ids[i].clone();
-                self.at(
-                    now + BOOTSTRAP_TAKES,
-                    i,
-                    Delivery::Db(DbKey(running(&me, 1))),
+            Decision::Bootstrap {
+                cluster_id, expect, ..
+            } => {
+                let (wanted, founders, formed) =
+                    self.formations
+                        .entry(cluster_id)
+                        .or_insert((expect, Vec::new(), false));
+                assert_eq!(
+                    *wanted, expect,
+                    "founders of one cluster expect the same count"
                 );
+                if founders.contains(&i) {
+                    return;
+                }
+                founders.push(i);
+                let late = *formed;
+                let complete = !late && founders.len() >= usize::from(expect);
+                let founders = founders.clone();
+                self.at(now, i, Delivery::Db(DbKey(DbState::Starting)));
+                if late {
+                    let leader = self.ids[founders[0]].clone();
+                    self.at(
+                        now + JOIN_TAKES,
+                        i,
+                        Delivery::Db(DbKey(running(&leader, expect))),
+                    );
+                } else if complete {
+                    if let Some(f) = self.formations.get_mut(&cluster_id) {
+                        f.2 = true;
+                    }
+                    let leader = self.ids[founders[0]].clone();
+                    for j in founders {
+                        self.at(
+                            now + BOOTSTRAP_TAKES,
+                            j,
+                            Delivery::Db(DbKey(running(&leader, expect))),
+                        );
+                    }
+                }
             }
             Decision::Join { targets, .. } => {
                 let leader = (0..self.ids.len())
@@ -289,42 +327,48 @@ impl Harness {
         out
     }
 
-    /// Exactly one node ever decided to bootstrap; returns it.
-    fn assert_exactly_one_bootstrap(&self) -> usize {
-        let bootstraps: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| {
-                self.decisions[*i]
-                    .iter()
-                    .any(|d| matches!(d, Decision::Bootstrap { .. }))
+    /// Every bootstrap decision names one cluster, formed once; returns its id.
+    fn assert_one_formation(&self) -> ClusterId {
+        let clusters: BTreeSet<ClusterId> = self
+            .decisions
+            .iter()
+            .flatten()
+            .filter_map(|d| match d {
+                Decision::Bootstrap { cluster_id, .. } => Some(*cluster_id),
+                _ => None,
             })
             .collect();
-        assert_eq!(bootstraps.len(), 1, "one bootstrap:\n{}", self.report());
-        bootstraps[0]
+        assert_eq!(clusters.len(), 1, "one formation:\n{}", self.report());
+        let formed = self.formations.values().filter(|f| f.2).count();
+        assert_eq!(formed, 1, "formed once:\n{}", self.report());
+        clusters.into_iter().next().expect("one")
     }
 
-    /// The properties every start order must end with.
+    /// The properties every start order must end with: the smallest id's agreement forms the
+    /// one cluster (its founders all decided to bootstrap it, the seed first), and every node
+    /// that was not a founder joined it.
     fn assert_one_seed_and_the_rest_join_it(&self) {
-        let bootstraps: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| {
-                self.decisions[*i]
-                    .iter()
-                    .any(|d| matches!(d, Decision::Bootstrap { .. }))
-            })
-            .collect();
+        let cluster = self.assert_one_formation();
+        let (_, founders, _) = &self.formations[&cluster];
         assert_eq!(
-            bootstraps,
-            vec![0],
-            "exactly the smallest id bootstraps:\n{}",
+            founders.first(),
+            Some(&0),
+            "the smallest id decides first:\n{}",
             self.report()
         );
-        let seed_raft = "10.0.0.1:4002".to_string();
-        for i in 1..self.nodes.len() {
-            let joined = self.decisions[i].iter().any(
-                |d| matches!(d, Decision::Join { targets, .. } if targets.first() == Some(&seed_raft)),
-            );
+        for i in 0..self.nodes.len() {
+            if founders.contains(&i) {
+                continue;
+            }
+            let joined = self.decisions[i]
+                .iter()
+                .any(|d| matches!(d, Decision::Join { .. }));
+            let bootstrapped = self.decisions[i]
+                .iter()
+                .any(|d| matches!(d, Decision::Bootstrap { .. }));
             assert!(
-                joined,
-                "{} joined the seed:\n{}",
+                joined && !bootstrapped,
+                "{} joined and never bootstrapped:\n{}",
                 self.ids[i],
                 self.report()
             );
@@ -413,7 +457,7 @@ fn smaller_ids_arriving_during_the_agreement_do_not_deadlock_it() {
             harness.at(Duration::from_millis(arrival_ms), i, Delivery::Start);
         }
         harness.run_until_formed(DEADLINE);
-        harness.assert_exactly_one_bootstrap();
+        harness.assert_one_formation();
     }
 }
 
