@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::NodeId;
+use crate::identity::{MAX_NODE_ID, NodeId};
 use crate::wire::{self, MAX_PAYLOAD, WireError};
 
 /// The id of one rqlite cluster, minted by the seed that bootstrapped it and adopted by every
@@ -235,12 +235,35 @@ pub enum CardMessage {
     },
     /// What the sender holds, so the receiver can send what it lacks.
     Digest {
-        /// The entries.
+        /// The entries, ordered by node id.
         entries: Vec<DigestEntry>,
         /// True for a digest sent in reply to a digest (never answered with another digest, so
         /// two nodes cannot ping-pong).
         reply: bool,
+        /// The node ids this digest speaks for: `[from, to)`, unbounded where `None`. A table
+        /// too large for one datagram goes in chunks, and a chunk must be answered only for
+        /// its own range — answered as a whole table, every chunk drew nearly every card, every
+        /// second, from every node (simulator finding).
+        range: DigestRange,
     },
+}
+
+/// The node ids a digest chunk covers: `from` (inclusive) to `to` (exclusive), unbounded where
+/// `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRange {
+    /// The first id covered, if bounded below.
+    pub from: Option<NodeId>,
+    /// The first id no longer covered, if bounded above.
+    pub to: Option<NodeId>,
+}
+
+impl DigestRange {
+    /// True when `id` is in the range.
+    pub fn covers(&self, id: &NodeId) -> bool {
+        self.from.as_ref().is_none_or(|from| id >= from)
+            && self.to.as_ref().is_none_or(|to| id < to)
+    }
 }
 
 impl CardMessage {
@@ -257,28 +280,70 @@ impl CardMessage {
     /// Splits `cards` into as few `Push` payloads as fit one datagram each. A card too large to
     /// fit alone is skipped (card fields are bounded so that this cannot happen in practice).
     pub fn pushes<'a>(cards: impl IntoIterator<Item = &'a Card>) -> Vec<Vec<u8>> {
-        Self::pack(cards.into_iter().cloned(), |cards| Self::Push { cards })
+        let wrap = |cards| Self::Push { cards };
+        Self::batches(cards.into_iter().cloned(), &wrap)
+            .into_iter()
+            .filter_map(|cards| wrap(cards).encode().ok())
+            .collect()
     }
 
-    /// Splits digest entries into payloads that fit one datagram each.
+    /// Splits digest entries into payloads that fit one datagram each: contiguous ranges of
+    /// node ids, each naming the range it covers (the first from the lowest id, the last to the
+    /// highest, so together they cover every id).
     pub fn digests(entries: impl IntoIterator<Item = DigestEntry>, reply: bool) -> Vec<Vec<u8>> {
-        Self::pack(entries.into_iter(), |entries| Self::Digest {
+        let mut entries: Vec<DigestEntry> = entries.into_iter().collect();
+        entries.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        // Sized with the widest possible bounds, so that adding the real ones never overflows.
+        let widest = NodeId::new("x".repeat(MAX_NODE_ID)).ok();
+        let sizing = |entries| Self::Digest {
             entries,
             reply,
-        })
+            range: DigestRange {
+                from: widest.clone(),
+                to: widest.clone(),
+            },
+        };
+        let chunks = Self::batches(entries.into_iter(), &sizing);
+        let firsts: Vec<Option<NodeId>> = chunks
+            .iter()
+            .map(|chunk| chunk.first().map(|e| e.node_id.clone()))
+            .collect();
+        let last = chunks.len().saturating_sub(1);
+        chunks
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, entries)| {
+                let range = DigestRange {
+                    from: if i == 0 { None } else { firsts[i].clone() },
+                    to: if i == last {
+                        None
+                    } else {
+                        firsts[i + 1].clone()
+                    },
+                };
+                Self::Digest {
+                    entries,
+                    reply,
+                    range,
+                }
+                .encode()
+                .ok()
+            })
+            .collect()
     }
 
-    /// Packs items greedily into payloads of at most [`MAX_PAYLOAD`] bytes. bincode writes a
-    /// sequence as a varint length followed by the items, so a batch's size is the empty
-    /// message's size plus the items' sizes plus at most two more bytes of length prefix.
-    fn pack<T: Serialize>(
+    /// Groups items greedily into batches whose message (`wrap`) is at most [`MAX_PAYLOAD`]
+    /// bytes. bincode writes a sequence as a varint length followed by the items, so a batch's
+    /// size is the empty message's size plus the items' sizes plus at most two more bytes of
+    /// length prefix. An item too large to fit alone is skipped.
+    fn batches<T: Serialize>(
         items: impl Iterator<Item = T>,
-        wrap: impl Fn(Vec<T>) -> Self,
-    ) -> Vec<Vec<u8>> {
+        wrap: &impl Fn(Vec<T>) -> Self,
+    ) -> Vec<Vec<T>> {
         const LENGTH_GROWTH: usize = 2;
         let empty = wrap(Vec::new()).encode().map_or(0, |bytes| bytes.len());
         let budget = MAX_PAYLOAD.saturating_sub(empty + LENGTH_GROWTH);
-        let mut payloads = Vec::new();
+        let mut batches = Vec::new();
         let mut batch: Vec<T> = Vec::new();
         let mut used = 0;
         for item in items {
@@ -289,16 +354,16 @@ impl CardMessage {
                 continue;
             }
             if used + size > budget {
-                payloads.extend(wrap(std::mem::take(&mut batch)).encode().ok());
+                batches.push(std::mem::take(&mut batch));
                 used = 0;
             }
             used += size;
             batch.push(item);
         }
         if !batch.is_empty() {
-            payloads.extend(wrap(batch).encode().ok());
+            batches.push(batch);
         }
-        payloads
+        batches
     }
 }
 
@@ -352,9 +417,10 @@ impl CardTable {
             .collect()
     }
 
-    /// Answers a peer's digest: the cards it lacks or holds older versions of, and whether the
-    /// peer holds something newer than this table (so it should be asked to push).
-    pub fn answer(&self, entries: &[DigestEntry]) -> (Vec<&Card>, bool) {
+    /// Answers a peer's digest of `range`: the cards of that range it lacks or holds older
+    /// versions of, and whether the peer holds something newer than this table (so it should be
+    /// asked to push).
+    pub fn answer(&self, entries: &[DigestEntry], range: &DigestRange) -> (Vec<&Card>, bool) {
         let theirs: BTreeMap<&NodeId, (u64, u64)> = entries
             .iter()
             .map(|e| (&e.node_id, (e.generation, e.version)))
@@ -363,9 +429,10 @@ impl CardTable {
             .cards
             .values()
             .filter(|card| {
-                theirs
-                    .get(&card.node_id)
-                    .is_none_or(|stamp| *stamp < card.stamp())
+                range.covers(&card.node_id)
+                    && theirs
+                        .get(&card.node_id)
+                        .is_none_or(|stamp| *stamp < card.stamp())
             })
             .collect();
         let newer_there = entries.iter().any(|e| {
@@ -512,11 +579,13 @@ pub(crate) mod tests {
             for payload in CardMessage::digests(entries.clone(), reply) {
                 prop_assert!(payload.len() <= MAX_PAYLOAD);
                 match CardMessage::decode(&payload).expect("decodes") {
-                    CardMessage::Digest { entries, reply: r } => { prop_assert_eq!(r, reply); back.extend(entries) }
+                    CardMessage::Digest { entries, reply: r, .. } => { prop_assert_eq!(r, reply); back.extend(entries) }
                     other => prop_assert!(false, "unexpected {:?}", other),
                 }
             }
-            prop_assert_eq!(back, entries);
+            let mut sorted = entries;
+            sorted.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            prop_assert_eq!(back, sorted);
         }
 
         #[test]
@@ -549,6 +618,60 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn each_chunk_of_a_large_digest_is_answered_only_for_its_own_range() {
+        // 300 members: the digest needs several datagrams.
+        let mut table = CardTable::default();
+        for i in 0..300 {
+            table.merge(sample(&format!("node-{i:04}"), 1, 1));
+        }
+        let chunks = CardMessage::digests(table.digest(), false);
+        assert!(chunks.len() > 1, "the digest is chunked");
+        let mut covered = Vec::new();
+        for payload in &chunks {
+            let Ok(CardMessage::Digest { entries, range, .. }) = CardMessage::decode(payload)
+            else {
+                panic!("a digest");
+            };
+            // A peer holding the same table has nothing to send for any chunk.
+            let (to_send, ask) = table.answer(&entries, &range);
+            assert!(to_send.is_empty() && !ask, "{} cards drawn", to_send.len());
+            covered.extend(
+                table
+                    .iter()
+                    .filter(|card| range.covers(&card.node_id))
+                    .map(|card| card.node_id.clone()),
+            );
+        }
+        // A peer lacking one card is sent exactly it, by exactly one chunk.
+        let mut lacking = table.clone();
+        let missing = NodeId::new("node-0150").expect("id");
+        lacking.cards.remove(&missing);
+        let mut sent = Vec::new();
+        for payload in &chunks {
+            let Ok(CardMessage::Digest { entries, range, .. }) = CardMessage::decode(payload)
+            else {
+                panic!("a digest");
+            };
+            // The answer of the full table to the lacking peer's digest chunks:
+            let theirs: Vec<DigestEntry> = entries
+                .into_iter()
+                .filter(|e| lacking.get(&e.node_id).is_some())
+                .collect();
+            sent.extend(
+                table
+                    .answer(&theirs, &range)
+                    .0
+                    .into_iter()
+                    .map(|c| c.node_id.clone()),
+            );
+        }
+        assert_eq!(sent, vec![missing]);
+        covered.sort();
+        covered.dedup();
+        assert_eq!(covered.len(), 300, "the chunks' ranges cover every id");
+    }
+
+    #[test]
     fn a_digest_answer_sends_what_the_peer_lacks_and_asks_for_what_it_has() {
         let mut mine = CardTable::default();
         let mut a = sample("a", 1, 5);
@@ -567,7 +690,7 @@ pub(crate) mod tests {
                 version: 1,
             },
         ];
-        let (to_send, ask) = mine.answer(&theirs);
+        let (to_send, ask) = mine.answer(&theirs, &DigestRange::default());
         let sent: Vec<&str> = to_send.iter().map(|c| c.node_id.as_str()).collect();
         assert_eq!(sent, vec!["b"], "b is unknown to the peer, a is older here");
         assert!(ask, "the peer holds a newer a and an unknown c");

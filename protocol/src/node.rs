@@ -480,8 +480,12 @@ impl Node {
                     return Err(Refusal::DuplicateNodeId(from));
                 }
             }
-            CardMessage::Digest { entries, reply } => {
-                let (newer_here, newer_there) = self.answer_digest(&entries);
+            CardMessage::Digest {
+                entries,
+                reply,
+                range,
+            } => {
+                let (newer_here, newer_there) = self.answer_digest(&entries, &range);
                 let newer_here: Vec<Card> = newer_here.into_iter().cloned().collect();
                 self.send_cards(from, newer_here.iter());
                 if newer_there && !reply {
@@ -581,10 +585,16 @@ impl Node {
     }
 
     /// Like [`CardTable::answer`], with this node's own card counted as held.
-    fn answer_digest(&self, entries: &[crate::card::DigestEntry]) -> (Vec<&Card>, bool) {
-        let (mut newer_here, newer_there) = self.cards.answer(entries);
+    fn answer_digest(
+        &self,
+        entries: &[crate::card::DigestEntry],
+        range: &crate::card::DigestRange,
+    ) -> (Vec<&Card>, bool) {
+        let (mut newer_here, newer_there) = self.cards.answer(entries, range);
         let mine = entries.iter().find(|e| e.node_id == self.me.node_id);
-        if mine.is_none_or(|e| (e.generation, e.version) < self.me.stamp()) {
+        if range.covers(&self.me.node_id)
+            && mine.is_none_or(|e| (e.generation, e.version) < self.me.stamp())
+        {
             newer_here.push(&self.me);
         }
         newer_here.retain(|card| {

@@ -29,8 +29,8 @@ use thiserror::Error;
 pub const MAX_DATAGRAM: usize = 1400;
 /// Magic bytes that open every rq4d datagram.
 pub const MAGIC: [u8; 2] = *b"R4";
-/// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+/// The protocol version this build speaks. 2: cards carry the formation (`Card::formation`).
+pub const VERSION: u8 = 2;
 /// Size of the fixed envelope header.
 pub const HEADER_LEN: usize = 13;
 /// The space left for a payload in one datagram.
@@ -230,9 +230,18 @@ mod tests {
         let mut datagram = Envelope::seal(Kind::Swim, TAG, b"x").expect("fits");
         datagram[2] = 7;
         let err = Envelope::open(&datagram, TAG).expect_err("refused");
-        assert_eq!(err, WireError::UnsupportedVersion { ours: 1, theirs: 7 });
+        assert_eq!(
+            err,
+            WireError::UnsupportedVersion {
+                ours: VERSION,
+                theirs: 7
+            }
+        );
         let text = err.to_string();
-        assert!(text.contains('7') && text.contains('1'), "{text}");
+        assert!(
+            text.contains('7') && text.contains(&VERSION.to_string()),
+            "{text}"
+        );
     }
 
     #[test]

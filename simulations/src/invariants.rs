@@ -191,6 +191,16 @@ pub fn excuse(world: &World) -> Option<String> {
             );
         }
     }
+    // A cluster formed by founders not all of the initial set, beside the initial set's: nodes
+    // added (or left out of the first formation) while a partition hid every member of the
+    // existing cluster from them, at least `expect` of them. They cannot know about it; outside
+    // volatile mode the split is reported and left to a human (ARCHITECTURE.md).
+    let outsiders = world.bootstraps.iter().any(|b| !b.from_initial_set);
+    if outsiders && world.bootstraps.len() > 1 && !world.config.volatile {
+        return Some(
+            "split: a partition hid the existing cluster from at least `expect` nodes outside it, which formed another (left to a human)".into(),
+        );
+    }
     if !world.windows.is_empty() && !world.config.volatile {
         // Outside volatile mode a split is reported and left to a human, by design.
         return Some(

@@ -84,8 +84,9 @@ enum Command {
         /// Stop a membership warm-up that takes longer than this many wall seconds.
         #[arg(long, default_value_t = 900)]
         wall_limit: u64,
-        /// Card anti-entropy period (seconds) for clusters of 1 000 nodes and more.
-        #[arg(long, default_value_t = 30.0)]
+        /// Card anti-entropy period (seconds) for clusters of 1 000 nodes and more (the
+        /// daemon's is 1).
+        #[arg(long, default_value_t = 1.0)]
         large_card_sync: f64,
     },
     /// One large run: wall time, memory, simulated messages per wall second.

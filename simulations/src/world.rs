@@ -81,7 +81,8 @@ impl WorldConfig {
             link: LinkParams::lan(),
             dns_lag: Duration::ZERO,
             dns_limit: None,
-            settle: Duration::from_secs(1),
+            // The daemon's `--settle` default: safety does not rest on it.
+            settle: Duration::ZERO,
             card_sync: Duration::from_secs(1),
             push_all_up_to: 32,
             relay_fanout: 2,
