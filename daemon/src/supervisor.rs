@@ -164,6 +164,9 @@ pub struct Supervisor {
     started_at: Instant,
     daemon_started: Instant,
     leaderless_since: Option<Instant>,
+    /// The formation (cluster id, founders) the running rqlited was started for, until its
+    /// state is committed.
+    forming_for: Option<(ClusterId, u16)>,
     backoff: Duration,
     next_start: Instant,
     db: DbState,
@@ -199,6 +202,7 @@ impl Supervisor {
             started_at: now,
             daemon_started: epoch,
             leaderless_since: None,
+            forming_for: None,
             backoff: BACKOFF_MIN,
             next_start: now,
             ready: false,
@@ -265,14 +269,29 @@ impl Supervisor {
         if let Err(error) = self.data.record_acked(&directive.acked) {
             tracing::error!(%error, "cannot record the proposals this node acknowledged");
         }
+        if let Some((cluster, founders)) = self.forming_for
+            && self.child.is_some()
+            && (directive.cluster_id, directive.formation) != (Some(cluster), Some(founders))
+            && !self.data.has_data()
+        {
+            // The node gave its formation up (for a leader of another cluster): an rqlited
+            // still notifying for it could yet form it. Nothing of it is committed here.
+            tracing::warn!(%cluster, "formation given up; stopping its rqlited");
+            self.stop().await;
+        }
         let running = self.child.is_some();
         match directive.decision {
             Decision::Bootstrap {
-                expect, targets, ..
+                cluster_id,
+                expect,
+                targets,
             } if !running => {
                 // Not committed here: nothing exists until every founder has notified, and a
                 // founder's state is committed once its rqlited is a voter (see `poll`).
                 self.start(&targets, Some(expect)).await;
+                if self.child.is_some() {
+                    self.forming_for = Some((cluster_id, expect));
+                }
             }
             Decision::Join { targets, .. } if !running => self.start(&targets, None).await,
             Decision::Join { targets, .. } if self.should_rejoin() => {
@@ -343,6 +362,7 @@ impl Supervisor {
     }
 
     async fn stop(&mut self) {
+        self.forming_for = None;
         if let Some(mut child) = self.child.take() {
             let exit = child.stop(STOP_GRACE).await;
             tracing::info!(%exit, "rqlited stopped");
@@ -362,6 +382,7 @@ impl Supervisor {
 
     async fn exited(&mut self, exit: Exit) {
         self.child = None;
+        self.forming_for = None;
         tracing::warn!(%exit, "rqlited exited; restarting it after {:?}", self.backoff);
         self.schedule_restart();
         self.set_ready(false).await;

@@ -200,17 +200,23 @@ impl View<'_> {
         })
     }
 
-    /// `-join` targets of a formation of `cluster`: my Raft address and those of every live
-    /// node bound to it or still unbound and empty (a founder whose binding has not reached me
-    /// yet; rqlited notifies each target, so missing one could leave no node with every
-    /// founder's notification). Members of other clusters are left out: rqlited would join them.
+    /// `-join` targets of a formation of `cluster`: my Raft address, every live founder bound to
+    /// it, and its seed (recognised by its proposal even before its decision reaches me, so that
+    /// every founder's notification reaches at least the seed). Nobody else: rqlited counts any
+    /// node's notification, so one sent to a node that later founds *another* cluster would
+    /// make that cluster's configuration hold a stranger (simulator finding).
     fn founders(&self, cluster: Option<ClusterId>) -> Vec<String> {
+        let seed_of = |card: &Card| match card.agreement {
+            Agreement::Propose { view, round } => {
+                Some(mint_cluster_id(&card.node_id, round, view)) == cluster
+            }
+            _ => false,
+        };
         let mut targets: Vec<String> = self
             .peers
             .iter()
             .filter(|card| {
-                card.cluster_id == cluster
-                    || (card.cluster_id.is_none() && card.db == DbState::Empty)
+                (card.cluster_id == cluster && card.formation.is_some()) || seed_of(card)
             })
             .map(|card| card.raft_addr.clone())
             .chain([self.me.raft_addr.clone()])

@@ -385,15 +385,7 @@ impl Rqlite {
             return Vec::new();
         }
         if ctx.now.saturating_sub(proc.started_at) >= BOOTSTRAP_EXPECT_TIMEOUT {
-            if let Some(proc) = self.procs[host].as_mut() {
-                proc.phase = Phase::Exiting;
-            }
-            return vec![Effect::Exit {
-                host,
-                pid,
-                after: Duration::ZERO,
-                why: "clustering failure: bootstrap failed: timeout",
-            }];
+            return self.give_up(host, pid, "clustering failure: bootstrap failed: timeout");
         }
         let join = proc.join.clone();
         if let Some(cluster) = self.reachable_leader(host, &join, ctx) {
@@ -457,6 +449,21 @@ impl Rqlite {
         };
         proc.phase = Phase::Member;
         let voters = proc.notified.clone();
+        // Several nodes may reach the count with the same notifiers: they bootstrap the same
+        // configuration, which Raft takes as one cluster (rqlite.md).
+        let same = (0..self.clusters.len()).find(|&c| {
+            self.clusters[c].founder != host
+                && self.clusters[c].voters.keys().eq(voters.keys())
+                && self.clusters[c].cluster_id == self.disks[host].cluster_id
+        });
+        if let Some(cluster) = same {
+            self.disks[host].cluster = Some(cluster);
+            return vec![Effect::Joined {
+                host,
+                cluster,
+                had_data_of: None,
+            }];
+        }
         self.clusters.push(RaftCluster {
             founder: host,
             founded_at: ctx.now,
@@ -523,16 +530,10 @@ impl Rqlite {
             return self.admit(host, cluster);
         }
         let attempts = attempts + 1;
+        if attempts >= JOIN_ATTEMPTS {
+            return self.give_up(host, pid, "clustering failure: failed to join cluster");
+        }
         if let Some(proc) = self.procs[host].as_mut() {
-            if attempts >= JOIN_ATTEMPTS {
-                proc.phase = Phase::Exiting;
-                return vec![Effect::Exit {
-                    host,
-                    pid,
-                    after: Duration::ZERO,
-                    why: "clustering failure: failed to join cluster",
-                }];
-            }
             proc.phase = Phase::Joining { attempts };
         }
         vec![Effect::JoinAttempt {
@@ -574,6 +575,19 @@ impl Rqlite {
             }
             ctx.net.connected(host, leader).then_some(cluster)
         })
+    }
+
+    /// rqlited gives up clustering and exits at once.
+    fn give_up(&mut self, host: usize, pid: u64, why: &'static str) -> Vec<Effect> {
+        if let Some(proc) = self.procs[host].as_mut() {
+            proc.phase = Phase::Exiting;
+        }
+        vec![Effect::Exit {
+            host,
+            pid,
+            after: Duration::ZERO,
+            why,
+        }]
     }
 
     /// The leader adds `host` to `cluster`, replacing an entry with its id or its address.

@@ -84,6 +84,8 @@ pub struct Supervisor {
     last_voters_check: Option<Duration>,
     /// The directive last acted on.
     pub acted: Option<Directive>,
+    /// As in the daemon: the formation the running rqlited was started for.
+    forming_for: Option<(ClusterId, u16)>,
 }
 
 /// What one supervisor call may look at and change.
@@ -119,6 +121,7 @@ impl Supervisor {
             last_reap: now,
             last_voters_check: None,
             acted: None,
+            forming_for: None,
         }
     }
 
@@ -154,14 +157,27 @@ impl Supervisor {
         if !disk.committed {
             disk.acked.clone_from(&directive.acked);
         }
+        if let Some((cluster, founders)) = self.forming_for
+            && s.rqlite.procs[s.host].is_some()
+            && (directive.cluster_id, directive.formation) != (Some(cluster), Some(founders))
+            && !s.rqlite.disks[s.host].has_data()
+        {
+            // As in the daemon: a formation given up stops its rqlited.
+            self.stop(s, &mut out);
+        }
         let running = s.rqlite.procs[s.host].is_some();
         match &directive.decision {
             Decision::Bootstrap {
-                expect, targets, ..
+                cluster_id,
+                expect,
+                targets,
             } if !running => {
                 // As in the daemon: not committed before the start (nothing exists until every
                 // founder has notified); committed once a voter.
                 self.start(targets, *expect, s, &mut out);
+                if s.rqlite.procs[s.host].is_some() {
+                    self.forming_for = Some((*cluster_id, *expect));
+                }
             }
             Decision::Join { targets, .. } if !running => self.start(targets, 0, s, &mut out),
             Decision::Join { targets, .. } if self.should_rejoin(s.ctx.now) => {
@@ -207,6 +223,7 @@ impl Supervisor {
     }
 
     fn stop(&mut self, s: &mut SupCtx, out: &mut Vec<Report>) {
+        self.forming_for = None;
         s.rqlite.stop(s.host);
         self.ready = false;
         let db = s.rqlite.disks[s.host].db_state();
@@ -223,6 +240,7 @@ impl Supervisor {
 
     /// rqlited exited by itself: restart later with backoff; report what the disk says.
     pub fn exited(&mut self, s: &mut SupCtx) -> Vec<Report> {
+        self.forming_for = None;
         let mut out = Vec::new();
         self.schedule_restart(s.ctx.now);
         self.ready = false;

@@ -121,3 +121,47 @@ fn the_findings_of_the_first_large_search_stay_fixed() {
         );
     }
 }
+
+/// Scenarios that failed while the formation by every founder was built (analysis.md, findings
+/// 10–13), replayed: each must now end without a violation.
+#[test]
+fn the_findings_of_the_formation_design_stay_fixed() {
+    let params = Params::default();
+    for (seed, finding) in [
+        (
+            17365003321207344491,
+            "10: a lapsed acknowledgement left a founder unbound",
+        ),
+        (
+            16073233977741239344,
+            "11: founders' -join targets too narrow to form",
+        ),
+        (
+            6014186093624381044,
+            "12: a founder counted while away never took the configuration",
+        ),
+        (
+            5205876317762206462,
+            "12: two founders bootstrapping one configuration",
+        ),
+        (
+            16496985348243755035,
+            "13: a notification to a founder of another formation",
+        ),
+        (
+            14489587003442065020,
+            "13: a formation given up kept its rqlited notifying",
+        ),
+    ] {
+        let outcome = Scenario::random(seed, &params).run(false);
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {seed} (finding {finding}) fails: {:?}",
+            outcome
+                .violations
+                .iter()
+                .map(|v| format!("{} — {}", v.kind, v.detail))
+                .collect::<Vec<_>>()
+        );
+    }
+}

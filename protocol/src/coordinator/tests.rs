@@ -45,16 +45,26 @@ fn decide_for(cards: &[Card], i: usize, settled: bool, shuffle: u64) -> Verdict 
         _ => Vec::new(),
     };
     decide(&View {
-        me: &cards[i],
         peers,
+        acked: &acked,
+        ..view_of(&cards[i], &[], settled)
+    })
+}
+
+/// A view of `me` among live `peers`, everything else at its plain default; tests change the
+/// fields they are about with `..view_of(..)`.
+fn view_of<'a>(me: &'a Card, peers: &'a [Card], settled: bool) -> View<'a> {
+    View {
+        me,
+        peers: peers.iter().collect(),
         missing: Vec::new(),
         settled,
         looked_around: true,
         volatile: false,
         faults: Faults::default(),
         stored_voters: &[],
-        acked: &acked,
-    })
+        acked: &[],
+    }
 }
 
 /// Runs the agreement among `cards` to a fixpoint: every node re-decides with what the others
@@ -146,7 +156,7 @@ proptest! {
         volatile in any::<bool>(),
     ) {
         prop_assume!(me.db.has_data());
-        let view = View { me: &me, peers: peers.iter().collect(), missing: Vec::new(), settled, looked_around: settled, volatile, faults: Faults::default(), stored_voters: &[], acked: &[] };
+        let view = View { looked_around: settled, volatile, ..view_of(&me, &peers, settled) };
         let verdict = decide(&view);
         prop_assert!(!matches!(verdict.decision, Decision::Bootstrap { .. }), "{:?}", verdict);
     }
@@ -286,20 +296,6 @@ fn a_dead_seed_releases_its_acknowledgers() {
     };
     let verdict = decide_for(&cards, 2, true, 0);
     assert_ne!(verdict.agreement, cards[2].agreement);
-}
-
-fn view_of<'a>(me: &'a Card, peers: &'a [Card], settled: bool) -> View<'a> {
-    View {
-        me,
-        peers: peers.iter().collect(),
-        missing: Vec::new(),
-        settled,
-        looked_around: true,
-        volatile: false,
-        faults: Faults::default(),
-        stored_voters: &[],
-        acked: &[],
-    }
 }
 
 #[test]
@@ -509,15 +505,8 @@ fn data_of_another_cluster_is_a_conflict_and_only_volatile_mode_wipes_the_smalle
         "{verdict:?}"
     );
     let volatile = decide(&View {
-        me: &cards[0],
-        peers: cards[1..].iter().collect(),
-        missing: Vec::new(),
-        settled: true,
-        looked_around: true,
         volatile: true,
-        faults: Faults::default(),
-        stored_voters: &[],
-        acked: &[],
+        ..view_of(&cards[0], &cards[1..], true)
     });
     assert!(
         matches!(volatile.decision, Decision::Wipe { .. }),
@@ -539,15 +528,8 @@ fn a_cluster_back_at_new_addresses_recovers_with_peers_json_only_when_every_vote
         .collect();
     let decide_with = |cards: &[Card], stored: &[(NodeId, String)]| {
         decide(&View {
-            me: &cards[0],
-            peers: cards[1..].iter().collect(),
-            missing: Vec::new(),
-            settled: true,
-            looked_around: true,
-            volatile: false,
-            faults: Faults::default(),
             stored_voters: stored,
-            acked: &[],
+            ..view_of(&cards[0], &cards[1..], true)
         })
         .decision
     };
@@ -585,15 +567,9 @@ fn a_node_with_data_looks_around_before_resuming_alone() {
     cards[0].cluster_id = Some(ClusterId(3));
     let stored = [(cards[0].node_id.clone(), "elsewhere:4002".to_string())];
     let verdict = decide(&View {
-        me: &cards[0],
-        peers: Vec::new(),
-        missing: Vec::new(),
-        settled: true,
         looked_around: false,
-        volatile: false,
-        faults: Faults::default(),
         stored_voters: &stored,
-        acked: &[],
+        ..view_of(&cards[0], &[], true)
     });
     assert!(
         matches!(verdict.decision, Decision::Wait { .. }),
@@ -621,15 +597,8 @@ fn a_node_that_does_not_see_its_own_leader_still_counts_its_side_in_a_split() {
         voter: true,
     });
     let larger = decide(&View {
-        me: &cards[0],
-        peers: vec![&cards[1]],
-        missing: Vec::new(),
-        settled: true,
-        looked_around: true,
         volatile: true,
-        faults: Faults::default(),
-        stored_voters: &[],
-        acked: &[],
+        ..view_of(&cards[0], &cards[1..2], true)
     });
     assert!(
         matches!(larger.decision, Decision::Conflict { .. }),
@@ -652,15 +621,8 @@ fn an_acknowledger_whose_acknowledgement_lapsed_is_still_a_founder() {
     cards[2].formation = None;
     let with = |acked: &[ClusterId]| {
         decide(&View {
-            me: &cards[2],
-            peers: cards[..2].iter().collect(),
-            missing: Vec::new(),
-            settled: true,
-            looked_around: true,
-            volatile: false,
-            faults: Faults::default(),
-            stored_voters: &[],
             acked,
+            ..view_of(&cards[2], &cards[..2], true)
         })
     };
     let remembered = with(&[cluster_id]);
