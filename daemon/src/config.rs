@@ -12,9 +12,10 @@ use rq4d_protocol::NodeId;
 /// rq4d — forms and keeps an rqlite cluster out of containers that come and go.
 ///
 /// rq4d runs as PID 1 in every rqlite container and starts rqlited as its child. The nodes find
-/// each other (DNS name, seed list or UDP broadcast), gossip with SWIM, agree on one seed that
-/// bootstraps the cluster while the others join it, and afterwards keep Raft's membership true to
-/// the gossip: dead voters removed after --reap-after, new nodes joined, moved nodes re-joined.
+/// each other (DNS name, seed list or UDP broadcast), gossip with SWIM, agree on the members that
+/// found the cluster together (rqlited's -bootstrap-expect, with the count and addresses agreed),
+/// and afterwards keep Raft's membership true to the gossip: dead voters removed after
+/// --reap-after, new nodes joined, moved nodes re-joined.
 ///
 /// Every flag can also be set by an environment variable (RQ4D_<FLAG>, shown with each flag).
 /// Arguments after `--` are passed to rqlited unchanged.
