@@ -84,8 +84,7 @@ fn different_seeds_give_different_runs() {
 /// replayed on today's protocol: each must now end in one cluster with a leader.
 #[test]
 fn the_findings_of_the_first_large_search_stay_fixed() {
-    let params = Params::default();
-    for (seed, finding) in [
+    assert_replays_pass(&[
         (
             17941162488596595689,
             "2: a volatile wipe looped and wiped the winning side",
@@ -108,26 +107,14 @@ fn the_findings_of_the_first_large_search_stay_fixed() {
         ),
         (4586034707907364831, "not converged"),
         (6671799500152260042, "not converged"),
-    ] {
-        let outcome = Scenario::random(seed, &params).run(false);
-        assert!(
-            outcome.violations.is_empty(),
-            "seed {seed} (finding {finding}) still fails: {:?}",
-            outcome
-                .violations
-                .iter()
-                .map(|v| format!("{} — {}", v.kind, v.detail))
-                .collect::<Vec<_>>()
-        );
-    }
+    ]);
 }
 
 /// Scenarios that failed while the formation by every founder was built (analysis.md, findings
 /// 10–13), replayed: each must now end without a violation.
 #[test]
 fn the_findings_of_the_formation_design_stay_fixed() {
-    let params = Params::default();
-    for (seed, finding) in [
+    assert_replays_pass(&[
         (
             17365003321207344491,
             "10: a lapsed acknowledgement left a founder unbound",
@@ -152,7 +139,13 @@ fn the_findings_of_the_formation_design_stay_fixed() {
             14489587003442065020,
             "13: a formation given up kept its rqlited notifying",
         ),
-    ] {
+    ]);
+}
+
+/// Replays each scenario (seed, what it once found) and asserts it ends without a violation.
+fn assert_replays_pass(cases: &[(u64, &str)]) {
+    let params = Params::default();
+    for &(seed, finding) in cases {
         let outcome = Scenario::random(seed, &params).run(false);
         assert!(
             outcome.violations.is_empty(),
