@@ -296,9 +296,7 @@ pub fn decide(view: &View<'_>) -> Verdict {
                 // Formed (or joined): the formation is over.
                 return decide_running(view, running, my_leader, &foreign, None);
             }
-            if me.formation.is_some()
-                && let Some(leader) = abandon_formation_for(view, &leaders)
-            {
+            if let Some(leader) = abandon_formation_for(view, &leaders) {
                 return join_instead(view, leader);
             }
             decide_running(view, running, my_leader, &foreign, me.formation)

@@ -664,27 +664,16 @@ impl World {
 
     fn rqlite_effect(&mut self, effect: Effect) {
         match effect {
-            Effect::JoinAttempt { host, pid, .. } => {
-                let effects = {
-                    let ctx = Ctx {
-                        net: &self.net,
-                        addresses: &self.addresses,
-                        now: self.now,
-                    };
-                    self.rqlite.join_attempt(host, pid, &ctx)
+            Effect::JoinAttempt { host, pid, .. } | Effect::FormAttempt { host, pid, .. } => {
+                let ctx = Ctx {
+                    net: &self.net,
+                    addresses: &self.addresses,
+                    now: self.now,
                 };
-                for effect in effects {
-                    self.schedule_effect(effect);
-                }
-            }
-            Effect::FormAttempt { host, pid, .. } => {
-                let effects = {
-                    let ctx = Ctx {
-                        net: &self.net,
-                        addresses: &self.addresses,
-                        now: self.now,
-                    };
+                let effects = if matches!(effect, Effect::FormAttempt { .. }) {
                     self.rqlite.form_attempt(host, pid, &mut self.rng, &ctx)
+                } else {
+                    self.rqlite.join_attempt(host, pid, &ctx)
                 };
                 for effect in effects {
                     self.schedule_effect(effect);
