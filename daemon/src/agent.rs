@@ -109,6 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cluster_id: node.card().cluster_id,
         formation: node.card().formation,
         acked: node.acked().to_vec(),
+        founders: node.founders(),
     });
     let (membership_tx, membership_rx) = watch::channel(Membership::default());
     let (report_tx, report_rx) = mpsc::channel(64);
@@ -331,6 +332,7 @@ impl Agent {
             cluster_id: self.node.card().cluster_id,
             formation: self.node.card().formation,
             acked: self.node.acked().to_vec(),
+            founders: self.node.founders(),
         };
         self.directive.send_if_modified(|current| {
             let changed = *current != directive;

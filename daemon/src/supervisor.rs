@@ -120,6 +120,9 @@ pub struct Directive {
     pub formation: Option<u16>,
     /// The clusters of the proposals this node acknowledged (kept until it has data).
     pub acked: Vec<ClusterId>,
+    /// The founders of its formation `(id, Raft address)`, once all are known: the formed
+    /// cluster's first configuration, recorded as its voters when none are recorded yet.
+    pub founders: Vec<(NodeId, String)>,
 }
 
 /// The gossip membership as the reaper needs it. Times are on the daemon's clock: durations
@@ -302,6 +305,20 @@ impl Supervisor {
                 self.stop().await;
                 self.start(&targets, None).await;
             }
+            Decision::Resume { join, peers } if running && !peers.is_empty() => {
+                if !self.should_rejoin() {
+                    return;
+                }
+                tracing::warn!(
+                    "rqlited has had no leader for {REJOIN_AFTER:?} and every voter is live at a new address; restarting it with raft/peers.json"
+                );
+                self.stop().await;
+                if let Err(error) = self.data.write_peers_json(&peers) {
+                    tracing::error!("{error:#}");
+                    return;
+                }
+                self.start(&join, None).await
+            }
             Decision::Resume { join, peers } if !running => {
                 if !peers.is_empty() && Instant::now() >= self.next_start {
                     tracing::warn!(
@@ -410,6 +427,16 @@ impl Supervisor {
             let cluster = self.directives.borrow().cluster_id;
             if let Err(error) = self.data.commit(cluster, voters) {
                 tracing::error!(%error, "cannot record membership");
+            }
+            let founders = self.directives.borrow().founders.clone();
+            if self.data.voters().is_empty() && !founders.is_empty() {
+                // A formed cluster's first configuration is its founders: recorded now, so a
+                // recovery is possible even if no leader is ever seen (simulator finding).
+                match self.data.record_voters(&founders) {
+                    Ok(true) => self.report(Report::Voters(founders)).await,
+                    Ok(false) => {}
+                    Err(error) => tracing::error!(%error, "cannot record the founders as voters"),
+                }
             }
         }
         if healthy {

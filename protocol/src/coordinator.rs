@@ -5,7 +5,9 @@
 //!
 //! 1. **Running** — my rqlited runs. With a leader: keep it (`Run`). Without a leader or removed
 //!    from the voters while another live node leads *my* cluster: `Join` it again (the daemon
-//!    restarts rqlited with `-join`). A live leader of *another* cluster is a split.
+//!    restarts rqlited with `-join`). A voter with no leader anywhere whose stored voters are
+//!    all live, at least one at a new address: `Resume` with `peers.json` (the daemon restarts
+//!    rqlited with the voters' current addresses). A live leader of *another* cluster is a split.
 //! 2. **A cluster exists** — I am empty and a live node leads a cluster: `Join` it.
 //! 3. **I have data** — `Resume` my cluster, with `-join` to its live leader if there is one;
 //!    without a leader (once the membership has settled and every live card is in), resume from
@@ -206,11 +208,9 @@ impl View<'_> {
     /// node's notification, so one sent to a node that later founds *another* cluster would
     /// make that cluster's configuration hold a stranger (simulator finding).
     fn founders(&self, cluster: Option<ClusterId>) -> Vec<String> {
-        let seed_of = |card: &Card| match card.agreement {
-            Agreement::Propose { view, round } => {
-                Some(mint_cluster_id(&card.node_id, round, view)) == cluster
-            }
-            _ => false,
+        let seed_of = |card: &Card| {
+            matches!(card.agreement, Agreement::Propose { .. })
+                && agreement_cluster(card) == cluster
         };
         let mut targets: Vec<String> = self
             .peers
@@ -255,6 +255,17 @@ pub fn mint_cluster_id(seed: &NodeId, round: Round, view: ViewDigest) -> Cluster
         round.generation, round.version, view.0
     );
     ClusterId(fnv1a(text.as_bytes()))
+}
+
+/// The cluster `card`'s agreement would found: its own proposal's, or the proposal it
+/// acknowledges. Every founder of a formation proposed or acknowledged the proposal that minted
+/// its cluster id.
+pub fn agreement_cluster(card: &Card) -> Option<ClusterId> {
+    match &card.agreement {
+        Agreement::None => None,
+        Agreement::Propose { view, round } => Some(mint_cluster_id(&card.node_id, *round, *view)),
+        Agreement::Ack { seed, view, round } => Some(mint_cluster_id(seed, *round, *view)),
+    }
 }
 
 /// The round of my proposal of `view`: the standing one if I already propose that view, else a
@@ -352,6 +363,27 @@ fn decide_running(
             targets: view.join_targets(leader),
             cluster_id: leader.cluster_id.or(me.cluster_id),
         }),
+        None if running.voter
+            && running.leader.is_none()
+            && view.settled
+            && view.missing.is_empty() =>
+        {
+            // A voter without a leader anywhere, every stored voter live at a changed address:
+            // no election can succeed (votes go to the old addresses), and the nodes that resumed
+            // while the others were away never get another chance at the stopped-node recovery
+            // (simulator finding: two founders that crashed before their first election and came
+            // back at new addresses one at a time sat as candidates for good). The supervisor
+            // restarts rqlited with `peers.json` once it has been leaderless for a while.
+            let peers = moved_voters(view);
+            if peers.is_empty() {
+                verdict(Decision::Run)
+            } else {
+                verdict(Decision::Resume {
+                    join: Vec::new(),
+                    peers,
+                })
+            }
+        }
         _ => verdict(Decision::Run),
     }
 }

@@ -199,6 +199,15 @@ pub struct MemberInfo {
     pub since: Duration,
 }
 
+/// The founders of one formation as cards show them: every node that proposed or acknowledged
+/// the proposal that minted its cluster id, or is bound to it.
+#[derive(Clone, Debug)]
+struct Founders {
+    cluster: ClusterId,
+    size: u16,
+    known: BTreeMap<NodeId, String>,
+}
+
 /// One rq4d node. See the module docs.
 pub struct Node {
     config: NodeConfig,
@@ -219,6 +228,10 @@ pub struct Node {
     connected: bool,
     /// The clusters of the proposals this node acknowledged in this life (see `View::acked`).
     acked: Vec<ClusterId>,
+    /// The founders of the formation this node is bound to (or was, until its voters are
+    /// recorded), `(node id, Raft address)`, with the formation's cluster and size. Complete
+    /// once it holds that many: see [`Node::founders`].
+    founders: Option<Founders>,
     /// Something the decision depends on changed since the last evaluation.
     dirty: bool,
     sync_round: usize,
@@ -266,6 +279,7 @@ impl Node {
             greeted: BTreeMap::new(),
             connected: false,
             acked: config.acked.clone(),
+            founders: None,
             dirty: true,
             sync_round: 0,
             outputs: VecDeque::new(),
@@ -306,6 +320,23 @@ impl Node {
     /// the binding; see `NodeConfig::acked`).
     pub fn acked(&self) -> &[ClusterId] {
         &self.acked
+    }
+
+    /// The founders of the formation this node took part in, `(node id, Raft address)` — once
+    /// every one of them is known, else empty. rqlited's `-bootstrap-expect` forms the cluster
+    /// with exactly the founders that notified, so this is the cluster's first configuration:
+    /// the driver records it as the stored voters when none are recorded yet. Without it, a
+    /// cluster whose founders all crashed before its first election had no recorded voters,
+    /// and no `peers.json` recovery once they came back at new addresses (simulator finding).
+    pub fn founders(&self) -> Vec<(NodeId, String)> {
+        match &self.founders {
+            Some(f) if f.known.len() == usize::from(f.size) => f
+                .known
+                .iter()
+                .map(|(id, raft)| (id.clone(), raft.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// This node's current gossip identity.
@@ -365,6 +396,7 @@ impl Node {
     pub fn wiped(&mut self, now: Duration) {
         self.config.stored_voters.clear();
         self.acked.clear();
+        self.founders = None;
         self.me.db = DbState::Empty;
         self.me.cluster_id = None;
         self.me.formation = None;
@@ -794,10 +826,46 @@ impl Node {
             self.me.formation = verdict.formation;
             self.card_changed(true);
         }
+        self.track_founders();
         if decision != self.decision {
             self.decision = decision.clone();
             self.outputs
                 .push_back(Output::Event(Event::Decided(decision)));
+        }
+    }
+
+    /// Collects the founders of the formation this node is bound to from the live cards. Kept
+    /// after the formation completes (the card's `formation` is cleared then) until the node
+    /// belongs to another cluster or is wiped.
+    fn track_founders(&mut self) {
+        let cluster = self.me.cluster_id;
+        if self.founders.as_ref().map(|f| Some(f.cluster)) != Some(cluster) {
+            self.founders = None;
+        }
+        if let (Some(cluster), Some(size)) = (cluster, self.me.formation) {
+            let founders = self.founders.get_or_insert_with(|| Founders {
+                cluster,
+                size,
+                known: BTreeMap::new(),
+            });
+            founders.size = size;
+            let founder = |card: &Card| {
+                (card.cluster_id == Some(cluster) && card.formation.is_some())
+                    || coordinator::agreement_cluster(card) == Some(cluster)
+            };
+            let live = self.members.iter().filter(|(_, m)| m.alive);
+            for (id, member) in live {
+                if let Some(card) = self
+                    .cards
+                    .get(id)
+                    .filter(|card| card.generation >= member.identity.generation && founder(card))
+                {
+                    founders.known.insert(id.clone(), card.raft_addr.clone());
+                }
+            }
+            founders
+                .known
+                .insert(self.me.node_id.clone(), self.me.raft_addr.clone());
         }
     }
 

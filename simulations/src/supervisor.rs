@@ -45,6 +45,8 @@ pub struct Directive {
     pub formation: Option<u16>,
     /// The proposals this node acknowledged.
     pub acked: Vec<ClusterId>,
+    /// The founders of its formation, once all are known (`Node::founders`).
+    pub founders: Vec<(NodeId, String)>,
 }
 
 /// What the supervisor did that the world must carry out or record.
@@ -56,7 +58,8 @@ pub enum Report {
     Effects(Vec<Effect>),
     /// rqlited was started with this `-join` list (and `-bootstrap-expect`, when not 0).
     Started(Vec<String>, u16),
-    /// rqlited was stopped for a `-join` restart.
+    /// rqlited was stopped, leaderless too long, for a restart with `-join` (or, with no
+    /// targets, with `peers.json`).
     Rejoin,
     /// The data was wiped (volatile mode).
     Wiped,
@@ -192,6 +195,17 @@ impl Supervisor {
                 }
                 self.start(join, 0, s, &mut out);
             }
+            Decision::Resume { join, peers }
+                if !peers.is_empty() && self.should_rejoin(s.ctx.now) =>
+            {
+                // As in the daemon: a leaderless voter whose voters all moved restarts with
+                // `peers.json`.
+                out.push(Report::Rejoin);
+                self.stop(s, &mut out);
+                s.rqlite.disks[s.host].peers_json = Some(peers.clone());
+                out.push(Report::PeersJson(peers.clone()));
+                self.start(join, 0, s, &mut out);
+            }
             Decision::Wipe { .. } if s.volatile => {
                 self.stop(s, &mut out);
                 s.rqlite.wipe(s.host);
@@ -266,7 +280,13 @@ impl Supervisor {
         let now = s.ctx.now;
         if status.voter {
             // As in the daemon: a voter's state is committed, leader or not.
-            s.rqlite.disks[s.host].commit(directive.cluster_id, voters_of(&status));
+            let disk = &mut s.rqlite.disks[s.host];
+            disk.commit(directive.cluster_id, voters_of(&status));
+            if disk.voters.is_empty() && !directive.founders.is_empty() {
+                // As in the daemon: a formed cluster's first configuration is its founders.
+                disk.voters.clone_from(&directive.founders);
+                out.push(Report::Voters(directive.founders.clone()));
+            }
         }
         if healthy {
             self.leaderless_since = None;

@@ -476,6 +476,7 @@ impl World {
                 cluster_id: node.card().cluster_id,
                 formation: node.card().formation,
                 acked: node.acked().to_vec(),
+                founders: node.founders(),
             };
             if self.hosts[host].sup.acted.as_ref() == Some(&directive) {
                 return;
@@ -556,7 +557,7 @@ impl World {
                     }
                 }),
                 Report::Rejoin => self.note(Some(host), || {
-                    "rqlited leaderless too long: restarting it with -join".into()
+                    "rqlited leaderless too long: restarting it".into()
                 }),
                 Report::Wiped => {
                     self.note(Some(host), || "wipes its data (volatile mode)".into());

@@ -111,7 +111,7 @@ fn the_findings_of_the_first_large_search_stay_fixed() {
 }
 
 /// Scenarios that failed while the formation by every founder was built (analysis.md, findings
-/// 10–13), replayed: each must now end without a violation.
+/// 10–14), replayed: each must now end without a violation.
 #[test]
 fn the_findings_of_the_formation_design_stay_fixed() {
     assert_replays_pass(&[
@@ -138,6 +138,10 @@ fn the_findings_of_the_formation_design_stay_fixed() {
         (
             14489587003442065020,
             "13: a formation given up kept its rqlited notifying",
+        ),
+        (
+            1280927518041003566,
+            "14: founders crashed before the first election, back at new addresses",
         ),
     ]);
 }

@@ -215,6 +215,11 @@ impl Cluster {
         self
     }
 
+    /// Replaces the extra rq4d flags for nodes started from now on.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.extra = args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Gives every slot a new address (a whole cluster coming back on new IPs); nodes started
     /// from now on get the new seed list.
     pub fn renumber(&mut self) {

@@ -317,6 +317,100 @@ fn a_whole_cluster_back_at_new_addresses_recovers_its_data() {
     }
 }
 
+/// Reads the voters recorded in a node's `rq4d.json`.
+fn recorded_voters(node: &rq4d_tests::cluster::Rq4d) -> Result<usize, String> {
+    let text =
+        std::fs::read_to_string(node.data_dir.join("rq4d.json")).map_err(|e| e.to_string())?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok(doc["voters"].as_array().map_or(0, Vec::len))
+}
+
+/// The simulator's finding 14: the founders of a cluster crash before its first election and
+/// come back at new addresses one at a time. The founders are recorded as the voters when the
+/// formation completes (no leader needed), and the one that resumed alone restarts with
+/// `peers.json` once the other is back, so the two elect.
+#[test]
+fn founders_that_crashed_before_the_first_election_recover_at_new_addresses() {
+    // A long election timeout keeps the formed cluster leaderless.
+    let mut cluster = Cluster::new("founders-moved", 2, 2).with_args(&[
+        "--reap-after",
+        "120s",
+        "--",
+        "-raft-election-timeout",
+        "600s",
+    ]);
+    cluster.start("n1", 0);
+    cluster.start("n2", 1);
+    let recorded = wait_until("founders recorded as voters", FORM_DEADLINE, || {
+        for node in cluster.nodes.values() {
+            let voters = recorded_voters(node)?;
+            if voters != 2 {
+                return Err(format!("{}: {voters} voters recorded", node.id));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = recorded {
+        panic!("{e}\n{}", cluster.report());
+    }
+    let leaders: Vec<String> = cluster
+        .nodes
+        .values()
+        .filter_map(|node| node.rqlite_status().ok())
+        .filter_map(|status| {
+            status["store"]["leader"]["node_id"]
+                .as_str()
+                .map(String::from)
+        })
+        .filter(|leader| !leader.is_empty())
+        .collect();
+    assert!(
+        leaders.is_empty(),
+        "the formed cluster was to have no leader yet, but {leaders:?} leads\n{}",
+        cluster.report()
+    );
+    for node in cluster.nodes.values_mut() {
+        node.kill();
+    }
+    cluster.renumber();
+    cluster.set_args(&["--reap-after", "120s"]);
+    cluster.start("n1", 0);
+    let resumed = wait_until("n1 resumes alone", FORM_DEADLINE, || {
+        cluster.nodes["n1"]
+            .rqlite_status()
+            .map(|_| ())
+            .map_err(|e| format!("n1's rqlited: {e}"))
+    });
+    if let Err(e) = resumed {
+        panic!("{e}\n{}", cluster.report());
+    }
+    cluster.start("n2", 1);
+    let leader = cluster.wait_one_cluster(FORM_DEADLINE);
+    let bootstraps: f64 = ["n1", "n2"]
+        .iter()
+        .map(|id| {
+            cluster
+                .node(id)
+                .metric("rq4d_decisions_total{kind=\"bootstrap\"}")
+                .unwrap_or(0.0)
+        })
+        .sum();
+    assert_eq!(
+        bootstraps,
+        0.0,
+        "nobody bootstraps anew\n{}",
+        cluster.report()
+    );
+    let nodes = rq4d_tests::http_get(&cluster.nodes[&leader].http(), "/nodes?ver=2")
+        .expect("nodes")
+        .json()
+        .expect("json");
+    for ip in cluster.seed_ips() {
+        let addr = format!("{ip}:4002");
+        assert!(nodes.to_string().contains(&addr), "{addr} in {nodes}");
+    }
+}
+
 #[test]
 fn a_replacement_at_a_dead_voters_address_joins_without_waiting_for_reap_after() {
     // Docker hands a dead container's IP to the next one; rqlited refuses a joiner whose address

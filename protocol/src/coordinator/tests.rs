@@ -561,6 +561,58 @@ fn a_cluster_back_at_new_addresses_recovers_with_peers_json_only_when_every_vote
 }
 
 #[test]
+fn a_leaderless_running_voter_recovers_with_peers_json_when_every_voter_moved() {
+    let mut cards = empty_cluster(2, 2);
+    let cluster = Some(ClusterId(9));
+    for card in &mut cards {
+        card.db = DbState::Running(Running {
+            leader: None,
+            term: 0,
+            voters: 2,
+            voter: true,
+        });
+        card.cluster_id = cluster;
+    }
+    let moved: Vec<(NodeId, String)> = cards
+        .iter()
+        .map(|c| (c.node_id.clone(), format!("old-{}", c.raft_addr)))
+        .collect();
+    let decide_with = |cards: &[Card], stored: &[(NodeId, String)], settled: bool| {
+        decide(&View {
+            stored_voters: stored,
+            ..view_of(&cards[0], &cards[1..], settled)
+        })
+        .decision
+    };
+    let current: Vec<(NodeId, String)> = cards
+        .iter()
+        .map(|c| (c.node_id.clone(), c.raft_addr.clone()))
+        .collect();
+    assert_eq!(
+        decide_with(&cards, &moved, true),
+        Decision::Resume {
+            join: Vec::new(),
+            peers: current.clone(),
+        }
+    );
+    // Not before the membership settled, not with a voter missing, not when nobody moved.
+    assert_eq!(decide_with(&cards, &moved, false), Decision::Run);
+    assert_eq!(decide_with(&cards[..1], &moved, true), Decision::Run);
+    assert_eq!(decide_with(&cards, &current, true), Decision::Run);
+    // Nor while a live voter of the cluster leads: then joining it is the way back.
+    cards[1].db = DbState::Running(Running {
+        leader: Some(cards[1].node_id.clone()),
+        term: 1,
+        voters: 2,
+        voter: true,
+    });
+    assert!(matches!(
+        decide_with(&cards, &moved, true),
+        Decision::Join { .. }
+    ));
+}
+
+#[test]
 fn a_node_with_data_looks_around_before_resuming_alone() {
     let mut cards = empty_cluster(1, 1);
     cards[0].db = DbState::HasData { last_voters: 3 };

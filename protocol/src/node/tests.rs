@@ -408,6 +408,30 @@ fn all_started_together_one_seed_bootstraps_and_the_rest_join() {
 }
 
 #[test]
+fn every_founder_knows_all_founders_once_the_cluster_formed() {
+    for n in SIZES {
+        let order: Vec<usize> = (0..n).collect();
+        let mut harness = start_in_order(n, &order, Duration::ZERO);
+        harness.run_until_formed(DEADLINE);
+        let cluster = harness.assert_one_formation();
+        let (size, founders, _) = harness.formations[&cluster].clone();
+        let expected: Vec<(NodeId, String)> = founders
+            .iter()
+            .map(|&i| (harness.ids[i].clone(), format!("10.0.0.{}:4002", i + 1)))
+            .collect();
+        assert_eq!(usize::from(size), expected.len());
+        for &i in &founders {
+            let node = harness.nodes[i].as_ref().expect("started");
+            let mut known = node.founders();
+            known.sort();
+            let mut want = expected.clone();
+            want.sort();
+            assert_eq!(known, want, "{}:\n{}", harness.ids[i], harness.report());
+        }
+    }
+}
+
+#[test]
 fn staggered_starts_one_seed_bootstraps_and_the_rest_join() {
     for n in SIZES {
         // A scrambled order with 700 ms between starts.
