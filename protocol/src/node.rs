@@ -372,6 +372,29 @@ impl Node {
         self.drain_swim(now);
     }
 
+    /// Takes `members` as known and alive, with their cards, without a datagram: foca's
+    /// `apply_many` without broadcast (its "restoring knowledge" use), the cards merged as if
+    /// received, and no card sent to the members (they are assumed to hold this node's). The
+    /// simulator starts its large clusters this way: a gossip warm-up of N nodes from nothing
+    /// costs O(N²) datagrams, each an O(N) scan of foca's member list, before any figure can be
+    /// taken. The daemon learns its members from the network and never calls it.
+    pub fn restore_members(&mut self, members: Vec<(NodeIdentity, Card)>, now: Duration) {
+        let mut updates = Vec::with_capacity(members.len());
+        for (identity, card) in members {
+            if identity.node_id == self.me.node_id {
+                continue;
+            }
+            if self.cards.merge(card) {
+                self.dirty = true;
+            }
+            updates.push(foca::Member::alive(identity));
+        }
+        let _ = self
+            .foca
+            .apply_many(updates.into_iter(), false, &mut self.runtime);
+        self.drain_swim_with(now, false);
+    }
+
     /// Records the voters of this node's cluster, as its rqlited reports them while running.
     pub fn set_stored_voters(&mut self, voters: Vec<(NodeId, String)>) {
         if self.config.stored_voters != voters {
@@ -666,6 +689,11 @@ impl Node {
 
     /// Turns what foca queued into outputs and membership bookkeeping.
     fn drain_swim(&mut self, now: Duration) {
+        self.drain_swim_with(now, true);
+    }
+
+    /// [`Node::drain_swim`]; `greet` sends this node's card to every member that comes up.
+    fn drain_swim_with(&mut self, now: Duration, greet: bool) {
         while let Some((to, data)) = self.runtime.to_send() {
             self.send(to.addr, Kind::Swim, &data);
         }
@@ -674,7 +702,7 @@ impl Node {
         }
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
-                OwnedNotification::MemberUp(id) => self.member_up(id, now),
+                OwnedNotification::MemberUp(id) => self.member_up(id, now, greet),
                 OwnedNotification::MemberDown(id) => self.member_down(id, now),
                 OwnedNotification::Rename(_, new) => {
                     if let Some(member) = self.members.get_mut(&new.node_id) {
@@ -698,7 +726,7 @@ impl Node {
         }
     }
 
-    fn member_up(&mut self, id: NodeIdentity, now: Duration) {
+    fn member_up(&mut self, id: NodeIdentity, now: Duration, greet: bool) {
         let addr = id.addr;
         let node_id = id.node_id.clone();
         let was_alive = self
@@ -715,11 +743,13 @@ impl Node {
         self.outputs.push_back(Output::Event(Event::MemberUp(id)));
         self.dirty = true;
         if !was_alive {
-            self.view_changed(&node_id, now);
+            self.view_changed(&node_id, now, greet);
         }
-        // A newcomer learns this node's card at once; it does the same for us.
-        let me = self.me.clone();
-        self.send_cards(addr, [&me]);
+        if greet {
+            // A newcomer learns this node's card at once; it does the same for us.
+            let me = self.me.clone();
+            self.send_cards(addr, [&me]);
+        }
     }
 
     fn member_down(&mut self, id: NodeIdentity, now: Duration) {
@@ -733,18 +763,19 @@ impl Node {
             .push_back(Output::Event(Event::MemberDown(id.clone())));
         self.dirty = true;
         if was_alive {
-            self.view_changed(&id.node_id, now);
+            self.view_changed(&id.node_id, now, true);
         }
     }
 
     /// `id` joined or left the live view: the digest toggles it. Small clusters push the new
     /// view at once (the agreement compares views); large ones let anti-entropy carry it, since
     /// every membership event would otherwise flood every card everywhere.
-    fn view_changed(&mut self, id: &NodeId, now: Duration) {
+    /// With `push` false (members restored, not met) the card changes without being sent.
+    fn view_changed(&mut self, id: &NodeId, now: Duration, push: bool) {
         self.view_changed_at = now;
         self.me.view = self.me.view.toggled(id);
         let live = self.members.values().filter(|m| m.alive).count();
-        let small = live <= self.config.push_all_up_to;
+        let small = push && live <= self.config.push_all_up_to;
         self.card_changed(small);
         if small {
             self.schedule(self.config.settle, Timer::Settled);

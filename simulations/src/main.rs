@@ -88,6 +88,10 @@ enum Command {
         /// daemon's is 1).
         #[arg(long, default_value_t = 1.0)]
         large_card_sync: f64,
+        /// Membership runs of this many nodes and more start with the membership restored
+        /// instead of gossiped up from a simultaneous start.
+        #[arg(long, default_value_t = measure::RESTORE_FROM)]
+        restore_from: usize,
     },
     /// One large run: wall time, memory, simulated messages per wall second.
     Bench {
@@ -112,6 +116,10 @@ enum Command {
         /// Stop after this many wall seconds (the result says how far it got).
         #[arg(long, default_value_t = 600)]
         max_wall: u64,
+        /// Start with the membership restored (as the report's runs from 1 000 nodes on)
+        /// instead of gossiping it up from a simultaneous start.
+        #[arg(long)]
+        restore: bool,
     },
 }
 
@@ -231,6 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             formation_runs,
             wall_limit,
             large_card_sync,
+            restore_from,
         } => {
             let command = format!(
                 "cargo run --release -p rq4d-simulations --bin rq4d-sim -- {}",
@@ -243,6 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 wall_limit: Duration::from_secs(wall_limit),
                 large_card_sync: Duration::try_from_secs_f64(large_card_sync)
                     .context("--large-card-sync must be a positive number of seconds")?,
+                restore_from,
                 command,
             })?;
             Ok(ExitCode::SUCCESS)
@@ -255,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             push_all_up_to,
             relay_fanout,
             max_wall,
+            restore,
         } => {
             let knobs = measure::Knobs {
                 push_all_up_to,
@@ -268,6 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
                 &knobs,
                 Duration::from_secs(max_wall),
+                restore,
             );
             println!("{}", bench.describe());
             Ok(ExitCode::SUCCESS)

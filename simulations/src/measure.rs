@@ -18,6 +18,35 @@ const DNS_SAMPLE_ABOVE: usize = 32;
 /// Records per DNS answer for large clusters.
 const DNS_SAMPLE: usize = 16;
 
+/// From this size on, membership runs start with the membership restored
+/// ([`World::restore_full_membership`]) instead of gossiping it up from nothing: a simultaneous
+/// start of 1 000 nodes costs millions of datagrams, each an O(N) scan of foca's member list,
+/// before any figure can be taken (bench.md).
+pub const RESTORE_FROM: usize = 1000;
+
+/// Memory one (node, member) pair costs in a membership run: measured 0.92 GiB for the
+/// 10⁶ pairs of 1 000 restored nodes (foca's member, the node's member map, the card table).
+pub const BYTES_PER_PAIR: u64 = 990;
+
+/// The memory `n` nodes that each know every other need, by [`BYTES_PER_PAIR`].
+pub fn full_membership_bytes(n: usize) -> u64 {
+    (n as u64)
+        .saturating_mul(n as u64)
+        .saturating_mul(BYTES_PER_PAIR)
+}
+
+/// Why a run of `n` nodes is not attempted under `memory_limit`, if it is not.
+fn too_large(n: usize, memory_limit: u64) -> Option<String> {
+    let need = full_membership_bytes(n);
+    (need > memory_limit).then(|| {
+        format!(
+            "not attempted: {n} nodes that each know every other need about {:.0} GB ({n}² pairs × {BYTES_PER_PAIR} bytes, measured at 1 000 nodes), past this run's limit of {} GiB",
+            need as f64 / 1e9,
+            memory_limit >> 30
+        )
+    })
+}
+
 /// The knobs a large run sets (stated in the report).
 #[derive(Clone, Debug)]
 pub struct Knobs {
@@ -45,6 +74,8 @@ fn membership_world(n: usize, loss: f64, seed: u64, knobs: &Knobs) -> World {
     let mut config = WorldConfig::daemon_defaults(seed, 3);
     config.rqlite = false;
     config.track_agreement = false;
+    // 2023-11-14 in Unix milliseconds: the size of the daemon's generations on the wire.
+    config.generation_base = 1_700_000_000_000;
     config.swim_size = Some(u32::try_from(n).unwrap_or(u32::MAX));
     config.dns_limit = (n > DNS_SAMPLE_ABOVE).then_some(DNS_SAMPLE);
     config.link = LinkParams {
@@ -78,6 +109,8 @@ pub struct Membership {
     pub loss: f64,
     /// Time for every node to see every other alive after a simultaneous start.
     pub warmup: Option<Duration>,
+    /// The membership was restored at the start instead of gossiped up ([`RESTORE_FROM`]).
+    pub restored: bool,
     /// Time for a joining node to be seen up by 50 %, 99 %, 99.9 % of the nodes.
     pub spread: [Option<Duration>; 3],
     /// Time for a crashed node to be seen down by 50 %, 99 %, 99.9 % of the nodes.
@@ -119,35 +152,58 @@ fn alive_views_complete(world: &World, n: usize) -> bool {
     })
 }
 
+/// Where a membership run stops early (and says so).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Resident memory of the process.
+    pub memory: u64,
+    /// Wall time of the warm-up.
+    pub wall: Duration,
+}
+
 /// Runs the membership measurements for `n` nodes at `loss`. `steady` is the length of the
-/// window in which bytes and false verdicts are counted; `memory_limit` stops the run early
-/// (reported) when the process grows past it.
+/// window in which bytes and false verdicts are counted; `limits` stop the run early
+/// (reported), and a run too large for the memory limit is not attempted; with `restore`, the
+/// membership is restored at the start instead of gossiped up.
 pub fn membership(
     n: usize,
     loss: f64,
     steady: Duration,
     seed: u64,
     knobs: &Knobs,
-    memory_limit: u64,
-    wall_limit: Duration,
+    limits: Limits,
+    restore: bool,
 ) -> Membership {
+    let Limits {
+        memory: memory_limit,
+        wall: wall_limit,
+    } = limits;
     let started = Instant::now();
-    let mut world = membership_world(n, loss, seed, knobs);
     let mut out = Membership {
         n,
         loss,
         steady,
         ..Membership::default()
     };
-    for h in 0..n {
-        let at = Duration::from_millis((h as u64 * 1000) / n.max(1) as u64);
-        world.schedule(
-            at,
-            Action::Start {
-                host: h,
-                new_address: false,
-            },
-        );
+    if let Some(note) = too_large(n, memory_limit) {
+        out.note = Some(note);
+        return out;
+    }
+    let mut world = membership_world(n, loss, seed, knobs);
+    if restore {
+        start_restored(&mut world, n);
+        out.restored = true;
+    } else {
+        for h in 0..n {
+            let at = Duration::from_millis((h as u64 * 1000) / n.max(1) as u64);
+            world.schedule(
+                at,
+                Action::Start {
+                    host: h,
+                    new_address: false,
+                },
+            );
+        }
     }
     // Warm-up: everyone sees everyone.
     let warm_limit = Duration::from_secs(600);
@@ -222,6 +278,22 @@ pub fn membership(
     let victim_id = node_id(victim);
     out.detect = fractions(first_seen(&world, &victim_id, false, crashed_at), n - 1);
     finish(out, &world, started)
+}
+
+/// Starts `n` hosts at time zero and restores the full membership in each before any
+/// datagram is delivered.
+fn start_restored(world: &mut World, n: usize) {
+    for h in 0..n {
+        world.schedule(
+            Duration::ZERO,
+            Action::Start {
+                host: h,
+                new_address: false,
+            },
+        );
+    }
+    world.run_until(Duration::ZERO);
+    world.restore_full_membership();
 }
 
 fn finish(mut out: Membership, world: &World, started: Instant) -> Membership {
@@ -341,27 +413,50 @@ impl Bench {
 }
 
 /// `nodes` nodes started together (already cluster members), run for `duration` simulated
-/// time with the daemon's knobs. Stops early (and says so) past 18 GiB of memory.
+/// time with the daemon's knobs; with `restore`, their membership restored at the start
+/// instead of gossiped up. Stops early (and says so) past 18 GiB of memory.
 pub fn bench(
     nodes: usize,
     duration: Duration,
     seed: u64,
     knobs: &Knobs,
     wall_limit: Duration,
+    restore: bool,
 ) -> Bench {
     let started = Instant::now();
-    let mut world = membership_world(nodes, 0.0, seed, knobs);
-    for h in 0..nodes {
-        let at = Duration::from_millis((h as u64 * 1000) / nodes.max(1) as u64);
-        world.schedule(
-            at,
-            Action::Start {
-                host: h,
-                new_address: false,
-            },
-        );
-    }
     let limit = 18u64 << 30;
+    if let Some(note) = too_large(nodes, limit) {
+        return Bench {
+            nodes,
+            simulated: Duration::ZERO,
+            wall: started.elapsed(),
+            events: 0,
+            datagrams: 0,
+            peak_rss: None,
+            mean_view: 0.0,
+            note: Some(note),
+        };
+    }
+    let mut world = membership_world(nodes, 0.0, seed, knobs);
+    if restore {
+        start_restored(&mut world, nodes);
+        eprintln!(
+            "  … membership of {nodes} nodes restored in {:.0} wall s, rss {} MiB",
+            started.elapsed().as_secs_f64(),
+            rss_bytes().unwrap_or(0) >> 20
+        );
+    } else {
+        for h in 0..nodes {
+            let at = Duration::from_millis((h as u64 * 1000) / nodes.max(1) as u64);
+            world.schedule(
+                at,
+                Action::Start {
+                    host: h,
+                    new_address: false,
+                },
+            );
+        }
+    }
     let mut note = None;
     let mut t = Duration::ZERO;
     // Small steps, so that the wall-time limit is honoured even when one simulated second costs

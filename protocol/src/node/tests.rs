@@ -624,3 +624,89 @@ fn a_wiped_node_forgets_its_cluster_and_its_proposal() {
         node.decision()
     );
 }
+
+#[test]
+fn restored_members_are_known_alive_with_their_cards_without_a_datagram() {
+    let n = 40;
+    let mut harness = Harness::new(n);
+    for i in 0..n {
+        harness.nodes[i] = Some(Node::new(harness.config(i), Duration::ZERO));
+    }
+    let known: Vec<(NodeIdentity, Card)> = harness
+        .nodes
+        .iter()
+        .flatten()
+        .map(|node| (node.identity().clone(), node.card().clone()))
+        .collect();
+    for node in harness.nodes.iter_mut().flatten() {
+        // What `Node::new` queued (its timers) is not the restore's doing.
+        while node.poll_output().is_some() {}
+        node.restore_members(known.clone(), Duration::ZERO);
+        let mut sent = 0;
+        while let Some(output) = node.poll_output() {
+            sent += usize::from(matches!(output, Output::Send { .. }));
+        }
+        assert_eq!(sent, 0, "a restore sends nothing");
+        let alive = node.members().values().filter(|m| m.alive).count();
+        assert_eq!(alive, n - 1, "every other node is a live member");
+        for (identity, card) in &known {
+            if identity.node_id != node.card().node_id {
+                assert_eq!(node.live_card(&identity.node_id), Some(card));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_restored_membership_gossips_on_and_detects_a_crash() {
+    let n = 5;
+    let mut harness = Harness::new(n);
+    for i in 0..n {
+        harness.at(Duration::ZERO, i, Delivery::Start);
+    }
+    // Start the nodes without delivering anything, then restore their membership.
+    while harness
+        .queue
+        .peek()
+        .is_some_and(|Reverse((at, ..))| at.is_zero())
+    {
+        let Some(Reverse((_, _, i, delivery))) = harness.queue.pop() else {
+            break;
+        };
+        if matches!(delivery, Delivery::Start) {
+            harness.nodes[i] = Some(Node::new(harness.config(i), Duration::ZERO));
+            harness.drain(i);
+        }
+    }
+    let known: Vec<(NodeIdentity, Card)> = harness
+        .nodes
+        .iter()
+        .flatten()
+        .map(|node| (node.identity().clone(), node.card().clone()))
+        .collect();
+    for i in 0..n {
+        if let Some(node) = harness.nodes[i].as_mut() {
+            node.restore_members(known.clone(), Duration::ZERO);
+        }
+        harness.drain(i);
+    }
+    // Node 4 vanishes; the others must see it down, by probing, within a generous bound.
+    harness.nodes[4] = None;
+    let deadline = Duration::from_secs(60);
+    let gone = harness.ids[4].clone();
+    let down_everywhere = |h: &Harness| {
+        h.nodes[..4].iter().flatten().all(|node| {
+            node.members()
+                .get(&gone)
+                .is_some_and(|member| !member.alive)
+        })
+    };
+    while !down_everywhere(&harness) {
+        assert!(
+            harness.now < deadline,
+            "not seen down:\n{}",
+            harness.report()
+        );
+        assert!(harness.step(), "the queue ran dry:\n{}", harness.report());
+    }
+}
