@@ -218,6 +218,9 @@ pub struct Node {
     me: Card,
     cards: CardTable,
     members: BTreeMap<NodeId, MemberInfo>,
+    /// How many of `members` are alive (kept with it: counting on every membership event made
+    /// filling a large membership quadratic per node).
+    live: usize,
     view_changed_at: Duration,
     started_at: Duration,
     decision: Decision,
@@ -270,6 +273,7 @@ impl Node {
             me,
             cards: CardTable::default(),
             members: BTreeMap::new(),
+            live: 0,
             view_changed_at: now,
             started_at: now,
             decision: Decision::Wait {
@@ -743,6 +747,7 @@ impl Node {
         self.outputs.push_back(Output::Event(Event::MemberUp(id)));
         self.dirty = true;
         if !was_alive {
+            self.live += 1;
             self.view_changed(&node_id, now, greet);
         }
         if greet {
@@ -763,6 +768,7 @@ impl Node {
             .push_back(Output::Event(Event::MemberDown(id.clone())));
         self.dirty = true;
         if was_alive {
+            self.live -= 1;
             self.view_changed(&id.node_id, now, true);
         }
     }
@@ -774,8 +780,12 @@ impl Node {
     fn view_changed(&mut self, id: &NodeId, now: Duration, push: bool) {
         self.view_changed_at = now;
         self.me.view = self.me.view.toggled(id);
-        let live = self.members.values().filter(|m| m.alive).count();
-        let small = push && live <= self.config.push_all_up_to;
+        debug_assert_eq!(
+            self.live,
+            self.members.values().filter(|m| m.alive).count(),
+            "the live count follows the member map"
+        );
+        let small = push && self.live <= self.config.push_all_up_to;
         self.card_changed(small);
         if small {
             self.schedule(self.config.settle, Timer::Settled);
