@@ -282,7 +282,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 restore,
             );
             println!("{}", bench.describe());
-            Ok(ExitCode::SUCCESS)
+            // A run refused for its size did not measure anything.
+            Ok(if bench.events == 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }

@@ -392,6 +392,11 @@ pub struct Bench {
 impl Bench {
     /// One paragraph.
     pub fn describe(&self) -> String {
+        if self.events == 0
+            && let Some(note) = &self.note
+        {
+            return format!("{} nodes: {note}", self.nodes);
+        }
         let mem = self.peak_rss.map_or_else(
             || "?".into(),
             |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
