@@ -194,16 +194,7 @@ pub fn membership(
         start_restored(&mut world, n);
         out.restored = true;
     } else {
-        for h in 0..n {
-            let at = Duration::from_millis((h as u64 * 1000) / n.max(1) as u64);
-            world.schedule(
-                at,
-                Action::Start {
-                    host: h,
-                    new_address: false,
-                },
-            );
-        }
+        start_gossiped(&mut world, n);
     }
     // Warm-up: everyone sees everyone.
     let warm_limit = Duration::from_secs(600);
@@ -278,6 +269,21 @@ pub fn membership(
     let victim_id = node_id(victim);
     out.detect = fractions(first_seen(&world, &victim_id, false, crashed_at), n - 1);
     finish(out, &world, started)
+}
+
+/// Starts `n` hosts within the first simulated second, evenly spread; they gossip their
+/// membership up from nothing.
+fn start_gossiped(world: &mut World, n: usize) {
+    for h in 0..n {
+        let at = Duration::from_millis((h as u64 * 1000) / n.max(1) as u64);
+        world.schedule(
+            at,
+            Action::Start {
+                host: h,
+                new_address: false,
+            },
+        );
+    }
 }
 
 /// Starts `n` hosts at time zero and restores the full membership in each before any
@@ -451,16 +457,7 @@ pub fn bench(
             rss_bytes().unwrap_or(0) >> 20
         );
     } else {
-        for h in 0..nodes {
-            let at = Duration::from_millis((h as u64 * 1000) / nodes.max(1) as u64);
-            world.schedule(
-                at,
-                Action::Start {
-                    host: h,
-                    new_address: false,
-                },
-            );
-        }
+        start_gossiped(&mut world, nodes);
     }
     let mut note = None;
     let mut t = Duration::ZERO;

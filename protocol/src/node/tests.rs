@@ -307,6 +307,15 @@ impl Harness {
         }
     }
 
+    /// Every started node's identity and card, as `Node::restore_members` takes them.
+    fn known(&self) -> Vec<(NodeIdentity, Card)> {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|node| (node.identity().clone(), node.card().clone()))
+            .collect()
+    }
+
     fn report(&self) -> String {
         let mut out = String::new();
         for (i, node) in self.nodes.iter().enumerate() {
@@ -632,12 +641,7 @@ fn restored_members_are_known_alive_with_their_cards_without_a_datagram() {
     for i in 0..n {
         harness.nodes[i] = Some(Node::new(harness.config(i), Duration::ZERO));
     }
-    let known: Vec<(NodeIdentity, Card)> = harness
-        .nodes
-        .iter()
-        .flatten()
-        .map(|node| (node.identity().clone(), node.card().clone()))
-        .collect();
+    let known = harness.known();
     for node in harness.nodes.iter_mut().flatten() {
         // What `Node::new` queued (its timers) is not the restore's doing.
         while node.poll_output().is_some() {}
@@ -678,12 +682,7 @@ fn a_restored_membership_gossips_on_and_detects_a_crash() {
             harness.drain(i);
         }
     }
-    let known: Vec<(NodeIdentity, Card)> = harness
-        .nodes
-        .iter()
-        .flatten()
-        .map(|node| (node.identity().clone(), node.card().clone()))
-        .collect();
+    let known = harness.known();
     for i in 0..n {
         if let Some(node) = harness.nodes[i].as_mut() {
             node.restore_members(known.clone(), Duration::ZERO);
