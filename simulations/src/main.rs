@@ -92,6 +92,9 @@ enum Command {
         /// instead of gossiped up from a simultaneous start.
         #[arg(long, default_value_t = measure::RESTORE_FROM)]
         restore_from: usize,
+        /// Make the false-down runs at 5, 10 and 20 % loss up to this many nodes.
+        #[arg(long, default_value_t = 1000)]
+        lossy_up_to: usize,
     },
     /// One large run: wall time, memory, simulated messages per wall second.
     Bench {
@@ -240,6 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wall_limit,
             large_card_sync,
             restore_from,
+            lossy_up_to,
         } => {
             let command = format!(
                 "cargo run --release -p rq4d-simulations --bin rq4d-sim -- {}",
@@ -253,6 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 large_card_sync: Duration::try_from_secs_f64(large_card_sync)
                     .context("--large-card-sync must be a positive number of seconds")?,
                 restore_from,
+                lossy_up_to,
                 command,
             })?;
             Ok(ExitCode::SUCCESS)
