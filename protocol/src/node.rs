@@ -231,9 +231,10 @@ pub struct Node {
     connected: bool,
     /// The clusters of the proposals this node acknowledged in this life (see `View::acked`).
     acked: Vec<ClusterId>,
-    /// The founders of the formation this node is bound to (or was, until its voters are
-    /// recorded), `(node id, Raft address)`, with the formation's cluster and size. Complete
-    /// once it holds that many: see [`Node::founders`].
+    /// The founders of the formation this node is bound to (or was: kept after the formation
+    /// completes, until the node belongs to another cluster or is wiped), `(node id, Raft
+    /// address)`, with the formation's cluster and size. Complete once it holds exactly that
+    /// many: see [`Node::founders`].
     founders: Option<Founders>,
     /// Something the decision depends on changed since the last evaluation.
     dirty: bool,
