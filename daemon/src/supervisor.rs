@@ -310,27 +310,12 @@ impl Supervisor {
                     return;
                 }
                 tracing::warn!(
-                    "rqlited has had no leader for {REJOIN_AFTER:?} and every voter is live at a new address; restarting it with raft/peers.json"
+                    "rqlited has had no leader for {REJOIN_AFTER:?} and every voter is live at a new address; restarting it"
                 );
                 self.stop().await;
-                if let Err(error) = self.data.write_peers_json(&peers) {
-                    tracing::error!("{error:#}");
-                    return;
-                }
-                self.start(&join, None).await
+                self.resume(&join, &peers).await;
             }
-            Decision::Resume { join, peers } if !running => {
-                if !peers.is_empty() && Instant::now() >= self.next_start {
-                    tracing::warn!(
-                        "every voter came back at a new address; writing raft/peers.json to recover"
-                    );
-                    if let Err(error) = self.data.write_peers_json(&peers) {
-                        tracing::error!("{error:#}");
-                        return;
-                    }
-                }
-                self.start(&join, None).await
-            }
+            Decision::Resume { join, peers } if !running => self.resume(&join, &peers).await,
             Decision::Wipe { reason } if self.config.volatile => {
                 tracing::warn!("{reason}; deleting this node's rqlite data (volatile mode)");
                 self.stop().await;
@@ -344,6 +329,21 @@ impl Supervisor {
             }
             _ => {}
         }
+    }
+
+    /// Starts rqlited on its data, with `-join` when `join` is not empty; when `peers` is not
+    /// empty (every voter moved), writes `raft/peers.json` with them first.
+    async fn resume(&mut self, join: &[String], peers: &[(NodeId, String)]) {
+        if !peers.is_empty() && Instant::now() >= self.next_start {
+            tracing::warn!(
+                "every voter came back at a new address; writing raft/peers.json to recover"
+            );
+            if let Err(error) = self.data.write_peers_json(peers) {
+                tracing::error!("{error:#}");
+                return;
+            }
+        }
+        self.start(join, None).await
     }
 
     fn should_rejoin(&self) -> bool {

@@ -188,13 +188,7 @@ impl Supervisor {
                 self.stop(s, &mut out);
                 self.start(targets, 0, s, &mut out);
             }
-            Decision::Resume { join, peers } if !running => {
-                if !peers.is_empty() && s.ctx.now >= self.next_start {
-                    s.rqlite.disks[s.host].peers_json = Some(peers.clone());
-                    out.push(Report::PeersJson(peers.clone()));
-                }
-                self.start(join, 0, s, &mut out);
-            }
+            Decision::Resume { join, peers } if !running => self.resume(join, peers, s, &mut out),
             Decision::Resume { join, peers }
                 if !peers.is_empty() && self.should_rejoin(s.ctx.now) =>
             {
@@ -202,9 +196,7 @@ impl Supervisor {
                 // `peers.json`.
                 out.push(Report::Rejoin);
                 self.stop(s, &mut out);
-                s.rqlite.disks[s.host].peers_json = Some(peers.clone());
-                out.push(Report::PeersJson(peers.clone()));
-                self.start(join, 0, s, &mut out);
+                self.resume(join, peers, s, &mut out);
             }
             Decision::Wipe { .. } if s.volatile => {
                 self.stop(s, &mut out);
@@ -215,6 +207,22 @@ impl Supervisor {
             _ => {}
         }
         out
+    }
+
+    /// As in the daemon: starts rqlited on its data, writing `raft/peers.json` first when every
+    /// voter moved.
+    fn resume(
+        &mut self,
+        join: &[String],
+        peers: &[(NodeId, String)],
+        s: &mut SupCtx,
+        out: &mut Vec<Report>,
+    ) {
+        if !peers.is_empty() && s.ctx.now >= self.next_start {
+            s.rqlite.disks[s.host].peers_json = Some(peers.to_vec());
+            out.push(Report::PeersJson(peers.to_vec()));
+        }
+        self.start(join, 0, s, out);
     }
 
     fn should_rejoin(&self, now: Duration) -> bool {
