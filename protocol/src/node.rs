@@ -385,19 +385,30 @@ impl Node {
     /// taken. The daemon learns its members from the network and never calls it.
     pub fn restore_members(&mut self, members: Vec<(NodeIdentity, Card)>, now: Duration) {
         let mut updates = Vec::with_capacity(members.len());
+        let mut cards = Vec::with_capacity(members.len());
         for (identity, card) in members {
-            if identity.node_id == self.me.node_id {
-                continue;
+            if identity.node_id != self.me.node_id {
+                updates.push(foca::Member::alive(identity));
+                cards.push(card);
             }
-            if self.cards.merge(card) {
-                self.dirty = true;
-            }
-            updates.push(foca::Member::alive(identity));
         }
+        self.restore_cards(cards);
         let _ = self
             .foca
             .apply_many(updates.into_iter(), false, &mut self.runtime);
         self.drain_swim_with(now, false);
+    }
+
+    /// Merges `cards` as if received, without a datagram and without telling foca anything:
+    /// the cards of members [`Node::restore_members`] already restored, after their view
+    /// digests changed. Handing foca the identities again would find nothing new, at the cost
+    /// of a scan of its member list per identity. Its own card is ignored.
+    pub fn restore_cards(&mut self, cards: impl IntoIterator<Item = Card>) {
+        for card in cards {
+            if card.node_id != self.me.node_id && self.cards.merge(card) {
+                self.dirty = true;
+            }
+        }
     }
 
     /// Records the voters of this node's cluster, as its rqlited reports them while running.

@@ -278,21 +278,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 card_sync: Duration::try_from_secs_f64(card_sync)
                     .context("--card-sync must be a positive number of seconds")?,
             };
-            let bench = measure::bench(
+            match measure::bench(
                 nodes,
                 Duration::from_secs(seconds),
                 seed,
                 &knobs,
                 Duration::from_secs(max_wall),
                 restore,
-            );
-            println!("{}", bench.describe());
-            // A run refused for its size did not measure anything.
-            Ok(if bench.events == 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            ) {
+                Ok(bench) => {
+                    println!("{}", bench.describe());
+                    Ok(ExitCode::SUCCESS)
+                }
+                // Refused for its size: nothing was measured.
+                Err(refused) => {
+                    println!("{nodes} nodes: {refused}");
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
     }
 }

@@ -35,16 +35,30 @@ pub fn full_membership_bytes(n: usize) -> u64 {
         .saturating_mul(BYTES_PER_PAIR)
 }
 
-/// Why a run of `n` nodes is not attempted under `memory_limit`, if it is not.
-fn too_large(n: usize, memory_limit: u64) -> Option<String> {
-    let need = full_membership_bytes(n);
-    (need > memory_limit).then(|| {
-        format!(
-            "not attempted: {n} nodes that each know every other need about {:.0} GB ({n}² pairs × {BYTES_PER_PAIR} bytes, measured at 1 000 nodes), past this run's limit of {} GiB",
-            need as f64 / 1e9,
-            memory_limit >> 30
-        )
-    })
+/// A run refused before it starts: the full membership of its nodes would not fit in memory.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error(
+    "not attempted: {nodes} nodes that each know every other need about {:.0} GB ({nodes}² pairs × {BYTES_PER_PAIR} bytes, measured at 1 000 nodes), past this run's limit of {} GiB",
+    full_membership_bytes(*nodes) as f64 / 1e9,
+    limit >> 30
+)]
+pub struct TooLarge {
+    /// Nodes asked for.
+    pub nodes: usize,
+    /// The memory limit of the run (bytes).
+    pub limit: u64,
+}
+
+/// Refuses a run of `n` nodes that [`full_membership_bytes`] puts past `memory_limit`.
+fn check_size(n: usize, memory_limit: u64) -> Result<(), TooLarge> {
+    if full_membership_bytes(n) > memory_limit {
+        Err(TooLarge {
+            nodes: n,
+            limit: memory_limit,
+        })
+    } else {
+        Ok(())
+    }
 }
 
 /// The knobs a large run sets (stated in the report).
@@ -161,19 +175,36 @@ pub struct Limits {
     pub wall: Duration,
 }
 
-/// Runs the membership measurements for `n` nodes at `loss`. `steady` is the length of the
-/// window in which bytes and false verdicts are counted; `limits` stop the run early
-/// (reported), and a run too large for the memory limit is not attempted; with `restore`, the
-/// membership is restored at the start instead of gossiped up.
-pub fn membership(
-    n: usize,
-    loss: f64,
-    steady: Duration,
-    seed: u64,
-    knobs: &Knobs,
-    limits: Limits,
-    restore: bool,
-) -> Membership {
+/// What one membership run does.
+#[derive(Clone, Debug)]
+pub struct MembershipRun {
+    /// Nodes.
+    pub n: usize,
+    /// Loss rate on every link.
+    pub loss: f64,
+    /// The window in which bytes and false verdicts are counted.
+    pub steady: Duration,
+    /// The world's seed.
+    pub seed: u64,
+    /// Restore the membership at the start instead of gossiping it up.
+    pub restore: bool,
+    /// After the steady window, a node joins and then another crashes (the spread and
+    /// detection figures). The lossy runs, which only count false verdicts, skip it: it is
+    /// 150 of their 210 simulated seconds.
+    pub join_and_crash: bool,
+}
+
+/// Runs the membership measurements `run` names; `limits` stop the run early (reported), and a
+/// run too large for the memory limit is not attempted.
+pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Membership {
+    let MembershipRun {
+        n,
+        loss,
+        steady,
+        seed,
+        restore,
+        join_and_crash,
+    } = *run;
     let Limits {
         memory: memory_limit,
         wall: wall_limit,
@@ -185,8 +216,8 @@ pub fn membership(
         steady,
         ..Membership::default()
     };
-    if let Some(note) = too_large(n, memory_limit) {
-        out.note = Some(note);
+    if let Err(refused) = check_size(n, memory_limit) {
+        out.note = Some(refused.to_string());
         return out;
     }
     let mut world = membership_world(n, loss, seed, knobs);
@@ -244,6 +275,10 @@ pub fn membership(
     out.datagrams_per_node_sec = (world.net.stats.sent - sent_before) as f64 / secs;
     out.false_downs_per_node_hour =
         (world.counters.false_downs - false_before) as f64 / (secs / 3600.0);
+
+    if !join_and_crash {
+        return finish(out, &world, started);
+    }
 
     // A node joins: how fast do the others see it?
     world.record_members = true;
@@ -398,11 +433,6 @@ pub struct Bench {
 impl Bench {
     /// One paragraph.
     pub fn describe(&self) -> String {
-        if self.events == 0
-            && let Some(note) = &self.note
-        {
-            return format!("{} nodes: {note}", self.nodes);
-        }
         let mem = self.peak_rss.map_or_else(
             || "?".into(),
             |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
@@ -425,7 +455,8 @@ impl Bench {
 
 /// `nodes` nodes started together (already cluster members), run for `duration` simulated
 /// time with the daemon's knobs; with `restore`, their membership restored at the start
-/// instead of gossiped up. Stops early (and says so) past 18 GiB of memory.
+/// instead of gossiped up. Refused when the membership cannot fit in 18 GiB of memory; stops
+/// early (and says so) past it.
 pub fn bench(
     nodes: usize,
     duration: Duration,
@@ -433,21 +464,10 @@ pub fn bench(
     knobs: &Knobs,
     wall_limit: Duration,
     restore: bool,
-) -> Bench {
+) -> Result<Bench, TooLarge> {
     let started = Instant::now();
     let limit = 18u64 << 30;
-    if let Some(note) = too_large(nodes, limit) {
-        return Bench {
-            nodes,
-            simulated: Duration::ZERO,
-            wall: started.elapsed(),
-            events: 0,
-            datagrams: 0,
-            peak_rss: None,
-            mean_view: 0.0,
-            note: Some(note),
-        };
-    }
+    check_size(nodes, limit)?;
     let mut world = membership_world(nodes, 0.0, seed, knobs);
     if restore {
         start_restored(&mut world, nodes);
@@ -499,7 +519,7 @@ pub fn bench(
         .map(|node| node.members().values().filter(|m| m.alive).count() as f64)
         .sum::<f64>()
         / nodes.max(1) as f64;
-    Bench {
+    Ok(Bench {
         nodes,
         simulated: world.now,
         wall: started.elapsed(),
@@ -508,7 +528,7 @@ pub fn bench(
         peak_rss: peak_rss_bytes(),
         mean_view,
         note,
-    }
+    })
 }
 
 fn proc_status_kib(field: &str) -> Option<u64> {

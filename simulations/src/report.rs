@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use plotters::prelude::*;
 
-use crate::measure::{self, Knobs, Limits, Membership};
+use crate::measure::{self, Knobs, Limits, Membership, MembershipRun};
 use crate::reference;
 use crate::scenario::LIVENESS_BOUND;
 use crate::search::Summary;
@@ -208,15 +208,15 @@ pub fn write(options: &ReportOptions) -> anyhow::Result<()> {
         } else {
             Knobs::daemon()
         };
-        let run = measure::membership(
+        let spec = MembershipRun {
             n,
-            0.0,
-            steady_for(n),
-            11,
-            &knobs,
-            limits,
-            n >= options.restore_from,
-        );
+            loss: 0.0,
+            steady: steady_for(n),
+            seed: 11,
+            restore: n >= options.restore_from,
+            join_and_crash: true,
+        };
+        let run = measure::membership(&spec, &knobs, limits);
         eprintln!(
             "  done in {:.0} s{}",
             run.wall.as_secs_f64(),
@@ -230,15 +230,12 @@ pub fn write(options: &ReportOptions) -> anyhow::Result<()> {
         if complete && n <= options.lossy_up_to {
             for &loss in &LOSSES[1..] {
                 eprintln!("  loss {:.0} % …", loss * 100.0);
-                lossy.push(measure::membership(
-                    n,
+                let spec = MembershipRun {
                     loss,
-                    steady_for(n),
-                    11,
-                    &knobs,
-                    limits,
-                    n >= options.restore_from,
-                ));
+                    join_and_crash: false,
+                    ..spec.clone()
+                };
+                lossy.push(measure::membership(&spec, &knobs, limits));
             }
         }
     }

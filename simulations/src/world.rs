@@ -359,24 +359,34 @@ impl World {
 
     /// Every live node takes every other live node as a known, alive member with its current
     /// card (`Node::restore_members`): the membership a gossip warm-up would end with, without
-    /// its O(N²) datagrams. Two passes, so that the cards held are the ones the first pass left
-    /// (each node's view digest, hence its card, changed in it), and anti-entropy finds nothing
-    /// to catch up afterwards. Large membership runs start this way.
+    /// its O(N²) datagrams. Then every node takes the cards again (`Node::restore_cards`), as
+    /// the first pass left them (each node's view digest, hence its card, changed in it), so
+    /// that anti-entropy finds nothing to catch up afterwards. Large membership runs start this
+    /// way.
     pub fn restore_full_membership(&mut self) {
         let hosts: Vec<usize> = self.live_hosts().collect();
-        for _pass in 0..2 {
-            let known: Vec<(NodeIdentity, rq4d_protocol::Card)> = hosts
-                .iter()
-                .filter_map(|&h| self.hosts[h].node.as_ref())
-                .map(|node| (node.identity().clone(), node.card().clone()))
-                .collect();
-            let now = self.now;
-            for &h in &hosts {
-                if let Some(node) = self.hosts[h].node.as_mut() {
-                    node.restore_members(known.clone(), now);
-                }
-                self.settle(h);
+        let known: Vec<(NodeIdentity, rq4d_protocol::Card)> = hosts
+            .iter()
+            .filter_map(|&h| self.hosts[h].node.as_ref())
+            .map(|node| (node.identity().clone(), node.card().clone()))
+            .collect();
+        let now = self.now;
+        for &h in &hosts {
+            if let Some(node) = self.hosts[h].node.as_mut() {
+                node.restore_members(known.clone(), now);
             }
+            self.settle(h);
+        }
+        let cards: Vec<rq4d_protocol::Card> = hosts
+            .iter()
+            .filter_map(|&h| self.hosts[h].node.as_ref())
+            .map(|node| node.card().clone())
+            .collect();
+        for &h in &hosts {
+            if let Some(node) = self.hosts[h].node.as_mut() {
+                node.restore_cards(cards.iter().cloned());
+            }
+            self.settle(h);
         }
     }
 

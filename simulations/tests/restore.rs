@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rq4d_simulations::measure::{self, Knobs, Limits};
+use rq4d_simulations::measure::{self, Knobs, Limits, MembershipRun};
 
 fn limits() -> Limits {
     Limits {
@@ -16,13 +16,16 @@ fn limits() -> Limits {
 fn a_restored_membership_sees_a_join_and_a_crash_everywhere() {
     let n = 60;
     let run = measure::membership(
-        n,
-        0.0,
-        Duration::from_secs(20),
-        3,
+        &MembershipRun {
+            n,
+            loss: 0.0,
+            steady: Duration::from_secs(20),
+            seed: 3,
+            restore: true,
+            join_and_crash: true,
+        },
         &Knobs::daemon(),
         limits(),
-        true,
     );
     assert!(run.restored && run.note.is_none(), "{run:?}");
     assert_eq!(
@@ -44,15 +47,62 @@ fn a_restored_membership_sees_a_join_and_a_crash_everywhere() {
 #[test]
 fn a_run_too_large_for_the_memory_limit_is_not_attempted_and_says_why() {
     let run = measure::membership(
-        10_000,
-        0.0,
-        Duration::from_secs(60),
-        3,
+        &MembershipRun {
+            n: 10_000,
+            loss: 0.0,
+            steady: Duration::from_secs(60),
+            seed: 3,
+            restore: true,
+            join_and_crash: true,
+        },
         &Knobs::daemon(),
         limits(),
-        true,
     );
     let note = run.note.expect("a note");
     assert!(note.starts_with("not attempted"), "{note}");
     assert!(run.warmup.is_none() && run.spread.iter().all(Option::is_none));
+}
+
+#[test]
+fn a_run_without_join_and_crash_measures_the_steady_window_only() {
+    let run = measure::membership(
+        &MembershipRun {
+            n: 30,
+            loss: 0.05,
+            steady: Duration::from_secs(20),
+            seed: 3,
+            restore: true,
+            join_and_crash: false,
+        },
+        &Knobs::daemon(),
+        limits(),
+    );
+    assert!(run.note.is_none(), "{run:?}");
+    assert!(
+        run.bytes_per_node_sec > 0.0 && run.datagrams_per_node_sec > 0.0,
+        "the steady window is measured: {run:?}"
+    );
+    assert!(
+        run.spread.iter().chain(&run.detect).all(Option::is_none),
+        "no join, no crash: {run:?}"
+    );
+}
+
+#[test]
+fn a_bench_too_large_for_memory_is_refused_with_its_size_and_limit() {
+    let refused = measure::bench(
+        10_000,
+        Duration::from_secs(60),
+        1,
+        &Knobs::daemon(),
+        Duration::from_secs(10),
+        true,
+    )
+    .expect_err("10 000 full memberships do not fit in 18 GiB");
+    assert_eq!(refused.nodes, 10_000);
+    let text = refused.to_string();
+    assert!(
+        text.starts_with("not attempted: 10000 nodes") && text.contains("18 GiB"),
+        "{text}"
+    );
 }

@@ -662,6 +662,48 @@ fn restored_members_are_known_alive_with_their_cards_without_a_datagram() {
 }
 
 #[test]
+fn restored_cards_replace_older_ones_without_a_datagram_and_never_the_own_card() {
+    let n = 4;
+    let mut harness = Harness::new(n);
+    for i in 0..n {
+        harness.nodes[i] = Some(Node::new(harness.config(i), Duration::ZERO));
+    }
+    let known = harness.known();
+    for node in harness.nodes.iter_mut().flatten() {
+        node.restore_members(known.clone(), Duration::ZERO);
+        while node.poll_output().is_some() {}
+    }
+    // The cards as the restore left them (each node's view digest changed in it).
+    let cards: Vec<Card> = harness
+        .nodes
+        .iter()
+        .flatten()
+        .map(|node| node.card().clone())
+        .collect();
+    let node = harness.nodes[0].as_mut().expect("started");
+    let own = node.card().clone();
+    let mut forged = own.clone();
+    forged.version += 10;
+    node.restore_cards(cards.iter().cloned().chain([forged]));
+    assert!(
+        !std::iter::from_fn(|| node.poll_output()).any(|o| matches!(o, Output::Send { .. })),
+        "restoring cards sends nothing"
+    );
+    assert_eq!(node.card(), &own, "its own card is its own to write");
+    for card in &cards[1..] {
+        assert_eq!(node.live_card(&card.node_id), Some(card));
+        assert_ne!(
+            Some(card),
+            known
+                .iter()
+                .find(|(id, _)| id.node_id == card.node_id)
+                .map(|(_, c)| c),
+            "the card held is the newer one"
+        );
+    }
+}
+
+#[test]
 fn a_restored_membership_gossips_on_and_detects_a_crash() {
     let n = 5;
     let mut harness = Harness::new(n);
