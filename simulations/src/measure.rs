@@ -129,7 +129,9 @@ pub struct Membership {
     pub spread: [Option<Duration>; 3],
     /// Time for a crashed node to be seen down by 50 %, 99 %, 99.9 % of the nodes.
     pub detect: [Option<Duration>; 3],
-    /// Wrong "down" verdicts per node-hour in the steady window.
+    /// Wrong "down" verdicts in the steady window (one per observer and subject).
+    pub false_downs: u64,
+    /// The same per node-hour.
     pub false_downs_per_node_hour: f64,
     /// Gossip bytes sent per node per second in the steady window (all datagrams).
     pub bytes_per_node_sec: f64,
@@ -273,8 +275,8 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
     let secs = steady.as_secs_f64() * n as f64;
     out.bytes_per_node_sec = (world.net.stats.bytes_sent - bytes_before) as f64 / secs;
     out.datagrams_per_node_sec = (world.net.stats.sent - sent_before) as f64 / secs;
-    out.false_downs_per_node_hour =
-        (world.counters.false_downs - false_before) as f64 / (secs / 3600.0);
+    out.false_downs = world.counters.false_downs - false_before;
+    out.false_downs_per_node_hour = out.false_downs as f64 / (secs / 3600.0);
 
     if !join_and_crash {
         return finish(out, &world, started);
