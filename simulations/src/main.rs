@@ -92,7 +92,8 @@ enum Command {
         /// instead of gossiped up from a simultaneous start.
         #[arg(long, default_value_t = measure::RESTORE_FROM)]
         restore_from: usize,
-        /// Make the false-down runs at 5, 10 and 20 % loss up to this many nodes.
+        /// Make the false-down runs at 5, 10 and 20 % loss (and the extra seeds at 0 %) up
+        /// to this many nodes.
         #[arg(long, default_value_t = 1000)]
         lossy_up_to: usize,
     },

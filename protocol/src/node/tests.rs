@@ -307,6 +307,15 @@ impl Harness {
         }
     }
 
+    /// A harness whose `n` nodes are all created at time zero, nothing delivered yet.
+    fn created(n: usize) -> Self {
+        let mut harness = Self::new(n);
+        for i in 0..n {
+            harness.nodes[i] = Some(Node::new(harness.config(i), Duration::ZERO));
+        }
+        harness
+    }
+
     /// Every started node's identity and card, as `Node::restore_members` takes them.
     fn known(&self) -> Vec<(NodeIdentity, Card)> {
         self.nodes
@@ -637,10 +646,7 @@ fn a_wiped_node_forgets_its_cluster_and_its_proposal() {
 #[test]
 fn restored_members_are_known_alive_with_their_cards_without_a_datagram() {
     let n = 40;
-    let mut harness = Harness::new(n);
-    for i in 0..n {
-        harness.nodes[i] = Some(Node::new(harness.config(i), Duration::ZERO));
-    }
+    let mut harness = Harness::created(n);
     let known = harness.known();
     for node in harness.nodes.iter_mut().flatten() {
         // What `Node::new` queued (its timers) is not the restore's doing.
@@ -664,10 +670,7 @@ fn restored_members_are_known_alive_with_their_cards_without_a_datagram() {
 #[test]
 fn restored_cards_replace_older_ones_without_a_datagram_and_never_the_own_card() {
     let n = 4;
-    let mut harness = Harness::new(n);
-    for i in 0..n {
-        harness.nodes[i] = Some(Node::new(harness.config(i), Duration::ZERO));
-    }
+    let mut harness = Harness::created(n);
     let known = harness.known();
     for node in harness.nodes.iter_mut().flatten() {
         node.restore_members(known.clone(), Duration::ZERO);
