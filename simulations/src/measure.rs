@@ -191,8 +191,8 @@ pub struct MembershipRun {
     /// Restore the membership at the start instead of gossiping it up.
     pub restore: bool,
     /// After the steady window, a node joins and then another crashes (the spread and
-    /// detection figures). The lossy runs, which only count false verdicts, skip it: it is
-    /// 150 of their 210 simulated seconds.
+    /// detection figures: 150 simulated seconds more). The lossy runs, which only count false
+    /// verdicts, skip it.
     pub join_and_crash: bool,
 }
 
