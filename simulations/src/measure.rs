@@ -131,8 +131,6 @@ pub struct Membership {
     pub detect: [Option<Duration>; 3],
     /// Wrong "down" verdicts in the steady window (one per observer and subject).
     pub false_downs: u64,
-    /// The same per node-hour.
-    pub false_downs_per_node_hour: f64,
     /// Gossip bytes sent per node per second in the steady window (all datagrams).
     pub bytes_per_node_sec: f64,
     /// Datagrams sent per node per second in the steady window.
@@ -147,6 +145,18 @@ pub struct Membership {
     pub peak_rss: Option<u64>,
     /// Why the run stopped early, if it did.
     pub note: Option<String>,
+}
+
+impl Membership {
+    /// Node-hours observed in the steady window.
+    pub fn node_hours(&self) -> f64 {
+        self.steady.as_secs_f64() * self.n as f64 / 3600.0
+    }
+
+    /// [`Membership::false_downs`] per node-hour.
+    pub fn false_downs_per_node_hour(&self) -> f64 {
+        self.false_downs as f64 / self.node_hours().max(f64::MIN_POSITIVE)
+    }
 }
 
 const FRACTIONS: [f64; 3] = [0.5, 0.99, 0.999];
@@ -276,7 +286,6 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
     out.bytes_per_node_sec = (world.net.stats.bytes_sent - bytes_before) as f64 / secs;
     out.datagrams_per_node_sec = (world.net.stats.sent - sent_before) as f64 / secs;
     out.false_downs = world.counters.false_downs - false_before;
-    out.false_downs_per_node_hour = out.false_downs as f64 / (secs / 3600.0);
 
     if !join_and_crash {
         return finish(out, &world, started);

@@ -203,10 +203,7 @@ struct FalseDownCell {
 
 impl FalseDownCell {
     fn node_hours(&self) -> f64 {
-        self.runs
-            .iter()
-            .map(|m| m.steady.as_secs_f64() * m.n as f64 / 3600.0)
-            .sum()
+        self.runs.iter().map(Membership::node_hours).sum()
     }
 
     /// All false downs over all node-hours observed.
@@ -219,7 +216,7 @@ impl FalseDownCell {
     fn range(&self) -> (f64, f64) {
         self.runs
             .iter()
-            .map(|m| m.false_downs_per_node_hour)
+            .map(Membership::false_downs_per_node_hour)
             .fold((f64::INFINITY, 0.0), |(lo, hi), r| (lo.min(r), hi.max(r)))
     }
 }
@@ -849,13 +846,10 @@ mod tests {
     use super::*;
 
     fn run(n: usize, steady_secs: u64, false_downs: u64) -> Membership {
-        let steady = Duration::from_secs(steady_secs);
         Membership {
             n,
-            steady,
+            steady: Duration::from_secs(steady_secs),
             false_downs,
-            false_downs_per_node_hour: false_downs as f64
-                / (steady.as_secs_f64() * n as f64 / 3600.0),
             ..Membership::default()
         }
     }
