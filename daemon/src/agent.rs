@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use rq4d_protocol::coordinator::Faults;
-use rq4d_protocol::{Decision, Event, Node, NodeConfig, NodeIdentity, Output, Refusal};
+use rq4d_protocol::seal::SALT_LEN;
+use rq4d_protocol::{Decision, Event, Keyring, Node, NodeConfig, NodeIdentity, Output, Refusal};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -64,44 +64,49 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         volatile: config.volatile,
     };
 
-    let generation = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let epoch = Instant::now();
-    let node = Node::new(
-        NodeConfig {
-            cluster_name: config.cluster_name.clone(),
-            identity: NodeIdentity {
-                node_id: node_id.clone(),
-                addr: gossip_addr,
-                generation,
-            },
-            raft_addr: supervisor_config.raft_adv.clone(),
-            http_addr: supervisor_config.http_adv.clone(),
-            expect: config.expect,
-            db: data.db_state(),
-            cluster_id: data.cluster_id(),
-            formation: data.formation(),
-            settle: config.settle,
-            resume_after: Duration::from_secs(2),
-            tick: Duration::from_millis(250),
-            card_sync: Duration::from_secs(1),
-            push_all_up_to: 32,
-            relay_fanout: 2,
-            volatile: config.volatile,
-            swim: NodeConfig::swim_config(u32::from(config.expect.max(3))),
-            rng_seed: generation ^ u64::from(std::process::id()).rotate_left(32),
-            faults: Faults::default(),
-            stored_voters: data.voters(),
-            acked: data.acked(),
+    let wall_clock = wall_clock_at(epoch);
+    let generation = u64::try_from(wall_clock.as_millis()).unwrap_or(u64::MAX);
+    let mut node_config = NodeConfig::new(
+        config.cluster_name.clone(),
+        NodeIdentity {
+            node_id: node_id.clone(),
+            addr: gossip_addr,
+            generation,
         },
-        Duration::ZERO,
+        supervisor_config.raft_adv.clone(),
+        supervisor_config.http_adv.clone(),
+        config.expect,
     );
+    node_config.db = data.db_state();
+    node_config.cluster_id = data.cluster_id();
+    node_config.formation = data.formation();
+    node_config.settle = config.settle;
+    node_config.volatile = config.volatile;
+    node_config.stored_voters = data.voters();
+    node_config.acked = data.acked();
+    node_config.keyring = config.keyring.clone();
+    node_config.wall_clock = wall_clock;
+    // Never from the time or the pid: every container is pid 1, and containers started in the
+    // same millisecond would share a nonce salt under one key.
+    let mut entropy = [0u8; SALT_LEN + 8];
+    getrandom::fill(&mut entropy).context("cannot read randomness from the operating system")?;
+    node_config.nonce_salt.copy_from_slice(&entropy[..SALT_LEN]);
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&entropy[SALT_LEN..]);
+    node_config.rng_seed = u64::from_le_bytes(seed);
+    let node = Node::new(node_config, Duration::ZERO);
     tracing::info!(
         node = %node_id, gossip = %gossip_addr, raft = %supervisor_config.raft_adv,
         http = %supervisor_config.http_adv, expect = config.expect,
         data = %config.data_dir.display(), "rq4d starting"
     );
+    match &config.keyring {
+        Some(keyring) => tracing::info!(
+            keys = %key_list(keyring), "gossip is sealed with the cluster keyring (primary first)"
+        ),
+        None => tracing::warn!("{UNAUTHENTICATED}"),
+    }
 
     let metrics = Arc::new(Metrics::new());
     let (directive_tx, directive_rx) = watch::channel(Directive {
@@ -141,6 +146,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ready: false,
         last_failure: None,
         expect: config.expect,
+        keyring_file: config.keyring_file.clone(),
+        drop_log: DropLog::default(),
     };
     agent.flush().await;
     agent.run(report_rx, api_rx, found_rx).await?;
@@ -165,6 +172,63 @@ struct Agent {
     ready: bool,
     last_failure: Option<String>,
     expect: u16,
+    /// `--gossip-keyring`, re-read on SIGHUP.
+    keyring_file: Option<std::path::PathBuf>,
+    drop_log: DropLog,
+}
+
+/// What `/health` and the start log say when there is no keyring.
+const UNAUTHENTICATED: &str = "gossip is not authenticated: anyone who can reach the gossip port \
+    can join, forge or read the membership (give every node --gossip-key or --gossip-keyring; \
+    `rq4d keygen` makes a key)";
+
+/// The wall clock at `epoch`: what the node stamps sealed datagrams and bounds generations with.
+fn wall_clock_at(epoch: Instant) -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(epoch.elapsed())
+}
+
+fn key_list(keyring: &Keyring) -> String {
+    keyring
+        .ids()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Logs dropped datagrams of the kinds an operator should hear about (sealed wrong, stale,
+/// replayed, impossible claims) at most once a minute per source IP; the rest are counted only.
+#[derive(Default)]
+struct DropLog {
+    last: std::collections::BTreeMap<std::net::IpAddr, Instant>,
+}
+
+impl DropLog {
+    const EVERY: Duration = Duration::from_secs(60);
+    const SOURCES: usize = 256;
+
+    fn should_log(&mut self, from: std::net::IpAddr) -> bool {
+        let now = Instant::now();
+        if self
+            .last
+            .get(&from)
+            .is_some_and(|at| now.duration_since(*at) < Self::EVERY)
+        {
+            return false;
+        }
+        if self.last.len() >= Self::SOURCES {
+            self.last
+                .retain(|_, at| now.duration_since(*at) < Self::EVERY);
+            if self.last.len() >= Self::SOURCES {
+                return false;
+            }
+        }
+        self.last.insert(from, now);
+        true
+    }
 }
 
 impl Agent {
@@ -180,6 +244,7 @@ impl Agent {
     ) -> anyhow::Result<()> {
         let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         // Larger than any valid datagram, so oversized ones are seen whole and counted.
         let mut buf = vec![0u8; 65_536];
         loop {
@@ -190,6 +255,8 @@ impl Agent {
                     Err(error) => tracing::debug!(%error, "gossip socket receive failed"),
                 },
                 () = tokio::time::sleep_until(deadline) => {
+                    // A stepped system clock must not stamp datagrams out of the replay window.
+                    self.node.set_wall_clock(wall_clock_at(self.epoch));
                     while let Some(timer) = self.timers.pop_due(Instant::now()) {
                         let now = self.now();
                         self.node.handle_timer(timer, now);
@@ -200,6 +267,7 @@ impl Agent {
                 Some(request) = api.recv() => self.answer(request),
                 _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
                 _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+                _ = sighup.recv() => self.reload_keyring(),
             }
             self.flush().await;
         }
@@ -215,7 +283,31 @@ impl Agent {
         if let Err(refusal) = self.node.handle_datagram(from, bytes, now) {
             let reason = refusal_label(&refusal);
             self.metrics.dropped(reason);
-            tracing::debug!(%from, %refusal, "datagram dropped");
+            if matches!(reason, "auth" | "stale" | "replay") && self.drop_log.should_log(from.ip())
+            {
+                tracing::warn!(
+                    %from, %refusal,
+                    "datagram dropped (more from this address are only counted, in rq4d_datagrams_dropped_total, for a minute)"
+                );
+            } else {
+                tracing::debug!(%from, %refusal, "datagram dropped");
+            }
+        }
+    }
+
+    /// SIGHUP: re-reads `--gossip-keyring`. A bad file is refused and the ring in use kept.
+    fn reload_keyring(&mut self) {
+        let Some(file) = self.keyring_file.clone() else {
+            tracing::warn!("SIGHUP: no --gossip-keyring file to re-read; nothing changed");
+            return;
+        };
+        match crate::config::read_keyring(&file) {
+            Ok(keyring) => {
+                tracing::info!(keys = %key_list(&keyring), "SIGHUP: keyring re-read (primary first)");
+                let now = self.now();
+                self.node.set_keyring(Some(keyring), now);
+            }
+            Err(error) => tracing::error!("SIGHUP: {error}; keeping the keyring in use"),
         }
     }
 
@@ -278,11 +370,18 @@ impl Agent {
                 if let Some(failure) = &self.last_failure {
                     decision = format!("{decision}; last rqlited failure: {failure}");
                 }
+                let authenticated = self.node.keyring().is_some();
                 let _ = reply.send(Health {
                     healthy: gossip && self.ready && member && !conflict,
                     gossip,
+                    gossip_authenticated: authenticated,
                     rqlited_ready: self.ready,
                     decision,
+                    warnings: if authenticated {
+                        Vec::new()
+                    } else {
+                        vec![UNAUTHENTICATED.to_string()]
+                    },
                 });
             }
             Request::Members(reply) => {
@@ -291,6 +390,7 @@ impl Agent {
                     node_id: me.node_id.to_string(),
                     state: "self".into(),
                     gossip_addr: me.gossip_addr.to_string(),
+                    sends_with: self.node.keyring().map(|ring| ring.primary().id()),
                     card: Some(me.clone()),
                 }];
                 for (id, member) in self.node.members() {
@@ -298,6 +398,7 @@ impl Agent {
                         node_id: id.to_string(),
                         state: if member.alive { "alive" } else { "down" }.into(),
                         gossip_addr: member.identity.addr.to_string(),
+                        sends_with: self.node.sender_key(&member.identity.addr),
                         card: self.node.cards().get(id).cloned(),
                     });
                 }
@@ -423,6 +524,7 @@ fn decision_kind(decision: &Decision) -> &'static str {
 }
 
 fn refusal_label(refusal: &Refusal) -> &'static str {
+    use rq4d_protocol::seal::SealError;
     use rq4d_protocol::wire::WireError;
     match refusal {
         Refusal::Wire(WireError::TooShort(_)) => "too_short",
@@ -430,7 +532,9 @@ fn refusal_label(refusal: &Refusal) -> &'static str {
         Refusal::Wire(WireError::BadMagic) => "bad_magic",
         Refusal::Wire(WireError::UnsupportedVersion { .. }) => "version",
         Refusal::Wire(WireError::ForeignCluster { .. }) => "foreign_cluster",
-        Refusal::Wire(WireError::UnexpectedAuthTag(_)) => "auth",
+        Refusal::Wire(WireError::Seal(SealError::Stale { .. })) => "stale",
+        Refusal::Wire(WireError::Seal(SealError::Replayed)) => "replay",
+        Refusal::Wire(WireError::Seal(_)) => "auth",
         Refusal::Wire(WireError::UnknownKind(_)) => "unknown_kind",
         Refusal::Wire(WireError::Malformed(_) | WireError::PayloadTooLarge(_)) => "malformed",
         Refusal::Swim(_) => "swim",

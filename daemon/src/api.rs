@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rq4d_protocol::Card;
+use rq4d_protocol::{Card, KeyId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,10 +24,15 @@ pub struct Health {
     pub healthy: bool,
     /// Gossip socket up and at least this node known.
     pub gossip: bool,
+    /// Gossip is sealed with a cluster keyring.
+    pub gossip_authenticated: bool,
     /// rqlited's `/readyz` answered 200 at the last poll.
     pub rqlited_ready: bool,
     /// The current decision, for humans.
     pub decision: String,
+    /// What an operator should know that does not make the node unhealthy.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One row of `/members`.
@@ -39,6 +44,9 @@ pub struct MemberDoc {
     pub state: String,
     /// Gossip address.
     pub gossip_addr: String,
+    /// The key its latest datagram was sealed with (for this node itself: its primary).
+    #[serde(default)]
+    pub sends_with: Option<KeyId>,
     /// Its current card, if known.
     pub card: Option<Card>,
 }

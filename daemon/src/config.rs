@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use rq4d_protocol::NodeId;
+use rq4d_protocol::{Key, Keyring, NodeId};
 
 /// rq4d — forms and keeps an rqlite cluster out of containers that come and go.
 ///
@@ -61,6 +61,16 @@ pub enum Command {
     /// Exit 0 when a running rq4d reports healthy, 1 otherwise (for Docker's HEALTHCHECK in an
     /// image without a shell or curl).
     Health {
+        /// The status API of the rq4d to ask.
+        #[arg(long, env = "RQ4D_API", default_value = "127.0.0.1:7947")]
+        api: String,
+    },
+    /// Print a new random gossip key (32 bytes, base64), for --gossip-key or a keyring file.
+    Keygen,
+    /// Show which gossip keys a running rq4d and its members hold and send with (key
+    /// rotation: make a new key primary once every member holds it, remove the old one once
+    /// no member sends with it).
+    Keyring {
         /// The status API of the rq4d to ask.
         #[arg(long, env = "RQ4D_API", default_value = "127.0.0.1:7947")]
         api: String,
@@ -200,6 +210,24 @@ pub struct RunArgs {
     #[arg(long, env = "RQ4D_VOLATILE")]
     pub volatile: bool,
 
+    /// The cluster's gossip key (base64, from `rq4d keygen`), the same on every node: every
+    /// datagram is sealed with it and only sealed ones are accepted, so nobody without the key
+    /// can join, forge or read the gossip. Without a key or keyring, gossip is open to anyone
+    /// who can reach the port (fine on loopback; say so to yourself on a shared network).
+    #[arg(
+        long,
+        env = "RQ4D_GOSSIP_KEY",
+        hide_env_values = true,
+        conflicts_with = "gossip_keyring"
+    )]
+    pub gossip_key: Option<String>,
+
+    /// A keyring file instead of --gossip-key (a Docker or Kubernetes secret can be one): one
+    /// base64 key a line, the first used to send, all accepted; '#' starts a comment. Re-read
+    /// on SIGHUP, which is how keys are rotated without downtime.
+    #[arg(long, env = "RQ4D_GOSSIP_KEYRING")]
+    pub gossip_keyring: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, env = "RQ4D_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -244,9 +272,18 @@ pub struct Config {
     pub reap_after: Duration,
     pub settle: Duration,
     pub volatile: bool,
+    pub keyring: Option<Keyring>,
+    pub keyring_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub api_addr: SocketAddr,
     pub rqlited_args: Vec<String>,
+}
+
+/// Reads and parses a keyring file; the error names the file and, for a bad key, the line.
+pub fn read_keyring(file: &std::path::Path) -> Result<Keyring, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    Keyring::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 /// A configuration error naming the flag; exits 2 like clap's own.
@@ -313,6 +350,15 @@ impl RunArgs {
                 ));
             }
         }
+        let keyring = match (&self.gossip_key, &self.gossip_keyring) {
+            (Some(key), _) => Some(Keyring::single(
+                Key::parse(key).map_err(|e| flag_error("--gossip-key", e))?,
+            )),
+            (None, Some(file)) => {
+                Some(read_keyring(file).map_err(|e| flag_error("--gossip-keyring", e))?)
+            }
+            (None, None) => None,
+        };
         Ok(Config {
             node_id,
             cluster_name: self.cluster_name,
@@ -329,6 +375,8 @@ impl RunArgs {
             reap_after: self.reap_after,
             settle: self.settle,
             volatile: self.volatile,
+            keyring,
+            keyring_file: self.gossip_keyring,
             log_format: self.log_format,
             api_addr: self.api_addr,
             rqlited_args: self.rqlited_args,
@@ -389,12 +437,56 @@ mod tests {
             (&["--broadcast", "--seeds", "nohost"], "--seeds"),
             (&["--broadcast", "--", "-join", "x:1"], "-join"),
             (&["--broadcast", "--reap-after", "soon"], "--reap-after"),
+            (&["--broadcast", "--gossip-key", "secret"], "--gossip-key"),
+            (&["--broadcast", "--gossip-key", "AAAA"], "--gossip-key"),
+            (
+                &["--broadcast", "--gossip-keyring", "/nonexistent/ring"],
+                "--gossip-keyring",
+            ),
+            (
+                &["--broadcast", "--gossip-key", KEY, "--gossip-keyring", "/k"],
+                "--gossip-keyring",
+            ),
         ];
         for (args, flag) in cases {
             let err = parse(args).expect_err("refused");
             assert_eq!(err.exit_code(), 2, "{args:?}");
             assert!(err.to_string().contains(flag), "{args:?}: {err}");
         }
+    }
+
+    /// A valid key (32 zero bytes).
+    const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    #[test]
+    fn a_gossip_key_or_a_keyring_file_gives_the_keyring() {
+        let config = parse(&["--broadcast", "--gossip-key", KEY]).expect("valid");
+        assert_eq!(config.keyring.map(|r| r.ids().len()), Some(1));
+        let file = std::env::temp_dir().join(format!("rq4d-ring-{}", std::process::id()));
+        let other = rq4d_protocol::Key::from_bytes([7; 32]).to_base64();
+        std::fs::write(
+            &file,
+            format!("# rotation: new key first\n{other}\n{KEY}\n"),
+        )
+        .expect("write");
+        let config = parse(&[
+            "--broadcast",
+            "--gossip-keyring",
+            &file.display().to_string(),
+        ])
+        .expect("valid");
+        let ring = config.keyring.expect("a keyring");
+        assert_eq!(ring.ids().len(), 2);
+        assert_eq!(ring.primary().to_base64(), other);
+        std::fs::write(&file, format!("{KEY}\nnot a key\n")).expect("write");
+        let err = parse(&[
+            "--broadcast",
+            "--gossip-keyring",
+            &file.display().to_string(),
+        ])
+        .expect_err("refused");
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let _ = std::fs::remove_file(&file);
     }
 
     #[test]

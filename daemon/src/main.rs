@@ -50,6 +50,24 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some(Command::Keygen) => {
+            let mut bytes = [0u8; rq4d_protocol::seal::KEY_LEN];
+            if let Err(error) = getrandom::fill(&mut bytes) {
+                eprintln!("rq4d keygen: cannot read randomness from the operating system: {error}");
+                return ExitCode::FAILURE;
+            }
+            println!("{}", rq4d_protocol::Key::from_bytes(bytes).to_base64());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Keyring { api }) => {
+            return match runtime.block_on(members::print_keyring(&api)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("rq4d keyring: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => {}
     }
     let config = match cli.run.validate() {

@@ -4,33 +4,110 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rq4d_protocol::{Card, DbState};
+use rq4d_protocol::{Card, DbState, KeyId};
 
 use crate::api::{MemberDoc, MembersDoc};
 
 /// Fetches `/members` from `api` and prints it.
 pub async fn print(api: &str, json: bool) -> anyhow::Result<()> {
-    let url = format!("http://{api}/members");
+    let body = fetch_members(api).await?;
+    if json {
+        println!("{body}");
+        return Ok(());
+    }
+    print!("{}", table(&parse_members(api, &body)?));
+    Ok(())
+}
+
+/// Fetches `/members` from `api` and prints the keys each member holds and sends with.
+pub async fn print_keyring(api: &str) -> anyhow::Result<()> {
+    let body = fetch_members(api).await?;
+    print!("{}", keyring_table(&parse_members(api, &body)?));
+    Ok(())
+}
+
+async fn fetch_members(api: &str) -> anyhow::Result<String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .context("http client")?;
-    let body = client
-        .get(&url)
+    client
+        .get(format!("http://{api}/members"))
         .send()
         .await
         .with_context(|| format!("cannot reach rq4d at {api} (is it running? see --api)"))?
         .text()
         .await
-        .context("reading /members")?;
-    if json {
-        println!("{body}");
-        return Ok(());
+        .context("reading /members")
+}
+
+fn parse_members(api: &str, body: &str) -> anyhow::Result<MembersDoc> {
+    serde_json::from_str(body)
+        .with_context(|| format!("http://{api}/members did not answer rq4d's members document"))
+}
+
+/// The keys table: what every live member holds (from its card) and sends with (seen by the
+/// answering node), then, per key, how many hold it and send with it.
+pub fn keyring_table(doc: &MembersDoc) -> String {
+    let live: Vec<&MemberDoc> = doc.members.iter().filter(|m| m.state != "down").collect();
+    let ids = |keys: &[KeyId]| {
+        if keys.is_empty() {
+            "-".to_string()
+        } else {
+            keys.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    };
+    let held = |m: &MemberDoc| m.card.as_ref().map(|c| c.keys.clone()).unwrap_or_default();
+    let mut rows = vec![[
+        "NODE".to_string(),
+        "STATUS".into(),
+        "HOLDS (primary first)".into(),
+        "SENDS WITH".into(),
+    ]];
+    for member in &live {
+        rows.push([
+            member.node_id.clone(),
+            member.state.clone(),
+            ids(&held(member)),
+            member.sends_with.map_or("-".into(), |k| k.to_string()),
+        ]);
     }
-    let doc: MembersDoc = serde_json::from_str(&body)
-        .with_context(|| format!("{url} did not answer rq4d's members document"))?;
-    print!("{}", table(&doc));
-    Ok(())
+    let mut widths = [0usize; 4];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    let mut all: Vec<KeyId> = live.iter().flat_map(|m| held(m)).collect();
+    all.sort();
+    all.dedup();
+    if all.is_empty() {
+        out.push_str("\nno member has a gossip key: gossip is not authenticated\n");
+        return out;
+    }
+    out.push('\n');
+    for key in all {
+        let holders = live.iter().filter(|m| held(m).contains(&key)).count();
+        let senders = live.iter().filter(|m| m.sends_with == Some(key)).count();
+        out.push_str(&format!(
+            "key {key}: held by {holders} of {} live members, sent with by {senders}\n",
+            live.len()
+        ));
+    }
+    out
 }
 
 /// Asks `/health`; prints its answer; `Ok(true)` on 200.

@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{MAX_NODE_ID, NodeId};
+use crate::seal::KeyId;
 use crate::wire::{self, MAX_PAYLOAD, WireError};
 
 /// The id of one rqlite cluster, minted by the seed that bootstrapped it and adopted by every
@@ -182,6 +183,9 @@ pub struct Card {
     pub formation: Option<u16>,
     /// The digest of the live membership it sees.
     pub view: ViewDigest,
+    /// The ids of the keys in its keyring, primary first (empty without one): what an operator
+    /// rotating keys checks before making a new key primary or removing an old one.
+    pub keys: Vec<KeyId>,
 }
 
 impl Card {
@@ -199,6 +203,7 @@ impl Card {
             && self.agreement == other.agreement
             && self.cluster_id == other.cluster_id
             && self.formation == other.formation
+            && self.keys == other.keys
     }
 
     /// `(generation, version)`: the order in which cards replace each other.
@@ -501,34 +506,42 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn card() -> impl Strategy<Value = Card> {
+        let keys =
+            proptest::collection::vec(any::<[u8; 4]>().prop_map(KeyId), 0..=crate::seal::MAX_KEYS);
         (
-            node_id(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<([u8; 4], u16)>(),
-            "[a-z0-9.:-]{1,60}",
-            "[a-z0-9.:-]{1,60}",
-            any::<u16>(),
-            db_state(),
-            agreement(),
-            proptest::option::of(any::<u64>().prop_map(ClusterId)),
-            proptest::option::of(any::<u16>()),
-            any::<u64>().prop_map(ViewDigest),
+            (
+                node_id(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<([u8; 4], u16)>(),
+                "[a-z0-9.:-]{1,60}",
+                "[a-z0-9.:-]{1,60}",
+                any::<u16>(),
+                db_state(),
+                agreement(),
+                proptest::option::of(any::<u64>().prop_map(ClusterId)),
+                proptest::option::of(any::<u16>()),
+                any::<u64>().prop_map(ViewDigest),
+            ),
+            keys,
         )
             .prop_map(
                 |(
-                    node_id,
-                    generation,
-                    version,
-                    addr,
-                    raft_addr,
-                    http_addr,
-                    expect,
-                    db,
-                    agreement,
-                    cluster_id,
-                    formation,
-                    view,
+                    (
+                        node_id,
+                        generation,
+                        version,
+                        addr,
+                        raft_addr,
+                        http_addr,
+                        expect,
+                        db,
+                        agreement,
+                        cluster_id,
+                        formation,
+                        view,
+                    ),
+                    keys,
                 )| Card {
                     node_id,
                     generation,
@@ -542,6 +555,7 @@ pub(crate) mod tests {
                     cluster_id,
                     formation,
                     view,
+                    keys,
                 },
             )
     }
@@ -710,6 +724,7 @@ pub(crate) mod tests {
             cluster_id: None,
             formation: None,
             view: ViewDigest(0),
+            keys: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! rq4d's sans-IO core: everything rq4d decides, as deterministic state machines.
 //!
 //! * [`wire`] — the datagram envelope (magic, version, cluster tag, kind) and bincode payloads.
+//! * [`seal`] — the cluster keyring, sealed datagrams and replay protection.
 //! * [`identity`] — the node id and foca identity (node id, gossip address, generation).
 //! * [`codec`] — foca's codec over bincode.
 //! * [`card`] — what each node tells the others, and how cards reach every member.
@@ -19,9 +20,11 @@ pub mod coordinator;
 pub mod identity;
 pub mod node;
 pub mod reaper;
+pub mod seal;
 pub mod wire;
 
 pub use card::{Agreement, Card, ClusterId, DbState, Running, ViewDigest};
 pub use coordinator::Decision;
 pub use identity::{NodeId, NodeIdentity};
 pub use node::{Event, Node, NodeConfig, Output, Refusal, Timer};
+pub use seal::{Key, KeyId, Keyring};

@@ -22,7 +22,8 @@ use crate::card::{Agreement, Card, CardMessage, CardTable, ClusterId, DbState, V
 use crate::codec::WireCodec;
 use crate::coordinator::{self, Decision, Faults, View};
 use crate::identity::{NodeId, NodeIdentity};
-use crate::wire::{self, Envelope, Kind, MAX_PAYLOAD, WireError};
+use crate::seal::{KeyId, Keyring, SALT_LEN, Sealer};
+use crate::wire::{self, Kind, MAX_PAYLOAD, WireError};
 
 /// How often a node announces to one peer it learnt of from a card but foca does not know yet.
 const GREET_EVERY: Duration = Duration::from_secs(1);
@@ -32,7 +33,8 @@ const RECONNECT_FANOUT: usize = 3;
 /// How many acknowledged proposals a node remembers (see `View::acked`).
 const MAX_ACKED: usize = 16;
 
-/// How a node is set up. Built by the daemon from flags, by the simulator from a scenario.
+/// How a node is set up. Built by the daemon from flags, by the simulator from a scenario;
+/// [`NodeConfig::new`] gives the daemon's defaults.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// `--cluster-name`, hashed into every datagram.
@@ -81,12 +83,70 @@ pub struct NodeConfig {
     /// data ([`Node::acked`], persisted by the driver): a founder that restarts before it saw
     /// its seed decide must still take part in the formation.
     pub acked: Vec<ClusterId>,
+    /// The cluster keyring: with one, every datagram is sealed and only sealed ones are
+    /// accepted (see [`crate::seal`]); without, gossip is open to anyone who can send to it.
+    pub keyring: Option<Keyring>,
+    /// The salt at the front of every nonce this node seals with. It must differ between any
+    /// two processes that ever share a key, so the daemon draws it from the operating system
+    /// at every start; never derive it from the time, the pid or the node id.
+    pub nonce_salt: [u8; SALT_LEN],
+    /// The wall clock (since the UNIX epoch) at the driver's epoch, `now` = 0: sealed datagrams
+    /// are stamped with it, and generations are bounded by it. The daemon corrects it with
+    /// [`Node::set_wall_clock`] when the system clock is stepped.
+    pub wall_clock: Duration,
 }
 
 impl NodeConfig {
-    /// foca's LAN preset for `cluster_size`, with the datagram budget left by the envelope,
-    /// notifications for down members, and down members forgotten after `forget_down_after`
-    /// (they may come back under the same generation only after that).
+    /// How often decisions are re-evaluated without input, by default.
+    pub const TICK: Duration = Duration::from_millis(250);
+    /// How often card digests are exchanged, by default.
+    pub const CARD_SYNC: Duration = Duration::from_secs(1);
+    /// How long a node with data listens before resuming without `-join`, by default.
+    pub const RESUME_AFTER: Duration = Duration::from_secs(2);
+    /// Own card changes go to every live member up to this many, by default.
+    pub const PUSH_ALL_UP_TO: usize = 32;
+    /// How many members a newly learnt card is relayed to, by default.
+    pub const RELAY_FANOUT: usize = 2;
+
+    /// A node of cluster `cluster_name` with the daemon's defaults: empty, keyless, no settle
+    /// period, foca's LAN preset for `expect` (at least 3) members. Drivers set the rest.
+    pub fn new(
+        cluster_name: impl Into<String>,
+        identity: NodeIdentity,
+        raft_addr: impl Into<String>,
+        http_addr: impl Into<String>,
+        expect: u16,
+    ) -> Self {
+        Self {
+            cluster_name: cluster_name.into(),
+            identity,
+            raft_addr: raft_addr.into(),
+            http_addr: http_addr.into(),
+            expect,
+            db: DbState::Empty,
+            cluster_id: None,
+            formation: None,
+            settle: Duration::ZERO,
+            resume_after: Self::RESUME_AFTER,
+            tick: Self::TICK,
+            card_sync: Self::CARD_SYNC,
+            push_all_up_to: Self::PUSH_ALL_UP_TO,
+            relay_fanout: Self::RELAY_FANOUT,
+            volatile: false,
+            swim: Self::swim_config(u32::from(expect.max(3))),
+            rng_seed: 0,
+            faults: Faults::default(),
+            stored_voters: Vec::new(),
+            acked: Vec::new(),
+            keyring: None,
+            nonce_salt: [0; SALT_LEN],
+            wall_clock: Duration::ZERO,
+        }
+    }
+
+    /// foca's LAN preset for `cluster_size`, with the datagram budget left by the envelope and
+    /// notifications for down members (foca tells a member it declared down, so a wrongly
+    /// declared one renews its identity at once).
     pub fn swim_config(cluster_size: u32) -> foca::Config {
         let mut config =
             foca::Config::new_lan(NonZeroU32::MIN.saturating_add(cluster_size.max(1) - 1));
@@ -212,6 +272,12 @@ struct Founders {
 pub struct Node {
     config: NodeConfig,
     tag: u64,
+    sealer: Sealer,
+    /// The `now` of the latest input: the time outgoing datagrams are stamped with.
+    now: Duration,
+    /// The key the latest datagram from each address was sealed with (what `rq4d keyring`
+    /// shows, so an operator knows when an old key is no longer used).
+    sender_keys: BTreeMap<SocketAddr, KeyId>,
     foca: Foca<NodeIdentity, WireCodec, SmallRng, NoCustomBroadcast>,
     runtime: AccumulatingRuntime<NodeIdentity>,
     rng: SmallRng,
@@ -259,6 +325,11 @@ impl Node {
             cluster_id: config.cluster_id,
             formation: config.formation.filter(|_| config.cluster_id.is_some()),
             view: ViewDigest::of([&identity.node_id]),
+            keys: config
+                .keyring
+                .as_ref()
+                .map(Keyring::ids)
+                .unwrap_or_default(),
         };
         let foca = Foca::new(
             identity,
@@ -268,6 +339,9 @@ impl Node {
         );
         let mut node = Self {
             tag: wire::cluster_tag(&config.cluster_name),
+            sealer: Sealer::new(config.keyring.clone(), config.nonce_salt),
+            now,
+            sender_keys: BTreeMap::new(),
             rng: SmallRng::seed_from_u64(config.rng_seed.rotate_left(17) ^ 0x5eed),
             foca,
             runtime: AccumulatingRuntime::new(),
@@ -362,6 +436,7 @@ impl Node {
     /// so the card is the hello: a node that receives the card of a stranger announces to the
     /// identity the card names, and SWIM takes it from there.
     pub fn discover(&mut self, to: SocketAddr, now: Duration) {
+        self.now = now;
         if to == self.me.gossip_addr {
             return;
         }
@@ -373,6 +448,7 @@ impl Node {
     /// Leaves the gossip gracefully (on shutdown): peers see `down` at once instead of after the
     /// suspicion timeout.
     pub fn leave(&mut self, now: Duration) {
+        self.now = now;
         let _ = self.foca.leave_cluster(&mut self.runtime);
         self.drain_swim(now);
     }
@@ -384,6 +460,7 @@ impl Node {
     /// costs O(N²) datagrams, each an O(N) scan of foca's member list, before any figure can be
     /// taken. The daemon learns its members from the network and never calls it.
     pub fn restore_members(&mut self, members: Vec<(NodeIdentity, Card)>, now: Duration) {
+        self.now = now;
         let mut updates = Vec::with_capacity(members.len());
         let mut cards = Vec::with_capacity(members.len());
         for (identity, card) in members {
@@ -411,6 +488,32 @@ impl Node {
         }
     }
 
+    /// Replaces the keyring (the keyring file was re-read): datagrams are sealed with the new
+    /// primary from now on, any key of the new ring opens, and the card tells the members which
+    /// keys this node holds.
+    pub fn set_keyring(&mut self, keyring: Option<Keyring>, now: Duration) {
+        self.now = now;
+        self.me.keys = keyring.as_ref().map(Keyring::ids).unwrap_or_default();
+        self.sealer.set_keyring(keyring);
+        self.card_changed(true);
+    }
+
+    /// The keyring in use.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.sealer.keyring()
+    }
+
+    /// The key the latest datagram from `addr` was sealed with.
+    pub fn sender_key(&self, addr: &SocketAddr) -> Option<KeyId> {
+        self.sender_keys.get(addr).copied()
+    }
+
+    /// Corrects the wall clock at the driver's epoch (see `NodeConfig::wall_clock`); the
+    /// daemon calls it when the system clock was stepped.
+    pub fn set_wall_clock(&mut self, wall_clock: Duration) {
+        self.config.wall_clock = wall_clock;
+    }
+
     /// Records the voters of this node's cluster, as its rqlited reports them while running.
     pub fn set_stored_voters(&mut self, voters: Vec<(NodeId, String)>) {
         if self.config.stored_voters != voters {
@@ -421,6 +524,7 @@ impl Node {
 
     /// Records what rqlited is doing now and re-evaluates.
     pub fn set_db(&mut self, db: DbState, now: Duration) {
+        self.now = now;
         if self.me.db != db {
             self.me.db = db;
             self.card_changed(true);
@@ -433,6 +537,7 @@ impl Node {
     /// its cluster id kept acting on it (simulator finding: a wiped seed bootstrapped again
     /// under its old id, and a wiped joiner stayed bound to the dead cluster forever).
     pub fn wiped(&mut self, now: Duration) {
+        self.now = now;
         self.config.stored_voters.clear();
         self.acked.clear();
         self.founders = None;
@@ -451,10 +556,14 @@ impl Node {
         datagram: &[u8],
         now: Duration,
     ) -> Result<(), Refusal> {
-        let envelope = Envelope::open(datagram, self.tag)?;
-        let result = match envelope.kind {
-            Kind::Swim => self.handle_swim(envelope.payload, now),
-            Kind::Cards => self.handle_cards(from, envelope.payload, now),
+        self.now = now;
+        let opened = self.sealer.open(datagram, self.tag, self.wall())?;
+        if let Some(key) = opened.key {
+            self.note_sender_key(from, key);
+        }
+        let result = match opened.kind {
+            Kind::Swim => self.handle_swim(&opened.payload, now),
+            Kind::Cards => self.handle_cards(from, &opened.payload, now),
         };
         self.drain_swim(now);
         result
@@ -462,6 +571,7 @@ impl Node {
 
     /// Handles a timer previously requested through [`Output::Schedule`].
     pub fn handle_timer(&mut self, timer: Timer, now: Duration) {
+        self.now = now;
         match timer {
             Timer::Swim(timer) => {
                 let _ = self.foca.handle_timer(timer, &mut self.runtime);
@@ -940,8 +1050,27 @@ impl Node {
     }
 
     fn send(&mut self, to: SocketAddr, kind: Kind, payload: &[u8]) {
-        if let Ok(datagram) = Envelope::seal(kind, self.tag, payload) {
+        let wall = self.wall();
+        if let Ok(datagram) = self.sealer.seal(kind, self.tag, payload, wall) {
             self.outputs.push_back(Output::Send { to, datagram });
+        }
+    }
+
+    /// The wall clock at the latest input.
+    fn wall(&self) -> Duration {
+        self.config.wall_clock + self.now
+    }
+
+    /// Remembers the key `from` sealed with. Bounded: when the table outgrows the membership
+    /// (addresses change), entries of addresses no member uses any more are dropped.
+    fn note_sender_key(&mut self, from: SocketAddr, key: KeyId) {
+        if self.sender_keys.insert(from, key).is_none()
+            && self.sender_keys.len() > 2 * self.members.len() + 16
+        {
+            let members: std::collections::BTreeSet<SocketAddr> =
+                self.members.values().map(|m| m.identity.addr).collect();
+            self.sender_keys
+                .retain(|addr, _| *addr == from || members.contains(addr));
         }
     }
 

@@ -3,16 +3,18 @@
 //! ```text
 //!  0      2   3      4              12     13
 //!  +------+---+------+--------------+------+------------------------+
-//!  | "R4" | v | auth | cluster tag  | kind | payload …              |
+//!  | "R4" | v | seal | cluster tag  | kind | body …                 |
 //!  +------+---+------+--------------+------+------------------------+
 //! ```
 //!
 //! * `magic` tells rq4d traffic from anything else that reaches the port.
 //! * `v` is the protocol version; a peer speaking another version is refused with an error that
 //!   names both, so a mixed-version rollout shows up in the logs instead of as silence.
-//! * `auth` is the length of an authentication tag that follows the fixed header. Version 1 sends
-//!   no tag (`0`); the byte is there so that keyed clusters can be added without a new envelope.
+//! * `seal` is the length of the seal prefix after the fixed header: `0` for an open datagram
+//!   (no keyring: the body is the payload), [`crate::seal::SEAL_PREFIX`] for one sealed with the
+//!   cluster keyring (key id, nonce, then the sealed payload; see [`crate::seal`]).
 //! * `cluster tag` is a stable hash of `--cluster-name`: two clusters on one network never mix.
+//!   It is a name, not a secret: only a keyring keeps strangers out.
 //! * `kind` says who reads the payload: foca ([`Kind::Swim`]) or the card layer ([`Kind::Cards`]).
 //!
 //! The fixed header is hand-written (not bincode) so the version and cluster checks happen before
@@ -30,11 +32,13 @@ pub const MAX_DATAGRAM: usize = 1400;
 /// Magic bytes that open every rq4d datagram.
 pub const MAGIC: [u8; 2] = *b"R4";
 /// The protocol version this build speaks. 2: cards carry the formation (`Card::formation`).
-pub const VERSION: u8 = 2;
+/// 3: sealed datagrams, and cards carry the key ids of the sender's keyring.
+pub const VERSION: u8 = 3;
 /// Size of the fixed envelope header.
 pub const HEADER_LEN: usize = 13;
-/// The space left for a payload in one datagram.
-pub const MAX_PAYLOAD: usize = MAX_DATAGRAM - HEADER_LEN;
+/// The space left for a payload in one datagram: the same whether or not it is sealed, so a
+/// cluster behaves the same with and without a keyring.
+pub const MAX_PAYLOAD: usize = MAX_DATAGRAM - HEADER_LEN - crate::seal::SEAL_OVERHEAD;
 
 /// Who reads an envelope's payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -83,9 +87,9 @@ pub enum WireError {
         /// The tag found in the datagram.
         theirs: u64,
     },
-    /// The datagram carries an authentication tag but this node has no key to check it.
-    #[error("datagram carries a {0}-byte authentication tag; this node has no cluster key")]
-    UnexpectedAuthTag(u8),
+    /// The seal check failed (see [`crate::seal`]).
+    #[error(transparent)]
+    Seal(#[from] crate::seal::SealError),
     /// The kind byte names no known payload.
     #[error("unknown payload kind {0}")]
     UnknownKind(u8),
@@ -113,13 +117,16 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// A decoded datagram: its kind and a borrowed payload.
+/// A datagram whose fixed header checked out: its kind, seal and borrowed body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Envelope<'a> {
     /// Who reads the payload.
     pub kind: Kind,
-    /// The payload bytes, after the header.
-    pub payload: &'a [u8],
+    /// The length of the seal prefix at the front of the body (0: open, the body is the
+    /// payload).
+    pub seal: u8,
+    /// The bytes after the fixed header.
+    pub body: &'a [u8],
 }
 
 impl<'a> Envelope<'a> {
@@ -144,10 +151,7 @@ impl<'a> Envelope<'a> {
                 theirs: version,
             });
         }
-        let auth_len = header.get_u8();
-        if auth_len != 0 {
-            return Err(WireError::UnexpectedAuthTag(auth_len));
-        }
+        let seal = header.get_u8();
         let theirs = header.get_u64();
         if theirs != tag {
             return Err(WireError::ForeignCluster { ours: tag, theirs });
@@ -155,23 +159,32 @@ impl<'a> Envelope<'a> {
         let kind = Kind::from_byte(header.get_u8())?;
         Ok(Self {
             kind,
-            payload: &datagram[HEADER_LEN..],
+            seal,
+            body: &datagram[HEADER_LEN..],
         })
     }
 
-    /// Frames `payload` as a datagram of `kind` for cluster `tag`.
-    pub fn seal(kind: Kind, tag: u64, payload: &[u8]) -> Result<Vec<u8>, WireError> {
-        if payload.len() > MAX_PAYLOAD {
-            return Err(WireError::PayloadTooLarge(payload.len()));
+    /// Frames `body` as a datagram of `kind` for cluster `tag` with a seal prefix of `seal`
+    /// bytes at the front of the body (0: an open datagram). Sealing itself is
+    /// [`crate::seal::Sealer`]'s.
+    pub fn frame(kind: Kind, tag: u64, seal: u8, body: &[u8]) -> Result<Vec<u8>, WireError> {
+        if seal == 0 && body.len() > MAX_PAYLOAD {
+            return Err(WireError::PayloadTooLarge(body.len()));
         }
-        let mut datagram = Vec::with_capacity(HEADER_LEN + payload.len());
+        let mut datagram = Vec::with_capacity(HEADER_LEN + body.len());
         datagram.put_slice(&MAGIC);
         datagram.put_u8(VERSION);
-        datagram.put_u8(0);
+        datagram.put_u8(seal);
         datagram.put_u64(tag);
         datagram.put_u8(kind as u8);
-        datagram.put_slice(payload);
+        datagram.put_slice(body);
         Ok(datagram)
+    }
+
+    /// An open (unsealed) datagram of `kind` for cluster `tag`: what a node without a keyring
+    /// sends.
+    pub fn unsealed(kind: Kind, tag: u64, payload: &[u8]) -> Result<Vec<u8>, WireError> {
+        Self::frame(kind, tag, 0, payload)
     }
 }
 
@@ -218,16 +231,17 @@ mod tests {
     const TAG: u64 = 0x1234_5678_9abc_def0;
 
     #[test]
-    fn a_sealed_datagram_opens_to_the_same_kind_and_payload() {
-        let datagram = Envelope::seal(Kind::Cards, TAG, b"hello").expect("fits");
+    fn a_framed_datagram_opens_to_the_same_kind_and_payload() {
+        let datagram = Envelope::unsealed(Kind::Cards, TAG, b"hello").expect("fits");
         let envelope = Envelope::open(&datagram, TAG).expect("opens");
         assert_eq!(envelope.kind, Kind::Cards);
-        assert_eq!(envelope.payload, b"hello");
+        assert_eq!(envelope.seal, 0);
+        assert_eq!(envelope.body, b"hello");
     }
 
     #[test]
     fn another_version_is_refused_naming_both_versions() {
-        let mut datagram = Envelope::seal(Kind::Swim, TAG, b"x").expect("fits");
+        let mut datagram = Envelope::unsealed(Kind::Swim, TAG, b"x").expect("fits");
         datagram[2] = 7;
         let err = Envelope::open(&datagram, TAG).expect_err("refused");
         assert_eq!(
@@ -246,26 +260,16 @@ mod tests {
 
     #[test]
     fn another_cluster_is_refused() {
-        let datagram = Envelope::seal(Kind::Swim, cluster_tag("a"), b"x").expect("fits");
+        let datagram = Envelope::unsealed(Kind::Swim, cluster_tag("a"), b"x").expect("fits");
         let err = Envelope::open(&datagram, cluster_tag("b")).expect_err("refused");
         assert!(matches!(err, WireError::ForeignCluster { .. }));
-    }
-
-    #[test]
-    fn an_auth_tag_is_refused_until_keys_exist() {
-        let mut datagram = Envelope::seal(Kind::Swim, TAG, b"x").expect("fits");
-        datagram[3] = 16;
-        assert_eq!(
-            Envelope::open(&datagram, TAG),
-            Err(WireError::UnexpectedAuthTag(16))
-        );
     }
 
     #[test]
     fn oversized_payloads_are_refused_on_both_sides() {
         let payload = vec![0u8; MAX_PAYLOAD + 1];
         assert_eq!(
-            Envelope::seal(Kind::Swim, TAG, &payload),
+            Envelope::unsealed(Kind::Swim, TAG, &payload),
             Err(WireError::PayloadTooLarge(MAX_PAYLOAD + 1))
         );
         let datagram = vec![0u8; MAX_DATAGRAM + 1];
@@ -300,9 +304,9 @@ mod tests {
 
         #[test]
         fn any_payload_that_fits_round_trips(payload in proptest::collection::vec(any::<u8>(), 0..MAX_PAYLOAD)) {
-            let datagram = Envelope::seal(Kind::Swim, TAG, &payload).expect("fits");
+            let datagram = Envelope::unsealed(Kind::Swim, TAG, &payload).expect("fits");
             let envelope = Envelope::open(&datagram, TAG).expect("opens");
-            prop_assert_eq!(envelope.payload, &payload[..]);
+            prop_assert_eq!(envelope.body, &payload[..]);
         }
     }
 }

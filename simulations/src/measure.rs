@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use rq4d_protocol::{DbState, NodeId, Running};
+use rq4d_protocol::{DbState, NodeConfig, NodeId, Running};
 
 use crate::network::LinkParams;
 use crate::report::quantile;
@@ -73,12 +73,13 @@ pub struct Knobs {
 }
 
 impl Knobs {
-    /// The daemon's values (32, 2, 1 s) for every size: the figures show the shipped defaults.
+    /// The daemon's values (`NodeConfig`'s defaults) for every size: the figures show the
+    /// shipped defaults.
     pub fn daemon() -> Self {
         Self {
-            push_all_up_to: 32,
-            relay_fanout: 2,
-            card_sync: Duration::from_secs(1),
+            push_all_up_to: NodeConfig::PUSH_ALL_UP_TO,
+            relay_fanout: NodeConfig::RELAY_FANOUT,
+            card_sync: NodeConfig::CARD_SYNC,
         }
     }
 }

@@ -88,9 +88,9 @@ impl WorldConfig {
             dns_limit: None,
             // The daemon's `--settle` default: safety does not rest on it.
             settle: Duration::ZERO,
-            card_sync: Duration::from_secs(1),
-            push_all_up_to: 32,
-            relay_fanout: 2,
+            card_sync: NodeConfig::CARD_SYNC,
+            push_all_up_to: NodeConfig::PUSH_ALL_UP_TO,
+            relay_fanout: NodeConfig::RELAY_FANOUT,
             swim_size: None,
             reap_after: Duration::from_secs(60),
             rqlite: true,
@@ -975,36 +975,35 @@ impl World {
             (h.static_db.clone(), None, None, Vec::new(), Vec::new())
         };
         let ip = h.ip;
-        let config = NodeConfig {
-            cluster_name: "sim".into(),
-            identity: NodeIdentity {
+        let mut config = NodeConfig::new(
+            "sim",
+            NodeIdentity {
                 node_id: h.id.clone(),
                 addr: network::gossip_addr(ip),
                 generation,
             },
-            raft_addr: network::raft_addr(ip),
-            http_addr: format!("{ip}:4001"),
-            expect: self.config.expect,
-            db: db.clone(),
-            cluster_id,
-            formation,
-            settle: self.config.settle,
-            resume_after: Duration::from_secs(2),
-            tick: Duration::from_millis(250),
-            card_sync: self.config.card_sync,
-            push_all_up_to: self.config.push_all_up_to,
-            relay_fanout: self.config.relay_fanout,
-            volatile: self.config.volatile,
-            swim: NodeConfig::swim_config(
-                self.config
-                    .swim_size
-                    .unwrap_or(u32::from(self.config.expect.max(3))),
-            ),
-            rng_seed: self.config.seed ^ (host as u64).rotate_left(24) ^ generation,
-            faults: self.config.faults,
-            stored_voters,
-            acked,
-        };
+            network::raft_addr(ip),
+            format!("{ip}:4001"),
+            self.config.expect,
+        );
+        config.db = db.clone();
+        config.cluster_id = cluster_id;
+        config.formation = formation;
+        config.settle = self.config.settle;
+        config.card_sync = self.config.card_sync;
+        config.push_all_up_to = self.config.push_all_up_to;
+        config.relay_fanout = self.config.relay_fanout;
+        config.volatile = self.config.volatile;
+        if let Some(size) = self.config.swim_size {
+            config.swim = NodeConfig::swim_config(size);
+        }
+        config.rng_seed = self.config.seed ^ (host as u64).rotate_left(24) ^ generation;
+        config.faults = self.config.faults;
+        config.stored_voters = stored_voters;
+        config.acked = acked;
+        // Generations are the simulated start time in ms past `generation_base`: the wall
+        // clock of the simulated world.
+        config.wall_clock = Duration::from_millis(self.config.generation_base);
         h.node = Some(Node::new(config, now));
         h.sup = Supervisor::new(now, db);
         h.last_agreement = Agreement::None;

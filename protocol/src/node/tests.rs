@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use super::*;
 use crate::card::Running;
-use crate::coordinator::Faults;
+use crate::wire::Envelope;
 
 const LATENCY: Duration = Duration::from_millis(1);
 const DISCOVERY_EVERY: Duration = Duration::from_secs(2);
@@ -109,32 +109,23 @@ impl Harness {
 
     fn config(&self, i: usize) -> NodeConfig {
         let n = self.nodes.len();
-        NodeConfig {
-            cluster_name: "test".into(),
-            identity: NodeIdentity {
-                node_id: self.ids[i].clone(),
-                addr: self.addrs[i],
-                generation: 1,
-            },
-            raft_addr: format!("10.0.0.{}:4002", i + 1),
-            http_addr: format!("10.0.0.{}:4001", i + 1),
-            expect: self.expect,
-            db: DbState::Empty,
-            cluster_id: None,
-            formation: None,
-            settle: self.settle,
-            resume_after: Duration::from_secs(2),
-            tick: Duration::from_millis(250),
-            card_sync: Duration::from_secs(1),
-            push_all_up_to: 32,
-            relay_fanout: 2,
-            volatile: false,
-            swim: NodeConfig::swim_config(n as u32),
-            rng_seed: 42 + i as u64,
-            faults: Faults::default(),
-            stored_voters: Vec::new(),
-            acked: Vec::new(),
-        }
+        let identity = NodeIdentity {
+            node_id: self.ids[i].clone(),
+            addr: self.addrs[i],
+            generation: 1,
+        };
+        let mut config = NodeConfig::new(
+            "test",
+            identity,
+            format!("10.0.0.{}:4002", i + 1),
+            format!("10.0.0.{}:4001", i + 1),
+            self.expect,
+        );
+        config.settle = self.settle;
+        config.swim = NodeConfig::swim_config(n as u32);
+        config.rng_seed = 42 + i as u64;
+        config.nonce_salt = [i as u8 + 1; crate::seal::SALT_LEN];
+        config
     }
 
     fn drain(&mut self, i: usize) {
@@ -533,7 +524,7 @@ fn foreign_and_garbage_datagrams_are_refused_and_change_nothing() {
     while node.poll_output().is_some() {}
     let before = node.card().clone();
     let from: SocketAddr = "10.9.9.9:7946".parse().expect("addr");
-    let foreign = Envelope::seal(Kind::Cards, wire::cluster_tag("other"), b"x").expect("fits");
+    let foreign = Envelope::unsealed(Kind::Cards, wire::cluster_tag("other"), b"x").expect("fits");
     assert!(matches!(
         node.handle_datagram(from, &foreign, Duration::from_millis(5)),
         Err(Refusal::Wire(WireError::ForeignCluster { .. }))
@@ -543,12 +534,13 @@ fn foreign_and_garbage_datagrams_are_refused_and_change_nothing() {
             .is_err()
     );
     let bad_cards =
-        Envelope::seal(Kind::Cards, wire::cluster_tag("test"), &[9, 9, 9]).expect("fits");
+        Envelope::unsealed(Kind::Cards, wire::cluster_tag("test"), &[9, 9, 9]).expect("fits");
     assert!(
         node.handle_datagram(from, &bad_cards, Duration::from_millis(7))
             .is_err()
     );
-    let bad_swim = Envelope::seal(Kind::Swim, wire::cluster_tag("test"), &[1, 2, 3]).expect("fits");
+    let bad_swim =
+        Envelope::unsealed(Kind::Swim, wire::cluster_tag("test"), &[1, 2, 3]).expect("fits");
     assert!(
         node.handle_datagram(from, &bad_swim, Duration::from_millis(8))
             .is_err()
