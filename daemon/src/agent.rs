@@ -148,6 +148,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         expect: config.expect,
         keyring_file: config.keyring_file.clone(),
         drop_log: DropLog::default(),
+        claim_log: None,
     };
     agent.flush().await;
     agent.run(report_rx, api_rx, found_rx).await?;
@@ -175,6 +176,8 @@ struct Agent {
     /// `--gossip-keyring`, re-read on SIGHUP.
     keyring_file: Option<std::path::PathBuf>,
     drop_log: DropLog,
+    /// When a refused claim was last logged.
+    claim_log: Option<Instant>,
 }
 
 /// What `/health` and the start log say when there is no keyring.
@@ -283,7 +286,8 @@ impl Agent {
         if let Err(refusal) = self.node.handle_datagram(from, bytes, now) {
             let reason = refusal_label(&refusal);
             self.metrics.dropped(reason);
-            if matches!(reason, "auth" | "stale" | "replay") && self.drop_log.should_log(from.ip())
+            if matches!(reason, "auth" | "stale" | "replay" | "claim")
+                && self.drop_log.should_log(from.ip())
             {
                 tracing::warn!(
                     %from, %refusal,
@@ -371,17 +375,22 @@ impl Agent {
                     decision = format!("{decision}; last rqlited failure: {failure}");
                 }
                 let authenticated = self.node.keyring().is_some();
+                let mut warnings = Vec::new();
+                if !authenticated {
+                    warnings.push(UNAUTHENTICATED.to_string());
+                }
+                if let Some((addr, _)) = self.node.duplicate(self.now()).filter(|_| !conflict) {
+                    warnings.push(format!(
+                        "another rq4d at {addr} uses this node's id; it refuses to start rqlited, but give it its own --node-id"
+                    ));
+                }
                 let _ = reply.send(Health {
                     healthy: gossip && self.ready && member && !conflict,
                     gossip,
                     gossip_authenticated: authenticated,
                     rqlited_ready: self.ready,
                     decision,
-                    warnings: if authenticated {
-                        Vec::new()
-                    } else {
-                        vec![UNAUTHENTICATED.to_string()]
-                    },
+                    warnings,
                 });
             }
             Request::Members(reply) => {
@@ -464,10 +473,35 @@ impl Agent {
                     _ => tracing::info!("{}", decision.describe()),
                 }
             }
-            Event::DuplicateNodeId { addr } => tracing::error!(
-                %addr,
-                "another live rq4d uses this node id ({}); rqlited will not be started beside it",
-                self.node.card().node_id
+            Event::DuplicateNodeId { addr } => {
+                let id = &self.node.card().node_id;
+                if self.node.card().db.running().is_some() {
+                    tracing::error!(
+                        %addr,
+                        "another rq4d at {addr} uses this node's id ({id}); this node keeps running, the other must not start rqlited — give it its own --node-id"
+                    );
+                } else {
+                    tracing::error!(
+                        %addr,
+                        "node id {id} is in use by a live rq4d at {addr}; rqlited will not be started here"
+                    );
+                }
+            }
+            Event::ClaimRefused(error) => {
+                self.metrics.claims_refused.inc();
+                if self
+                    .claim_log
+                    .is_none_or(|at| at.elapsed() >= DropLog::EVERY)
+                {
+                    self.claim_log = Some(Instant::now());
+                    tracing::warn!(
+                        "{error} (further refused claims are only counted, in rq4d_claims_refused_total, for a minute)"
+                    );
+                }
+            }
+            Event::IdentityOutbid { generation } => tracing::warn!(
+                generation,
+                "another process uses this node's id; took a later gossip generation so the members keep this node"
             ),
             Event::Idle => tracing::info!("no live peers; announcing to discovery results"),
         }
@@ -540,5 +574,8 @@ fn refusal_label(refusal: &Refusal) -> &'static str {
         Refusal::Swim(_) => "swim",
         Refusal::FromMyself => "from_self",
         Refusal::DuplicateNodeId(_) => "duplicate_node_id",
+        Refusal::Claim(_) => "claim",
+        Refusal::NotAMember(_) => "not_a_member",
+        Refusal::Renewing => "renew_cooldown",
     }
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub datagrams_out: Counter,
     /// Datagrams dropped, by reason.
     pub datagrams_dropped: Family<Reason, Counter>,
+    /// Impossible claims taken out of datagrams that were otherwise used.
+    pub claims_refused: Counter,
     /// Members by state (this node included as alive).
     pub members: Family<State, Gauge>,
     /// Decisions taken, by kind.
@@ -56,6 +58,7 @@ impl Metrics {
             datagrams_in: Counter::default(),
             datagrams_out: Counter::default(),
             datagrams_dropped: Family::default(),
+            claims_refused: Counter::default(),
             members: Family::default(),
             decisions: Family::default(),
             rqlited_restarts: Counter::default(),
@@ -77,6 +80,11 @@ impl Metrics {
             "datagrams_dropped",
             "Gossip datagrams dropped, by reason",
             metrics.datagrams_dropped.clone(),
+        );
+        registry.register(
+            "claims_refused",
+            "Impossible claims (future generations, overlong versions, members past the cap) taken out of gossip",
+            metrics.claims_refused.clone(),
         );
         registry.register(
             "members",

@@ -390,6 +390,11 @@ impl CardTable {
         }
     }
 
+    /// Forgets the card of `id` (a member evicted at the cap).
+    pub fn remove(&mut self, id: &NodeId) -> Option<Card> {
+        self.cards.remove(id)
+    }
+
     /// The card held for `id`.
     pub fn get(&self, id: &NodeId) -> Option<&Card> {
         self.cards.get(id)

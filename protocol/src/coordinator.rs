@@ -120,6 +120,14 @@ impl Decision {
         }
     }
 
+    /// True for the decisions that start rqlited on a node where it is not running.
+    pub fn starts_rqlited(&self) -> bool {
+        matches!(
+            self,
+            Self::Bootstrap { .. } | Self::Join { .. } | Self::Resume { .. }
+        )
+    }
+
     fn wait(reason: impl Into<String>) -> Self {
         Self::Wait {
             reason: reason.into(),

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod card;
+pub mod claims;
 pub mod codec;
 pub mod coordinator;
 pub mod identity;

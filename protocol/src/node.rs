@@ -12,13 +12,14 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Codec, Foca, NoCustomBroadcast, OwnedNotification};
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::IndexedRandom;
 use thiserror::Error;
 
 use crate::card::{Agreement, Card, CardMessage, CardTable, ClusterId, DbState, ViewDigest};
+use crate::claims::{Bounds, ClaimError};
 use crate::codec::WireCodec;
 use crate::coordinator::{self, Decision, Faults, View};
 use crate::identity::{NodeId, NodeIdentity};
@@ -32,6 +33,14 @@ const GREET_EVERY: Duration = Duration::from_secs(1);
 const RECONNECT_FANOUT: usize = 3;
 /// How many acknowledged proposals a node remembers (see `View::acked`).
 const MAX_ACKED: usize = 16;
+/// How many greetings a node remembers (each for [`GREET_EVERY`]).
+const MAX_GREETED: usize = 256;
+
+mod duplicates;
+mod swim;
+
+pub use duplicates::{ANSWER_EVERY, CHALLENGE_EVERY, CHALLENGE_FOR};
+pub use swim::RENEW_EVERY;
 
 /// How a node is set up. Built by the daemon from flags, by the simulator from a scenario;
 /// [`NodeConfig::new`] gives the daemon's defaults.
@@ -94,6 +103,10 @@ pub struct NodeConfig {
     /// are stamped with it, and generations are bounded by it. The daemon corrects it with
     /// [`Node::set_wall_clock`] when the system clock is stepped.
     pub wall_clock: Duration,
+    /// The most members (and cards) a node keeps. At the cap, a newcomer takes the place of
+    /// the member down the longest, or is not admitted while every member is alive: a flood of
+    /// invented members cannot grow a node's memory without bound.
+    pub max_members: usize,
 }
 
 impl NodeConfig {
@@ -107,6 +120,9 @@ impl NodeConfig {
     pub const PUSH_ALL_UP_TO: usize = 32;
     /// How many members a newly learnt card is relayed to, by default.
     pub const RELAY_FANOUT: usize = 2;
+    /// The member cap, by default: far beyond the voters of any rqlite cluster, read-only
+    /// replicas included, and small enough that a full table costs a few megabytes.
+    pub const MAX_MEMBERS: usize = 1024;
 
     /// A node of cluster `cluster_name` with the daemon's defaults: empty, keyless, no settle
     /// period, foca's LAN preset for `expect` (at least 3) members. Drivers set the rest.
@@ -141,6 +157,7 @@ impl NodeConfig {
             keyring: None,
             nonce_salt: [0; SALT_LEN],
             wall_clock: Duration::ZERO,
+            max_members: Self::MAX_MEMBERS,
         }
     }
 
@@ -208,6 +225,14 @@ pub enum Event {
     },
     /// foca knows no live member: the driver should announce to its discovery targets.
     Idle,
+    /// A claim no honest node makes was taken out of a datagram (the rest of it was used).
+    ClaimRefused(ClaimError),
+    /// This running node took a generation above another life of its id, so that the members
+    /// keep it rather than the other process.
+    IdentityOutbid {
+        /// The new generation.
+        generation: u64,
+    },
 }
 
 /// Why a datagram was dropped. Every variant is counted by the daemon.
@@ -225,27 +250,16 @@ pub enum Refusal {
     /// The datagram came from another process using this node's id.
     #[error("datagram from another process with this node's id at {0}")]
     DuplicateNodeId(SocketAddr),
-}
-
-/// Evidence of another live process with this node's id at one address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Sighting {
-    first: Duration,
-    last: Duration,
-    count: u32,
-}
-
-impl Sighting {
-    /// Sightings needed, and over how long, before it counts; silence that ends it.
-    const MIN_COUNT: u32 = 3;
-    const MIN_SPAN: Duration = Duration::from_secs(1);
-    const LAPSE: Duration = Duration::from_secs(30);
-
-    fn active(&self, now: Duration) -> bool {
-        self.count >= Self::MIN_COUNT
-            && self.last.saturating_sub(self.first) >= Self::MIN_SPAN
-            && now.saturating_sub(self.last) < Self::LAPSE
-    }
+    /// The datagram claims what no honest node can (see [`crate::claims`]).
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+    /// A card digest from an address no live member gossips from.
+    #[error("card digest from {0}, which is not a live member's address")]
+    NotAMember(SocketAddr),
+    /// "You are down" within [`RENEW_EVERY`] of the last renewal, or while another live
+    /// process may hold this node's id: not answered with another renewal.
+    #[error("a renewal of this node's identity is not due")]
+    Renewing,
 }
 
 /// A member as this node knows it.
@@ -290,8 +304,10 @@ pub struct Node {
     view_changed_at: Duration,
     started_at: Duration,
     decision: Decision,
-    /// Datagrams from other lives with this node's id, by address: (first, last, count).
-    duplicates: BTreeMap<SocketAddr, Sighting>,
+    /// Other processes with this node's id (see `duplicates`).
+    duplicates: duplicates::Duplicates,
+    /// When this node last renewed its identity (foca's rejoin, or outbidding another life).
+    last_renewal: Option<Duration>,
     greeted: BTreeMap<NodeId, Duration>,
     /// foca is probing (it said `Active` and not `Idle`, `Defunct` or `Rejoin` since).
     connected: bool,
@@ -354,7 +370,8 @@ impl Node {
             decision: Decision::Wait {
                 reason: "starting".into(),
             },
-            duplicates: BTreeMap::new(),
+            duplicates: duplicates::Duplicates::default(),
+            last_renewal: None,
             greeted: BTreeMap::new(),
             connected: false,
             acked: config.acked.clone(),
@@ -424,11 +441,15 @@ impl Node {
     }
 
     /// The current card of a live member (a card from an older life does not count).
+    /// The card must be of the member's current life or a later one, *and* name the address
+    /// gossip knows the member at: a card alone cannot move a member somewhere else (a forged
+    /// "moved" card would otherwise choose where a `peers.json` recovery points).
     pub fn live_card(&self, id: &NodeId) -> Option<&Card> {
         let member = self.members.get(id).filter(|m| m.alive)?;
-        self.cards
-            .get(id)
-            .filter(|card| card.generation >= member.identity.generation)
+        self.cards.get(id).filter(|card| {
+            card.generation >= member.identity.generation
+                && card.gossip_addr == member.identity.addr
+        })
     }
 
     /// Says hello to an address found by discovery: sends it this node's card. foca cannot
@@ -562,7 +583,7 @@ impl Node {
             self.note_sender_key(from, key);
         }
         let result = match opened.kind {
-            Kind::Swim => self.handle_swim(&opened.payload, now),
+            Kind::Swim => self.handle_swim(from, &opened.payload, now),
             Kind::Cards => self.handle_cards(from, &opened.payload, now),
         };
         self.drain_swim(now);
@@ -579,6 +600,7 @@ impl Node {
             }
             Timer::Tick => {
                 self.schedule(self.config.tick, Timer::Tick);
+                self.repeat_challenges(now);
                 // Decisions are re-evaluated once per tick at most, not per datagram: with
                 // thousands of members an evaluation per message would dominate. A waiting
                 // node re-evaluates every tick, since settle periods elapse without input.
@@ -603,21 +625,15 @@ impl Node {
         }
     }
 
-    fn handle_swim(&mut self, payload: &[u8], now: Duration) -> Result<(), Refusal> {
-        // Peek at the sender first: foca refuses anything with our node id as "from ourselves",
-        // but a *different* life with our id means a second live process with this id.
-        let header = WireCodec.decode_header(payload).map_err(Refusal::Wire)?;
-        let mine = self.foca.identity();
-        if header.src.node_id == mine.node_id {
-            if header.src == *mine {
-                return Err(Refusal::FromMyself);
-            }
-            let addr = header.src.addr;
-            self.report_duplicate(addr, now);
-            return Err(Refusal::DuplicateNodeId(addr));
-        }
+    fn handle_swim(
+        &mut self,
+        from: SocketAddr,
+        payload: &[u8],
+        now: Duration,
+    ) -> Result<(), Refusal> {
+        let screened = self.screen_swim(from, payload, now)?;
         self.foca
-            .handle_data(payload, &mut self.runtime)
+            .handle_data(&screened, &mut self.runtime)
             .map_err(|error| Refusal::Swim(error.to_string()))
     }
 
@@ -631,10 +647,23 @@ impl Node {
             CardMessage::Push { cards } => {
                 let mut news = Vec::new();
                 let mut duplicate = false;
+                let mut refused = None;
+                let bounds = Bounds::at(self.wall());
                 for card in cards {
-                    if card.node_id == self.me.node_id {
-                        duplicate |= self.check_duplicate(from, &card, now);
+                    if let Err(error) = bounds.card(&card) {
+                        refused = Some(error);
                         continue;
+                    }
+                    if card.node_id == self.me.node_id {
+                        duplicate |= self.own_id_card(from, &card, now);
+                        continue;
+                    }
+                    if let Err(error) = self.admit(&card.node_id) {
+                        refused = Some(error);
+                        continue;
+                    }
+                    if from == card.gossip_addr {
+                        self.notice_newcomer(from, &card, now);
                     }
                     self.greet(&card, now);
                     let significant = self
@@ -660,12 +689,24 @@ impl Node {
                 if duplicate {
                     return Err(Refusal::DuplicateNodeId(from));
                 }
+                if let Some(error) = refused {
+                    return Err(Refusal::Claim(error));
+                }
             }
             CardMessage::Digest {
                 entries,
                 reply,
                 range,
             } => {
+                // The card table is for members: a stranger's digest (anybody can send one to
+                // an open cluster) would draw every card, every identity a forger needs.
+                let from_member = self
+                    .members
+                    .values()
+                    .any(|m| m.alive && m.identity.addr == from);
+                if !from_member {
+                    return Err(Refusal::NotAMember(from));
+                }
                 let (newer_here, newer_there) = self.answer_digest(&entries, &range);
                 let newer_here: Vec<Card> = newer_here.into_iter().cloned().collect();
                 self.send_cards(from, newer_here.iter());
@@ -679,42 +720,43 @@ impl Node {
         Ok(())
     }
 
-    /// A card with this node's id, sent by the process it describes, from another address or
-    /// life: a second live process uses this id.
-    fn check_duplicate(&mut self, from: SocketAddr, card: &Card, now: Duration) -> bool {
-        let mine = self.foca.identity();
-        let other_life = card.generation != mine.generation || card.gossip_addr != mine.addr;
-        let duplicate = from == card.gossip_addr && other_life;
-        if duplicate {
-            self.report_duplicate(from, now);
+    /// Makes room for `id` in the member and card tables if it is new: at the cap, the member
+    /// down the longest (or a card of no member) goes; while every member is alive, a new one
+    /// is not admitted.
+    fn admit(&mut self, id: &NodeId) -> Result<(), ClaimError> {
+        let cap = self.config.max_members;
+        if !self.members.contains_key(id) && self.members.len() >= cap {
+            let longest_down = self
+                .members
+                .iter()
+                .filter(|(_, m)| !m.alive)
+                .min_by_key(|(_, m)| m.since)
+                .map(|(id, _)| id.clone());
+            let Some(gone) = longest_down else {
+                return Err(ClaimError::MemberCap {
+                    node: id.clone(),
+                    cap,
+                });
+            };
+            self.members.remove(&gone);
+            self.cards.remove(&gone);
+            self.greeted.remove(&gone);
         }
-        duplicate
-    }
-
-    /// Counts a sighting of another life with this node's id. One stray datagram (say, from
-    /// this node's previous life, still in flight after a fast restart) proves nothing; repeated
-    /// ones over a second do. The conflict lapses once the other stays silent.
-    fn report_duplicate(&mut self, addr: SocketAddr, now: Duration) {
-        let sighting = self.duplicates.entry(addr).or_insert(Sighting {
-            first: now,
-            last: now,
-            count: 0,
-        });
-        let was_active = sighting.active(now);
-        sighting.last = now;
-        sighting.count += 1;
-        if sighting.active(now) && !was_active {
-            self.dirty = true;
-            self.outputs
-                .push_back(Output::Event(Event::DuplicateNodeId { addr }));
+        if self.cards.get(id).is_none() && self.cards.len() >= cap {
+            let stray = self
+                .cards
+                .iter()
+                .find(|card| self.members.get(&card.node_id).is_none_or(|m| !m.alive))
+                .map(|card| card.node_id.clone());
+            let Some(stray) = stray else {
+                return Err(ClaimError::MemberCap {
+                    node: id.clone(),
+                    cap,
+                });
+            };
+            self.cards.remove(&stray);
         }
-    }
-
-    fn active_duplicate(&self, now: Duration) -> Option<SocketAddr> {
-        self.duplicates
-            .iter()
-            .find(|(_, sighting)| sighting.active(now))
-            .map(|(addr, _)| *addr)
+        Ok(())
     }
 
     /// Announces to the node a card describes when foca does not know that life of it yet; at
@@ -733,6 +775,10 @@ impl Node {
             .is_some_and(|at| now.saturating_sub(*at) < GREET_EVERY);
         if recently {
             return;
+        }
+        if self.greeted.len() >= MAX_GREETED {
+            self.greeted
+                .retain(|_, at| now.saturating_sub(*at) < GREET_EVERY);
         }
         self.greeted.insert(card.node_id.clone(), now);
         let identity = NodeIdentity {
@@ -838,9 +884,8 @@ impl Node {
                 }
                 OwnedNotification::Rejoin(id) => {
                     // foca renewed our identity after being declared down: our card follows.
-                    self.me.generation = id.generation;
-                    self.card_changed(true);
-                    self.connected = false;
+                    self.last_renewal = Some(now);
+                    self.new_life(id.generation);
                 }
                 OwnedNotification::Active => self.connected = true,
                 OwnedNotification::Defunct => self.connected = false,
@@ -850,6 +895,17 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// This node's identity changed to `generation` (a renewal): the card follows, its version
+    /// starting over (a new generation orders after any version of the old one, and versions
+    /// stay within the bound of their life's length), and foca waits for a message to the new
+    /// identity before it probes again.
+    fn new_life(&mut self, generation: u64) {
+        self.me.generation = generation;
+        self.me.version = 0;
+        self.card_changed(true);
+        self.connected = false;
     }
 
     fn member_up(&mut self, id: NodeIdentity, now: Duration, greet: bool) {
@@ -942,10 +998,15 @@ impl Node {
         let verdict = {
             let mut peers = Vec::new();
             let mut missing = Vec::new();
-            for (id, member) in self.members.iter().filter(|(_, m)| m.alive) {
-                match self.cards.get(id) {
-                    Some(card) if card.generation >= member.identity.generation => peers.push(card),
-                    _ => missing.push(id),
+            for id in self
+                .members
+                .iter()
+                .filter(|(_, m)| m.alive)
+                .map(|(id, _)| id)
+            {
+                match self.live_card(id) {
+                    Some(card) => peers.push(card),
+                    None => missing.push(id),
                 }
             }
             let view = View {
@@ -971,15 +1032,7 @@ impl Node {
                 self.acked.push(cluster);
             }
         }
-        let mut decision = verdict.decision;
-        if let Some(addr) = self.active_duplicate(now) {
-            decision = Decision::Conflict {
-                reason: format!(
-                    "another live process uses node id {} (gossip address {addr}); refusing to start rqlited beside it",
-                    self.me.node_id
-                ),
-            };
-        }
+        let decision = self.guard_identity(verdict.decision, now);
         if verdict.agreement != self.me.agreement
             || verdict.cluster_id != self.me.cluster_id
             || verdict.formation != self.me.formation
@@ -997,6 +1050,34 @@ impl Node {
         }
     }
 
+    /// The duplicate-id rules over the coordinator's decision (see `duplicates`): a node that
+    /// is not running starts nothing while another live process may hold its id, and refuses
+    /// once the evidence counts; two running processes with one id are a conflict; a running
+    /// node whose id another, idle process uses keeps running.
+    fn guard_identity(&self, decision: Decision, now: Duration) -> Decision {
+        let id = &self.me.node_id;
+        match self.duplicate(now) {
+            Some((addr, _)) if !self.running() => Decision::Conflict {
+                reason: format!(
+                    "node id {id} is in use by a live member at {addr}; refusing to start rqlited (give this node its own --node-id, or stop the other)"
+                ),
+            },
+            Some((addr, true)) => Decision::Conflict {
+                reason: format!(
+                    "node id {id} is used by two running processes, this one and the one at {addr}; stop one of them"
+                ),
+            },
+            _ => match self.open_challenge(now) {
+                Some(addr) if !self.running() && decision.starts_rqlited() => Decision::Wait {
+                    reason: format!(
+                        "checking that node id {id} is not in use by a live process at {addr}"
+                    ),
+                },
+                _ => decision,
+            },
+        }
+    }
+
     /// Collects the founders of the formation this node is bound to from the live cards. Kept
     /// after the formation completes (the card's `formation` is cleared then) until the node
     /// belongs to another cluster or is wiped.
@@ -1006,29 +1087,25 @@ impl Node {
             self.founders = None;
         }
         if let (Some(cluster), Some(size)) = (cluster, self.me.formation) {
+            let founder = |card: &Card| {
+                (card.cluster_id == Some(cluster) && card.formation.is_some())
+                    || coordinator::agreement_cluster(card) == Some(cluster)
+            };
+            let seen: Vec<(NodeId, String)> = self
+                .members
+                .iter()
+                .filter(|(_, m)| m.alive)
+                .filter_map(|(id, _)| self.live_card(id).filter(|card| founder(card)))
+                .map(|card| (card.node_id.clone(), card.raft_addr.clone()))
+                .chain([(self.me.node_id.clone(), self.me.raft_addr.clone())])
+                .collect();
             let founders = self.founders.get_or_insert_with(|| Founders {
                 cluster,
                 size,
                 known: BTreeMap::new(),
             });
             founders.size = size;
-            let founder = |card: &Card| {
-                (card.cluster_id == Some(cluster) && card.formation.is_some())
-                    || coordinator::agreement_cluster(card) == Some(cluster)
-            };
-            let live = self.members.iter().filter(|(_, m)| m.alive);
-            for (id, member) in live {
-                if let Some(card) = self
-                    .cards
-                    .get(id)
-                    .filter(|card| card.generation >= member.identity.generation && founder(card))
-                {
-                    founders.known.insert(id.clone(), card.raft_addr.clone());
-                }
-            }
-            founders
-                .known
-                .insert(self.me.node_id.clone(), self.me.raft_addr.clone());
+            founders.known.extend(seen);
         }
     }
 

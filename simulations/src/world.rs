@@ -910,6 +910,14 @@ impl World {
             Event::DuplicateNodeId { addr } => {
                 self.note(Some(host), || format!("duplicate node id at {addr}"));
             }
+            Event::ClaimRefused(error) => {
+                self.note(Some(host), || format!("refuses a claim: {error}"));
+            }
+            Event::IdentityOutbid { generation } => {
+                self.note(Some(host), || {
+                    format!("outbids another life of its id: generation {generation}")
+                });
+            }
             Event::Idle => {}
         }
     }

@@ -11,9 +11,13 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use super::*;
 use crate::card::Running;
+use crate::seal::{Key, Keyring, Sealer};
 use crate::wire::Envelope;
 
 const LATENCY: Duration = Duration::from_millis(1);
+/// The harness's wall clock at time zero (2026-12-03 12:00 UTC); generations are small numbers
+/// far in its past.
+const WALL: Duration = Duration::from_millis(1_796_299_200_000);
 const DISCOVERY_EVERY: Duration = Duration::from_secs(2);
 const BOOTSTRAP_TAKES: Duration = Duration::from_millis(1500);
 const JOIN_TAKES: Duration = Duration::from_millis(100);
@@ -80,6 +84,15 @@ struct Harness {
     /// Formations in progress or done: cluster id → (expected founders, founders started in
     /// order, formed).
     formations: BTreeMap<ClusterId, (u16, Vec<usize>, bool)>,
+    /// Per node: the slots its discovery finds (`None`: every started node).
+    discovery: Vec<Option<Vec<usize>>>,
+    /// Every node's keyring (`None`: open gossip).
+    keyring: Option<Keyring>,
+    /// Every node in volatile mode.
+    volatile: bool,
+    /// Refused datagrams, by receiving node; any refusal fails a test unless tolerated.
+    refusals: Vec<(usize, Refusal)>,
+    tolerate_refusals: bool,
 }
 
 impl Harness {
@@ -99,6 +112,11 @@ impl Harness {
             expect: n as u16,
             settle: Duration::from_secs(1),
             formations: BTreeMap::new(),
+            discovery: vec![None; n],
+            keyring: None,
+            volatile: false,
+            refusals: Vec::new(),
+            tolerate_refusals: false,
         }
     }
 
@@ -125,6 +143,9 @@ impl Harness {
         config.swim = NodeConfig::swim_config(n as u32);
         config.rng_seed = 42 + i as u64;
         config.nonce_salt = [i as u8 + 1; crate::seal::SALT_LEN];
+        config.keyring = self.keyring.clone();
+        config.volatile = self.volatile;
+        config.wall_clock = WALL;
         config
     }
 
@@ -138,7 +159,9 @@ impl Harness {
             };
             match output {
                 Output::Send { to, datagram } => {
-                    if let Some(j) = self.addrs.iter().position(|a| *a == to) {
+                    if let Some(j) = self.addrs.iter().position(|a| *a == to)
+                        && self.nodes[j].is_some()
+                    {
                         let from = self.addrs[i];
                         self.at(
                             self.now + LATENCY,
@@ -243,6 +266,11 @@ impl Harness {
             Delivery::Discover => {
                 let started: Vec<SocketAddr> = (0..self.nodes.len())
                     .filter(|j| self.nodes[*j].is_some())
+                    .filter(|j| {
+                        self.discovery[i]
+                            .as_ref()
+                            .is_none_or(|only| only.contains(j))
+                    })
                     .map(|j| self.addrs[j])
                     .collect();
                 let now = self.now;
@@ -255,9 +283,15 @@ impl Harness {
             }
             Delivery::Datagram { from, bytes } => {
                 let now = self.now;
-                if let Some(node) = self.nodes[i].as_mut() {
-                    node.handle_datagram(from, &bytes, now)
-                        .expect("nodes of one cluster understand each other");
+                if let Some(node) = self.nodes[i].as_mut()
+                    && let Err(refusal) = node.handle_datagram(from, &bytes, now)
+                {
+                    assert!(
+                        self.tolerate_refusals,
+                        "nodes of one cluster understand each other: {} refused {refusal}",
+                        self.ids[i]
+                    );
+                    self.refusals.push((i, refusal));
                 }
             }
             Delivery::Timer(TimerKey(timer)) => {
@@ -746,3 +780,5 @@ fn a_restored_membership_gossips_on_and_detects_a_crash() {
         assert!(harness.step(), "the queue ran dry:\n{}", harness.report());
     }
 }
+
+mod trust;
