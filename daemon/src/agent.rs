@@ -149,9 +149,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         keyring_file: config.keyring_file.clone(),
         drop_log: DropLog::default(),
         claim_log: None,
+        exit_on_conflict: config.exit_on_conflict,
+        conflict_since: None,
     };
     agent.flush().await;
-    agent.run(report_rx, api_rx, found_rx).await?;
+    let outcome = agent.run(report_rx, api_rx, found_rx).await;
 
     let _ = shutdown_tx.send(true);
     match tokio::time::timeout(Duration::from_secs(9), supervisor).await {
@@ -159,7 +161,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Ok(_) => tracing::info!("rq4d stopped"),
         Err(_) => tracing::warn!("rqlited did not stop in time"),
     }
-    Ok(())
+    outcome
 }
 
 struct Agent {
@@ -178,6 +180,21 @@ struct Agent {
     drop_log: DropLog,
     /// When a refused claim was last logged.
     claim_log: Option<Instant>,
+    /// `--exit-on-conflict`.
+    exit_on_conflict: Option<Duration>,
+    /// Since when this node refuses to start because another process uses its id.
+    conflict_since: Option<Instant>,
+}
+
+/// rq4d exited because another live process kept using its node id (`--exit-on-conflict`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "node id {id} has been in use by the live rq4d at {addr} for {after:?}; exiting (--exit-on-conflict)"
+)]
+pub struct IdInUse {
+    id: rq4d_protocol::NodeId,
+    addr: SocketAddr,
+    after: Duration,
 }
 
 /// What `/health` and the start log say when there is no keyring.
@@ -250,6 +267,7 @@ impl Agent {
         let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         // Larger than any valid datagram, so oversized ones are seen whole and counted.
         let mut buf = vec![0u8; 65_536];
+        let mut outcome = Ok(());
         loop {
             let deadline = tokio::time::Instant::from_std(self.timers.next_deadline());
             tokio::select! {
@@ -273,11 +291,15 @@ impl Agent {
                 _ = sighup.recv() => self.reload_keyring(),
             }
             self.flush().await;
+            if let Err(in_use) = self.check_id_in_use() {
+                outcome = Err(in_use.into());
+                break;
+            }
         }
         let now = self.now();
         self.node.leave(now);
         self.flush().await;
-        Ok(())
+        outcome
     }
 
     fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
@@ -297,6 +319,27 @@ impl Agent {
                 tracing::debug!(%from, %refusal, "datagram dropped");
             }
         }
+    }
+
+    /// `--exit-on-conflict`: gives up once another process has held this node's id that long.
+    fn check_id_in_use(&mut self) -> Result<(), IdInUse> {
+        let Some(limit) = self.exit_on_conflict else {
+            return Ok(());
+        };
+        let refusing = matches!(self.node.decision(), Decision::Conflict { .. });
+        let Some((addr, _)) = self.node.duplicate(self.now()).filter(|_| refusing) else {
+            self.conflict_since = None;
+            return Ok(());
+        };
+        let since = *self.conflict_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < limit {
+            return Ok(());
+        }
+        Err(IdInUse {
+            id: self.node.card().node_id.clone(),
+            addr,
+            after: limit,
+        })
     }
 
     /// SIGHUP: re-reads `--gossip-keyring`. A bad file is refused and the ring in use kept.
@@ -525,17 +568,20 @@ impl Agent {
     fn publish_membership(&self) {
         let mut members = std::collections::BTreeMap::new();
         let mut raft_addrs = std::collections::BTreeMap::new();
+        let mut http_addrs = std::collections::BTreeMap::new();
         let me = self.node.card();
         raft_addrs.insert(me.raft_addr.clone(), me.node_id.clone());
         for (id, member) in self.node.members() {
             members.insert(id.clone(), (!member.alive).then_some(member.since));
             if let Some(card) = self.node.live_card(id) {
                 raft_addrs.insert(card.raft_addr.clone(), id.clone());
+                http_addrs.insert(card.raft_addr.clone(), card.http_addr.clone());
             }
         }
         let next = Membership {
             members,
             raft_addrs,
+            http_addrs,
         };
         self.membership.send_if_modified(|current| {
             let changed = *current != next;

@@ -32,7 +32,8 @@ use rq4d_protocol::{Key, Keyring, NodeId};
 ///   rq4d members --api 127.0.0.1:7947
 ///   rq4d health --api 127.0.0.1:7947
 ///
-/// EXIT CODES: 0 clean shutdown; 1 runtime failure; 2 bad command line or configuration.
+/// EXIT CODES: 0 clean shutdown; 1 runtime failure; 2 bad command line or configuration;
+/// 3 node id in use by another live process (only with --exit-on-conflict).
 #[derive(Debug, Parser)]
 #[command(
     name = "rq4d",
@@ -228,6 +229,13 @@ pub struct RunArgs {
     #[arg(long, env = "RQ4D_GOSSIP_KEYRING")]
     pub gossip_keyring: Option<PathBuf>,
 
+    /// Exit with code 3 once this node's id has been in use by another live process for this
+    /// long, instead of staying up unhealthy until it goes away (the default). Under a restart
+    /// policy the container then restarts, with a growing delay, and checks again; in Swarm
+    /// or Kubernetes the task or pod shows as failing.
+    #[arg(long, env = "RQ4D_EXIT_ON_CONFLICT", value_parser = parse_duration)]
+    pub exit_on_conflict: Option<Duration>,
+
     /// Log format.
     #[arg(long, env = "RQ4D_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -274,6 +282,7 @@ pub struct Config {
     pub volatile: bool,
     pub keyring: Option<Keyring>,
     pub keyring_file: Option<PathBuf>,
+    pub exit_on_conflict: Option<Duration>,
     pub log_format: LogFormat,
     pub api_addr: SocketAddr,
     pub rqlited_args: Vec<String>,
@@ -377,6 +386,7 @@ impl RunArgs {
             volatile: self.volatile,
             keyring,
             keyring_file: self.gossip_keyring,
+            exit_on_conflict: self.exit_on_conflict,
             log_format: self.log_format,
             api_addr: self.api_addr,
             rqlited_args: self.rqlited_args,

@@ -25,6 +25,8 @@ pub enum RqliteError {
 /// What rq4d reads from `/status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// `store.node_id`: who answers.
+    pub node_id: String,
     /// `store.leader.node_id`, when there is a leader.
     pub leader: Option<String>,
     /// `store.raft.state`: Leader, Follower, Candidate…
@@ -45,6 +47,9 @@ pub struct RaftNode {
     /// Raft address.
     #[serde(default)]
     pub addr: String,
+    /// Its HTTP API (`http://host:port`), when the answering node reached it.
+    #[serde(default)]
+    pub api_addr: String,
     /// Voter or non-voter.
     #[serde(default)]
     pub voter: bool,
@@ -68,6 +73,8 @@ struct StatusDoc {
 
 #[derive(Deserialize)]
 struct StoreDoc {
+    #[serde(default)]
+    node_id: String,
     #[serde(default)]
     leader: Option<LeaderDoc>,
     raft: RaftDoc,
@@ -115,6 +122,12 @@ pub struct Rqlite {
 impl Rqlite {
     /// A client for the rqlited whose HTTP API is at `addr` (`host:port`).
     pub fn new(addr: &str) -> Self {
+        Self::at(format!("http://{addr}"))
+    }
+
+    /// A client for the rqlited whose HTTP API is at `base` (`http://host:port`, as `/nodes`
+    /// gives it).
+    pub fn at(base: String) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(1))
@@ -122,7 +135,7 @@ impl Rqlite {
             .unwrap_or_default();
         Self {
             http,
-            base: format!("http://{addr}"),
+            base: base.trim_end_matches('/').to_string(),
         }
     }
 
@@ -146,6 +159,7 @@ impl Rqlite {
             .await?;
         let doc: StatusDoc = Self::json(response).await?;
         Ok(Status {
+            node_id: doc.store.node_id,
             leader: doc
                 .store
                 .leader

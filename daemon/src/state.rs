@@ -61,24 +61,49 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Opens (creating if needed) the data directory.
+    /// Opens (creating if needed) the data directory. A state file a crash left empty or
+    /// half-written is recovered from the temporary copy `save` writes first, if that one is
+    /// whole; otherwise the start is refused with what to do — never guessed, never deleted.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root.join("rqlite"))
             .with_context(|| format!("cannot create data directory {}", root.display()))?;
-        let file = root.join("rq4d.json");
-        let (stored, existed) = match std::fs::read_to_string(&file) {
-            Ok(text) => (
-                serde_json::from_str(&text)
-                    .with_context(|| format!("{} is not rq4d's state file", file.display()))?,
-                true,
-            ),
-            Err(e) if e.kind() == ErrorKind::NotFound => (Stored::default(), false),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+        let file = root.join(STATE_FILE);
+        let tmp = root.join(STATE_TMP);
+        // (state, whether a state file existed, whether it came from the copy)
+        let (stored, existed, recovered) = match read_stored(&file)? {
+            Read::Whole(stored) => (stored, true, false),
+            Read::Missing => match read_stored(&tmp)? {
+                // A crash between the first write of the copy and its rename.
+                Read::Whole(stored) => (stored, true, true),
+                _ => (Stored::default(), false, false),
+            },
+            Read::Damaged(error) => match read_stored(&tmp)? {
+                Read::Whole(stored) => {
+                    tracing::warn!(
+                        "{} was damaged ({error}); recovered it from {}",
+                        file.display(),
+                        tmp.display()
+                    );
+                    (stored, true, true)
+                }
+                _ => bail!(
+                    "{} is empty or damaged ({error}), and {} holds no whole copy either. \
+                     It records this node's id and cluster; rq4d will not guess them. Restore \
+                     the file from a backup, or, if this node's data may be discarded, move the \
+                     data directory {} aside and start afresh",
+                    file.display(),
+                    tmp.display(),
+                    root.display()
+                ),
+            },
         };
         let mut dir = Self {
             root: root.to_path_buf(),
             stored,
         };
+        if recovered {
+            dir.save()?;
+        }
         if !existed && dir.raft_db_exists() {
             // rqlited state from before rq4d looked after this directory: take it as real.
             dir.stored.committed = true;
@@ -239,12 +264,48 @@ impl DataDir {
         self.save()
     }
 
+    /// Writes the state durably: the copy first (written and fsynced), then renamed over the
+    /// file, then the directory fsynced so the rename itself survives a power cut. A crash at
+    /// any point leaves either file whole.
     fn save(&self) -> anyhow::Result<()> {
-        let file = self.root.join("rq4d.json");
-        let tmp = self.root.join("rq4d.json.tmp");
+        use std::io::Write;
+        let file = self.root.join(STATE_FILE);
+        let tmp = self.root.join(STATE_TMP);
         let text = serde_json::to_string_pretty(&self.stored)?;
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))
+        let write = || -> std::io::Result<()> {
+            let mut out = std::fs::File::create(&tmp)?;
+            out.write_all(text.as_bytes())?;
+            out.sync_all()
+        };
+        write().with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))?;
+        std::fs::File::open(&self.root)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("cannot sync {}", self.root.display()))
+    }
+}
+
+/// rq4d's state file in the data directory, and the copy written before it is replaced.
+const STATE_FILE: &str = "rq4d.json";
+const STATE_TMP: &str = "rq4d.json.tmp";
+
+/// What reading a state file found.
+enum Read {
+    Whole(Stored),
+    Missing,
+    /// Empty, cut short or not JSON: why.
+    Damaged(String),
+}
+
+fn read_stored(file: &Path) -> anyhow::Result<Read> {
+    match std::fs::read_to_string(file) {
+        Ok(text) if text.trim().is_empty() => Ok(Read::Damaged("empty".into())),
+        Ok(text) => Ok(match serde_json::from_str(&text) {
+            Ok(stored) => Read::Whole(stored),
+            Err(error) => Read::Damaged(error.to_string()),
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Read::Missing),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", file.display())),
     }
 }
 
@@ -351,6 +412,48 @@ mod tests {
             DataDir::open(&root).expect("opens").cluster_id(),
             Some(ClusterId(9)),
             "the data's cluster is not a choice"
+        );
+    }
+
+    #[test]
+    fn a_state_file_a_crash_left_empty_is_recovered_from_the_whole_copy() {
+        let root = temp();
+        let mut dir = DataDir::open(&root).expect("opens");
+        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.bind(ClusterId(8), Some(3)).expect("bind");
+        let whole = std::fs::read(root.join(STATE_FILE)).expect("read");
+        std::fs::write(root.join(STATE_TMP), &whole).expect("copy");
+        std::fs::write(root.join(STATE_FILE), b"").expect("truncate");
+        let again = DataDir::open(&root).expect("recovered");
+        assert_eq!(again.cluster_id(), Some(ClusterId(8)));
+        assert_eq!(
+            std::fs::read(root.join(STATE_FILE)).expect("read"),
+            whole,
+            "the file is whole again"
+        );
+    }
+
+    #[test]
+    fn a_damaged_state_file_without_a_whole_copy_is_refused_and_nothing_is_deleted() {
+        let root = temp();
+        let mut dir = DataDir::open(&root).expect("opens");
+        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        std::fs::write(dir.rqlite_dir().join("raft.db"), b"x").expect("write");
+        std::fs::write(root.join(STATE_FILE), b"{\"node_id\": \"n").expect("cut short");
+        let _ = std::fs::remove_file(root.join(STATE_TMP));
+        let error = DataDir::open(&root).expect_err("refused").to_string();
+        assert!(
+            error.contains("rq4d.json") && error.contains("backup"),
+            "{error}"
+        );
+        assert!(
+            root.join("rqlite/raft.db").exists(),
+            "the data is untouched"
+        );
+        assert_eq!(
+            std::fs::read(root.join(STATE_FILE)).expect("read"),
+            b"{\"node_id\": \"n",
+            "the damaged file is left for a human"
         );
     }
 

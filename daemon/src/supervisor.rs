@@ -133,6 +133,8 @@ pub struct Membership {
     pub members: BTreeMap<NodeId, Option<Duration>>,
     /// The Raft addresses that live members (this node included) advertise, and whose they are.
     pub raft_addrs: BTreeMap<String, NodeId>,
+    /// The HTTP address each of those Raft addresses' owners advertises.
+    pub http_addrs: BTreeMap<String, String>,
 }
 
 /// What the supervisor tells the gossip loop.
@@ -357,6 +359,20 @@ impl Supervisor {
         if Instant::now() < self.next_start {
             return;
         }
+        if bootstrap_expect.is_none()
+            && let Some(other) = self.id_in_use(join).await
+        {
+            // The second line behind gossip's duplicate check: rqlited would let this node
+            // evict a live member with its id.
+            let text = format!(
+                "node id {} is in use: the cluster lists it at Raft address {other}, and the node there answers as {}; refusing to -join (give this node its own --node-id)",
+                self.config.node_id, self.config.node_id
+            );
+            tracing::error!("{text}");
+            self.schedule_restart();
+            self.report(Report::StartFailed(text)).await;
+            return;
+        }
         let dir = self.data.rqlite_dir();
         let args = self.config.args(&dir, join, bootstrap_expect);
         tracing::info!(rqlited = %self.config.rqlited.display(), args = %args.join(" "), "starting rqlited");
@@ -376,6 +392,27 @@ impl Supervisor {
                 self.report(Report::StartFailed(text)).await;
             }
         }
+    }
+
+    /// Asks the first join target whose HTTP address gossip knows: does the cluster list this
+    /// node's id at another Raft address, and does the node there answer as this id? Returns
+    /// that address if so. Any failure to ask is no evidence: the check never blocks a join on
+    /// its own trouble.
+    async fn id_in_use(&self, join: &[String]) -> Option<String> {
+        let http = {
+            let membership = self.membership.borrow();
+            join.iter()
+                .find_map(|raft| membership.http_addrs.get(raft).cloned())?
+        };
+        let nodes = Rqlite::new(&http).nodes().await.ok()?;
+        let listed = nodes
+            .into_iter()
+            .find(|n| n.id == self.config.node_id.as_str() && n.addr != self.config.raft_adv)?;
+        if listed.api_addr.is_empty() {
+            return None;
+        }
+        let status = Rqlite::at(listed.api_addr.clone()).status().await.ok()?;
+        (status.node_id == self.config.node_id.as_str()).then_some(listed.addr)
     }
 
     async fn stop(&mut self) {

@@ -11,7 +11,11 @@
 //! * a card's **version** is bumped once per change within one life, and a node makes far
 //!   fewer than one change per millisecond, so a version above the life's length in ms plus
 //!   [`VERSION_SLACK`] is impossible too;
-//! * a card lists at most [`crate::seal::MAX_KEYS`] key ids.
+//! * a card lists at most [`crate::seal::MAX_KEYS`] key ids;
+//! * a card's Raft and HTTP addresses are on its gossip IP: rq4d advertises one IP for all
+//!   three, so a card pointing Raft somewhere else is a lie — the one a forged "moved" card
+//!   needs to steer a `peers.json` recovery, since a card only counts at the gossip address
+//!   foca knows its member at.
 //!
 //! What the bounds cannot do is tell a plausible lie from the truth: only the keyring does
 //! that (ARCHITECTURE.md, "Trust").
@@ -62,6 +66,20 @@ pub enum ClaimError {
         node: NodeId,
         /// How many.
         count: usize,
+    },
+    /// Raft or HTTP address on another IP than the gossip address.
+    #[error(
+        "node {node} claims Raft address {raft} and HTTP address {http} apart from its gossip address {gossip}"
+    )]
+    AddressesApart {
+        /// Whose.
+        node: NodeId,
+        /// The gossip address claimed.
+        gossip: std::net::SocketAddr,
+        /// The Raft address claimed.
+        raft: String,
+        /// The HTTP address claimed.
+        http: String,
     },
     /// A new member while the member table is full of live ones.
     #[error("member table full ({cap} members): {node} not admitted")]
@@ -129,6 +147,18 @@ impl Bounds {
                 count: card.keys.len(),
             });
         }
+        let on_gossip_ip = |addr: &str| {
+            addr.parse::<std::net::SocketAddr>()
+                .is_ok_and(|addr| addr.ip() == card.gossip_addr.ip())
+        };
+        if !on_gossip_ip(&card.raft_addr) || !on_gossip_ip(&card.http_addr) {
+            return Err(ClaimError::AddressesApart {
+                node: card.node_id.clone(),
+                gossip: card.gossip_addr,
+                raft: card.raft_addr.clone(),
+                http: card.http_addr.clone(),
+            });
+        }
         Ok(())
     }
 }
@@ -173,6 +203,20 @@ mod tests {
         ));
         card.version = u64::MAX;
         assert!(bounds.card(&card).is_err());
+    }
+
+    #[test]
+    fn a_card_pointing_raft_away_from_its_gossip_ip_is_refused() {
+        let bounds = Bounds::at(NOON);
+        let mut card = sample("n3", 1, 1);
+        assert!(bounds.card(&card).is_ok(), "{card:?}");
+        card.raft_addr = "10.9.9.9:4002".into();
+        assert!(matches!(
+            bounds.card(&card),
+            Err(ClaimError::AddressesApart { .. })
+        ));
+        card.raft_addr = "db-3:4002".into();
+        assert!(bounds.card(&card).is_err(), "a name proves nothing");
     }
 
     #[test]

@@ -590,6 +590,8 @@ fn a_second_process_with_my_node_id_is_a_conflict_and_one_stray_datagram_is_not(
     let mut impostor_config = harness.config(0);
     impostor_config.identity.addr = harness.addrs[1];
     impostor_config.identity.generation = 2;
+    impostor_config.raft_addr = "10.0.0.2:4002".into();
+    impostor_config.http_addr = "10.0.0.2:4001".into();
     let mut impostor = Node::new(impostor_config, Duration::ZERO);
     while a.poll_output().is_some() {}
     while impostor.poll_output().is_some() {}

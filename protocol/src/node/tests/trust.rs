@@ -207,6 +207,7 @@ fn a_card_alone_cannot_move_a_member() {
     forged.version = 1;
     forged.gossip_addr = stranger();
     forged.raft_addr = "10.9.9.9:4002".into();
+    forged.http_addr = "10.9.9.9:4001".into();
     inject(&mut harness, 0, stranger(), &cards(&[forged])).expect("a card it may hold");
     let node = harness.nodes[0].as_ref().expect("started");
     assert_ne!(
