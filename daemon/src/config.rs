@@ -207,7 +207,8 @@ pub struct RunArgs {
     pub settle: Duration,
 
     /// Data is disposable: the losing side of a split may delete its data and rejoin. Off by
-    /// default: without it rq4d never deletes anything.
+    /// default: without it rq4d never deletes anything. Needs a gossip key, so that only
+    /// members of the cluster can ever bring a node to that decision.
     #[arg(long, env = "RQ4D_VOLATILE")]
     pub volatile: bool,
 
@@ -368,6 +369,12 @@ impl RunArgs {
             }
             (None, None) => None,
         };
+        if self.volatile && keyring.is_none() {
+            return Err(flag_error(
+                "--volatile",
+                "needs --gossip-key or --gossip-keyring: volatile mode lets the losing side of a split delete its data, and without a key anyone who can reach the gossip port could claim to be the winning side",
+            ));
+        }
         Ok(Config {
             node_id,
             cluster_name: self.cluster_name,
@@ -448,6 +455,7 @@ mod tests {
             (&["--broadcast", "--", "-join", "x:1"], "-join"),
             (&["--broadcast", "--reap-after", "soon"], "--reap-after"),
             (&["--broadcast", "--gossip-key", "secret"], "--gossip-key"),
+            (&["--broadcast", "--volatile"], "--volatile"),
             (&["--broadcast", "--gossip-key", "AAAA"], "--gossip-key"),
             (
                 &["--broadcast", "--gossip-keyring", "/nonexistent/ring"],

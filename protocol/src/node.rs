@@ -666,6 +666,17 @@ impl Node {
                         self.notice_newcomer(from, &card, now);
                     }
                     self.greet(&card, now);
+                    if self
+                        .members
+                        .get(&card.node_id)
+                        .is_some_and(|m| card.generation > m.identity.generation)
+                    {
+                        // A life gossip has not confirmed yet (the greeting asks foca to): its
+                        // card is taken once foca knows it — it comes again, pushed on the
+                        // member's way up or drawn by a digest. Taken now, a card could claim
+                        // any later life and mask the member's real card for good.
+                        continue;
+                    }
                     let significant = self
                         .cards
                         .get(&card.node_id)

@@ -238,9 +238,15 @@ impl Cluster {
 
     /// Starts node `id` at `ip` with data in `<dir>/<data>`.
     pub fn start_at(&mut self, id: &str, ip: &str, data: &str) -> &mut Rq4d {
+        self.start_as(id, id, ip, data)
+    }
+
+    /// Starts a process with node id `id` at `ip`, data in `<dir>/<data>`, kept under `key`
+    /// (another than its id when it copies a live member's id).
+    pub fn start_as(&mut self, key: &str, id: &str, ip: &str, data: &str) -> &mut Rq4d {
         let data_dir = self.dir.join(data);
         std::fs::create_dir_all(&data_dir).expect("data dir");
-        let log = self.dir.join(&format!("{id}-{ip}.log"));
+        let log = self.dir.join(&format!("{key}-{ip}.log"));
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -282,8 +288,24 @@ impl Cluster {
             log,
             child,
         };
-        self.nodes.insert(id.to_string(), node);
-        self.nodes.get_mut(id).expect("just inserted")
+        self.nodes.insert(key.to_string(), node);
+        self.nodes.get_mut(key).expect("just inserted")
+    }
+
+    /// The seed list every node is given (`ip:7946`, comma-separated).
+    pub fn seed_list(&self) -> String {
+        self.seeds.join(",")
+    }
+
+    /// The directory the cluster's data and logs live in.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops tracking the process under `key` without killing it (it was already stopped), so
+    /// that checks over the running nodes no longer see it.
+    pub fn forget(&mut self, key: &str) -> Option<Rq4d> {
+        self.nodes.remove(key)
     }
 
     /// Starts node `id` in seed slot `slot`, data in `<dir>/<id>`.
@@ -309,6 +331,13 @@ impl Cluster {
     /// leader's voters are exactly the running nodes. Returns the leader's id.
     pub fn check_one_cluster(&mut self) -> Result<String, String> {
         let running = self.running_ids();
+        self.check_cluster_of(&running)
+    }
+
+    /// [`Cluster::check_one_cluster`] over the nodes kept under `keys` only (each a node id):
+    /// every one healthy and seeing one leader, whose voters are exactly these.
+    pub fn check_cluster_of(&mut self, keys: &BTreeSet<String>) -> Result<String, String> {
+        let running = keys.clone();
         let mut leaders = BTreeSet::new();
         for id in &running {
             let node = &self.nodes[id];
@@ -468,8 +497,12 @@ pub fn flood(target: &str, count: usize) -> std::io::Result<()> {
             // Valid magic and version, garbage after: reaches deeper parsing.
             bytes[0] = b'R';
             bytes[1] = b'4';
-            bytes[2] = 1;
-            bytes[3] = 0;
+            bytes[2] = rq4d_protocol::wire::VERSION;
+            bytes[3] = if i % 2 == 0 {
+                0
+            } else {
+                rq4d_protocol::seal::SEAL_PREFIX as u8
+            };
         }
         let _ = socket.send_to(&bytes, target);
     }

@@ -12,6 +12,7 @@
 
 pub mod cluster;
 pub mod double;
+pub mod forge;
 
 use std::collections::HashSet;
 use std::fs::{self, File};

@@ -218,6 +218,29 @@ fn a_card_alone_cannot_move_a_member() {
 }
 
 #[test]
+fn a_card_of_a_later_life_gossip_has_not_confirmed_does_not_mask_the_real_one() {
+    let mut harness = formed_three();
+    let real = harness.nodes[2].as_ref().expect("started").card().clone();
+    // Plausible in every field: the member's own addresses, a later life within the skew.
+    let mut forged = real.clone();
+    forged.generation = real.generation + 10;
+    forged.version = 1;
+    forged.db = DbState::Empty;
+    let held = harness.nodes[0]
+        .as_ref()
+        .expect("started")
+        .cards()
+        .get(&real.node_id)
+        .cloned();
+    inject(&mut harness, 0, stranger(), &cards(&[forged])).expect("not refused, not taken");
+    let node = harness.nodes[0].as_ref().expect("started");
+    assert_eq!(node.cards().get(&real.node_id), held.as_ref());
+    let until = harness.now + Duration::from_secs(5);
+    run_for(&mut harness, until);
+    assert_intact(&harness);
+}
+
+#[test]
 fn pings_naming_my_id_from_another_socket_are_no_evidence() {
     let mut harness = formed_three();
     let me = harness.nodes[1]
