@@ -40,6 +40,7 @@ Exit status: 0 no violation, 1 violations, 2 setup error, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import base64
 import concurrent.futures
 import datetime
 import json
@@ -397,6 +398,8 @@ class Chaos:
             "RQ4D_REAP_AFTER": f"{self.args.reap_after:g}s",
             "RQ4D_RESTART": "no",
             "RQ4D_CLUSTER_NAME": name,
+            # Sealed gossip, as the quick start runs it: one key per project.
+            "RQ4D_GOSSIP_KEY": base64.b64encode(os.urandom(32)).decode(),
         }
         project = Project(name, env, self.compose)
         self.projects.append(project)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CI's Docker stage: builds the image, brings up the README's 3-node cluster and removes it, checks
-# the two-host mimic, and runs the short chaos test. Prints "SKIPPED" and exits 0 when no Docker
+# CI's Docker stage: builds the image, brings up the README's 3-node cluster, lets two intruders
+# loose on its network and removes it, checks the two-host mimic, and runs the short chaos test. Prints "SKIPPED" and exits 0 when no Docker
 # Engine answers. Everything it starts is removed on exit, also on failure.
 #
 #   scripts/docker-ci.sh                 # what .ci/run calls
@@ -31,6 +31,9 @@ trap cleanup EXIT
 
 echo "== docker: quick start (scripts/docker-up.sh: 3 nodes form one cluster)"
 RQ4D_PROJECT=$project scripts/docker-up.sh 3
+
+echo "== docker: intruders on the compose network (no key; another key) never become members"
+scripts/docker-intruders.sh "$project"
 RQ4D_PROJECT=$project scripts/docker-down.sh
 
 if [[ $(id -u) == 0 ]]; then

@@ -19,6 +19,9 @@ left=${RQ4D_LEFT_NET:-10.77.1}
 right=${RQ4D_RIGHT_NET:-10.77.2}
 export RQ4D_LEFT_NET=$left RQ4D_RIGHT_NET=$right
 compose=(scripts/docker-compose.sh -p "$project" -f compose/multi-host.yaml)
+# Both "hosts" seal gossip with the project's key (scripts/gossip-key.sh).
+RQ4D_GOSSIP_KEY=${RQ4D_GOSSIP_KEY:-$(scripts/gossip-key.sh "$project")}
+export RQ4D_GOSSIP_KEY
 
 routes_add() {
     ip rule add from "$left.0/24" to "$right.0/24" table 7701 priority 7701 2>/dev/null || true
@@ -143,6 +146,7 @@ down)
         "${compose[@]}" down -v --remove-orphans -t 3
     for v in $volumes; do docker volume rm "$v" >/dev/null 2>&1 || true; done
     routes_del
+    scripts/gossip-key.sh "$project" --remove
     ;;
 *)
     echo "usage: $0 up|check|down" >&2

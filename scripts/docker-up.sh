@@ -11,8 +11,13 @@
 # with N replicas of one service, waits until every replica is healthy under one leader and
 # prints the members table.
 #
+# Gossip is sealed with a key of the project's own (scripts/gossip-key.sh: made on the first up,
+# kept in compose/.secrets/<project>.key, removed by scripts/docker-down.sh), so nothing else on
+# the network can join or forge the membership.
+#
 # Environment: RQ4D_IMAGE (use this image, skip the build), RQ4D_PROJECT (compose project,
-# default rq4d), and any RQ4D_* variable compose/compose.yaml reads (RQ4D_EXPECT, ...).
+# default rq4d), RQ4D_GOSSIP_KEY (use this key instead), and any RQ4D_* variable
+# compose/compose.yaml reads (RQ4D_EXPECT, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-3}
@@ -24,6 +29,8 @@ if [[ -z ${RQ4D_IMAGE:-} ]]; then
     RQ4D_IMAGE=$(scripts/docker-build.sh)
 fi
 export RQ4D_IMAGE
+RQ4D_GOSSIP_KEY=${RQ4D_GOSSIP_KEY:-$(scripts/gossip-key.sh "$project")}
+export RQ4D_GOSSIP_KEY
 
 # Volumes of the replicas a scale-down removes are garbage (those nodes are gone for good and
 # reaped after RQ4D_REAP_AFTER); compose leaves them behind, so they are removed here.
@@ -79,4 +86,9 @@ for id in $ids; do
     docker inspect -f '  {{.Name}}  http://{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}:4001' "$id" | sed 's|/||'
 done
 echo "members: docker exec $(docker inspect -f '{{.Name}}' "$first" | tr -d /) /rq4d members"
-echo "remove:  scripts/docker-down.sh"
+echo "gossip is sealed with the key in compose/.secrets/$project.key"
+if [[ $project == rq4d ]]; then
+    echo "remove:  scripts/docker-down.sh"
+else
+    echo "remove:  RQ4D_PROJECT=$project scripts/docker-down.sh"
+fi

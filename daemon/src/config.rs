@@ -361,6 +361,12 @@ impl RunArgs {
             }
         }
         let keyring = match (&self.gossip_key, &self.gossip_keyring) {
+            (Some(key), _) if key.trim().is_empty() => {
+                return Err(flag_error(
+                    "--gossip-key",
+                    "is empty: give a key from `rq4d keygen`, or leave RQ4D_GOSSIP_KEY unset for open gossip",
+                ));
+            }
             (Some(key), _) => Some(Keyring::single(
                 Key::parse(key).map_err(|e| flag_error("--gossip-key", e))?,
             )),
@@ -457,6 +463,7 @@ mod tests {
             (&["--broadcast", "--gossip-key", "secret"], "--gossip-key"),
             (&["--broadcast", "--volatile"], "--volatile"),
             (&["--broadcast", "--gossip-key", "AAAA"], "--gossip-key"),
+            (&["--broadcast", "--gossip-key", ""], "--gossip-key"),
             (
                 &["--broadcast", "--gossip-keyring", "/nonexistent/ring"],
                 "--gossip-keyring",

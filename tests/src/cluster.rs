@@ -132,6 +132,11 @@ impl Rq4d {
         signal(self.pid(), "TERM");
     }
 
+    /// SIGHUP (re-read the keyring file).
+    pub fn hangup(&self) {
+        signal(self.pid(), "HUP");
+    }
+
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
         let start = Instant::now();
