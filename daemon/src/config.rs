@@ -215,7 +215,7 @@ pub struct RunArgs {
     /// The cluster's gossip key (base64, from `rq4d keygen`), the same on every node: every
     /// datagram is sealed with it and only sealed ones are accepted, so nobody without the key
     /// can join, forge or read the gossip. Without a key or keyring, gossip is open to anyone
-    /// who can reach the port (fine on loopback; say so to yourself on a shared network).
+    /// who can reach the port: fine on loopback, not on a network anybody else can reach.
     #[arg(
         long,
         env = "RQ4D_GOSSIP_KEY",

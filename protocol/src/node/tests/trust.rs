@@ -550,3 +550,58 @@ fn a_node_back_with_its_volume_at_a_new_address_is_not_an_impostor() {
         harness.report()
     );
 }
+
+mod random_input {
+    //! The stable twin of `fuzz/fuzz_targets/node_receive.rs`: the same entry point fed random
+    //! bytes — raw, and framed as valid SWIM and card envelopes, open and sealed — inside
+    //! `cargo test`.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn fed(keyed: bool, kind: Kind, framed: bool, bytes: &[u8]) -> Node {
+        let mut harness = Harness::new(1);
+        if keyed {
+            harness.keyring = Some(keyring(1));
+        }
+        let mut node = Node::new(harness.config(0), Duration::ZERO);
+        let before = node.identity().clone();
+        let tag = wire::cluster_tag("test");
+        let datagram = match (framed, keyed) {
+            (false, _) => bytes.to_vec(),
+            (true, true) => {
+                let mut sealer = Sealer::new(Some(keyring(1)), [0xee; crate::seal::SALT_LEN]);
+                match sealer.seal(kind, tag, bytes, WALL) {
+                    Ok(datagram) => datagram,
+                    Err(_) => return node,
+                }
+            }
+            (true, false) => match Envelope::unsealed(kind, tag, bytes) {
+                Ok(datagram) => datagram,
+                Err(_) => return node,
+            },
+        };
+        for step in 0..2u64 {
+            let _ = node.handle_datagram(stranger(), &datagram, Duration::from_millis(5 * step));
+            while node.poll_output().is_some() {}
+        }
+        assert_eq!(node.identity().node_id, before.node_id);
+        assert!(node.identity().generation >= before.generation);
+        node
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn random_datagrams_never_panic_a_node_nor_change_who_it_is(
+            bytes in proptest::collection::vec(any::<u8>(), 0..1400),
+            keyed in any::<bool>(),
+            swim in any::<bool>(),
+            framed in any::<bool>(),
+        ) {
+            let kind = if swim { Kind::Swim } else { Kind::Cards };
+            fed(keyed, kind, framed, &bytes);
+        }
+    }
+}
