@@ -61,6 +61,25 @@ impl foca::Codec<NodeIdentity> for WireCodec {
     }
 }
 
+/// A SWIM payload as foca lays one out: the header, then a big-endian `u16` count and the
+/// member updates. foca writes its own; this is for tools and tests that craft SWIM datagrams
+/// (what `Node`'s screen reads back).
+pub fn swim_payload(
+    header: &Header<NodeIdentity>,
+    updates: &[Member<NodeIdentity>],
+) -> Result<Vec<u8>, WireError> {
+    use foca::Codec;
+    let mut payload = Vec::new();
+    WireCodec.encode_header(header, &mut payload)?;
+    let count =
+        u16::try_from(updates.len()).map_err(|_| WireError::PayloadTooLarge(updates.len()))?;
+    payload.put_u16(count);
+    for update in updates {
+        WireCodec.encode_member(update, &mut payload)?;
+    }
+    Ok(payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,10 @@
 //!   the first seed and then saw it declared down before the second bootstrap), which is
 //!   counted separately;
 //! * **data is kept** — a node whose state counts as data never joins another cluster as a fresh
-//!   node, never loses its data outside volatile mode, and never decides to bootstrap.
+//!   node, never loses its data outside volatile mode, and never decides to bootstrap;
+//! * **honest claims pass** — every simulated node is honest, so a claim refused by the bounds
+//!   of `rq4d_protocol::claims` is a bound that misfires (a generation, version or address an
+//!   honest node does produce).
 //!
 //! Liveness is checked at the end of a scenario: once the network is whole and at least
 //! `expect` nodes are up, every live node must be a voter of one cluster with a leader within
@@ -20,6 +23,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use rq4d_protocol::claims::ClaimError;
 use rq4d_protocol::{Agreement, ClusterId, NodeId};
 
 use crate::world::{Bootstrap, World};
@@ -40,6 +44,8 @@ pub enum Kind {
     ClusterIdReused,
     /// The cluster did not form within the bound.
     NotConverged,
+    /// A node refused a claim of an honest node (a bound too tight).
+    HonestClaimRefused,
 }
 
 impl fmt::Display for Kind {
@@ -51,6 +57,7 @@ impl fmt::Display for Kind {
             Self::BootstrapWithData => "bootstrap-with-data",
             Self::ClusterIdReused => "cluster-id-reused",
             Self::NotConverged => "not-converged",
+            Self::HonestClaimRefused => "honest-claim-refused",
         })
     }
 }
@@ -145,6 +152,16 @@ pub fn data_lost(world: &World, host: usize) -> Violation {
             "{} deleted its data outside volatile mode",
             world.hosts[host].id
         ),
+        window: false,
+    }
+}
+
+/// A node refused a claim; every simulated node is honest.
+pub fn honest_claim_refused(world: &World, host: usize, error: &ClaimError) -> Violation {
+    Violation {
+        kind: Kind::HonestClaimRefused,
+        at: world.now,
+        detail: format!("{} refused an honest claim: {error}", world.hosts[host].id),
         window: false,
     }
 }

@@ -911,7 +911,8 @@ impl World {
                 self.note(Some(host), || format!("duplicate node id at {addr}"));
             }
             Event::ClaimRefused(error) => {
-                self.note(Some(host), || format!("refuses a claim: {error}"));
+                let v = invariants::honest_claim_refused(self, host, &error);
+                self.violation(v);
             }
             Event::IdentityOutbid { generation } => {
                 self.note(Some(host), || {
@@ -964,6 +965,7 @@ impl World {
             self.rqlite.hosts[host].raft = network::raft_addr(ip);
         }
         let now = self.now;
+        let hosts = self.hosts.len();
         let h = &mut self.hosts[host];
         h.ever_started = true;
         h.life += 1;
@@ -1012,6 +1014,8 @@ impl World {
         // Generations are the simulated start time in ms past `generation_base`: the wall
         // clock of the simulated world.
         config.wall_clock = Duration::from_millis(self.config.generation_base);
+        // The daemon's cap is for real clusters; the simulator's largest runs exceed it.
+        config.max_members = NodeConfig::MAX_MEMBERS.max(2 * hosts);
         h.node = Some(Node::new(config, now));
         h.sup = Supervisor::new(now, db);
         h.last_agreement = Agreement::None;

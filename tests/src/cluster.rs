@@ -214,6 +214,17 @@ impl Cluster {
         }
     }
 
+    /// `n` nodes `n1`… expecting `n`, started together with `args`, formed into one cluster;
+    /// returns the cluster and its leader (panics with the report if it does not form).
+    pub fn formed(label: &str, n: usize, args: &[&str]) -> (Self, String) {
+        let mut cluster = Self::new(label, n, n as u16).with_args(args);
+        for slot in 0..n {
+            cluster.start(&format!("n{}", slot + 1), slot);
+        }
+        let leader = cluster.wait_one_cluster(FORM_DEADLINE);
+        (cluster, leader)
+    }
+
     /// Extra rq4d flags for every node started from now on.
     pub fn with_args(mut self, args: &[&str]) -> Self {
         self.extra.extend(args.iter().map(|a| a.to_string()));
@@ -317,6 +328,15 @@ impl Cluster {
     pub fn start(&mut self, id: &str, slot: usize) -> &mut Rq4d {
         let ip = self.seed_ips()[slot].clone();
         self.start_at(id, &ip, id)
+    }
+
+    /// A node other than `leader` (the first by id).
+    pub fn a_follower(&self, leader: &str) -> String {
+        self.nodes
+            .keys()
+            .find(|id| *id != leader)
+            .cloned()
+            .expect("a follower")
     }
 
     /// The node with `id`.

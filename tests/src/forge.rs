@@ -4,9 +4,8 @@
 
 use std::net::{SocketAddr, UdpSocket};
 
-use foca::{Codec, Header, Member, Message};
+use foca::{Header, Member, Message};
 use rq4d_protocol::card::CardMessage;
-use rq4d_protocol::codec::WireCodec;
 use rq4d_protocol::seal::Sealer;
 use rq4d_protocol::wire::{self, Envelope, Kind};
 use rq4d_protocol::{Card, Keyring, NodeId, NodeIdentity};
@@ -80,22 +79,13 @@ impl Forger {
         message: Message<NodeIdentity>,
         updates: &[Member<NodeIdentity>],
     ) -> Vec<u8> {
-        let mut payload = Vec::new();
         let header = Header {
             src,
             src_incarnation: 0,
             dst,
             message,
         };
-        WireCodec
-            .encode_header(&header, &mut payload)
-            .expect("encodes");
-        payload.extend_from_slice(&(updates.len() as u16).to_be_bytes());
-        for update in updates {
-            WireCodec
-                .encode_member(update, &mut payload)
-                .expect("encodes");
-        }
+        let payload = rq4d_protocol::codec::swim_payload(&header, updates).expect("encodes");
         self.datagram(Kind::Swim, &payload)
     }
 

@@ -6,26 +6,8 @@ use std::time::Duration;
 use rq4d_tests::cluster::{Cluster, FORM_DEADLINE, alive, child_pids, flood, fresh_ip};
 use rq4d_tests::wait_until;
 
-fn formed(label: &str, n: usize, args: &[&str]) -> (Cluster, String) {
-    let mut cluster = Cluster::new(label, n, n as u16).with_args(args);
-    for slot in 0..n {
-        cluster.start(&format!("n{}", slot + 1), slot);
-    }
-    let leader = cluster.wait_one_cluster(FORM_DEADLINE);
-    (cluster, leader)
-}
-
 fn three(label: &str, args: &[&str]) -> (Cluster, String) {
-    formed(label, 3, args)
-}
-
-fn a_follower(cluster: &Cluster, leader: &str) -> String {
-    cluster
-        .nodes
-        .keys()
-        .find(|id| *id != leader)
-        .cloned()
-        .expect("a follower")
+    Cluster::formed(label, 3, args)
 }
 
 #[test]
@@ -39,8 +21,9 @@ fn five_nodes_a_killed_follower_is_removed_and_its_replacement_joins() {
 }
 
 fn replace_a_follower(n: usize) {
-    let (mut cluster, leader) = formed(&format!("replace-{n}"), n, &["--reap-after", "3s"]);
-    let victim = a_follower(&cluster, &leader);
+    let (mut cluster, leader) =
+        Cluster::formed(&format!("replace-{n}"), n, &["--reap-after", "3s"]);
+    let victim = cluster.a_follower(&leader);
     cluster.node(&victim).kill();
     // The replacement: a new container, new id, new address, empty volume.
     let ip = fresh_ip();
@@ -73,7 +56,8 @@ fn five_nodes_a_killed_leader_restarted_at_a_new_address_rejoins() {
 }
 
 fn move_the_leader(n: usize) {
-    let (mut cluster, leader) = formed(&format!("moved-leader-{n}"), n, &["--reap-after", "120s"]);
+    let (mut cluster, leader) =
+        Cluster::formed(&format!("moved-leader-{n}"), n, &["--reap-after", "120s"]);
     let data = cluster.node(&leader).data_dir.clone();
     cluster.node(&leader).kill();
     // The survivors elect a new leader among themselves.
@@ -114,8 +98,8 @@ fn five_nodes_sigterm_stops_rqlited_and_exits_cleanly() {
 }
 
 fn sigterm(n: usize) {
-    let (mut cluster, leader) = formed(&format!("sigterm-{n}"), n, &[]);
-    let follower = a_follower(&cluster, &leader);
+    let (mut cluster, leader) = Cluster::formed(&format!("sigterm-{n}"), n, &[]);
+    let follower = cluster.a_follower(&leader);
     let node = cluster.node(&follower);
     let children = child_pids(node.pid());
     assert!(!children.is_empty(), "rq4d runs rqlited as its child");
@@ -142,7 +126,7 @@ fn five_nodes_a_flood_of_random_datagrams_is_dropped_and_counted() {
 }
 
 fn flooded(n: usize) {
-    let (mut cluster, leader) = formed(&format!("flood-{n}"), n, &[]);
+    let (mut cluster, leader) = Cluster::formed(&format!("flood-{n}"), n, &[]);
     let target = cluster.node(&leader);
     let gossip = target.gossip();
     let before = target
@@ -177,7 +161,7 @@ fn flooded(n: usize) {
 #[test]
 fn a_crashed_rqlited_is_restarted_by_its_rq4d() {
     let (mut cluster, leader) = three("rqlited-crash", &[]);
-    let follower = a_follower(&cluster, &leader);
+    let follower = cluster.a_follower(&leader);
     let node = cluster.node(&follower);
     let children = child_pids(node.pid());
     assert_eq!(children.len(), 1, "one rqlited child: {children:?}");
@@ -203,7 +187,7 @@ fn a_crashed_rqlited_is_restarted_by_its_rq4d() {
 #[test]
 fn a_node_removed_from_raft_while_running_rejoins() {
     let (mut cluster, leader) = three("removed-rejoins", &[]);
-    let follower = a_follower(&cluster, &leader);
+    let follower = cluster.a_follower(&leader);
     let body = format!("{{\"id\":\"{follower}\"}}");
     let response =
         rq4d_tests::http_delete(&cluster.nodes[&leader].http(), "/remove", &body).expect("remove");
@@ -399,7 +383,7 @@ fn a_replacement_at_a_dead_voters_address_joins_without_waiting_for_reap_after()
     // Docker hands a dead container's IP to the next one; rqlited refuses a joiner whose address
     // a voter holds, so the leader's rq4d removes that dead voter at once.
     let (mut cluster, leader) = three("ip-reuse", &["--reap-after", "600s"]);
-    let victim = a_follower(&cluster, &leader);
+    let victim = cluster.a_follower(&leader);
     let ip = cluster.nodes[&victim].ip.clone();
     cluster.node(&victim).kill();
     cluster.nodes.remove(&victim);

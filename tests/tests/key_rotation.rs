@@ -100,36 +100,22 @@ fn the_key_rotates_on_a_running_cluster_without_a_failed_write_or_a_node_down() 
         }
     };
     let members = cluster.nodes.len();
-    // 1. The new key beside the old one, everywhere.
-    write_ring(&[&old, &new]);
-    hangup_each(&cluster);
-    wait_for_line(
-        &mut cluster,
-        &format!(
-            "key {}: held by {members} of {members} live members",
-            new.id()
-        ),
+    let held = format!(
+        "key {}: held by {members} of {members} live members",
+        new.id()
     );
-    // 2. The new key primary, everywhere.
-    write_ring(&[&new, &old]);
-    hangup_each(&cluster);
-    wait_for_line(
-        &mut cluster,
-        &format!(
-            "key {}: held by {members} of {members} live members, sent with by {members}",
-            new.id()
-        ),
-    );
-    // 3. The old key gone.
-    write_ring(&[&new]);
-    hangup_each(&cluster);
-    wait_for_line(
-        &mut cluster,
-        &format!(
-            "key {}: held by {members} of {members} live members, sent with by {members}",
-            new.id()
-        ),
-    );
+    let sent = format!("{held}, sent with by {members}");
+    // 1. The new key beside the old one, everywhere; 2. the new key primary, everywhere; 3. the
+    // old key gone. Each step waits until every node's `rq4d keyring` shows it done.
+    for (ring, done) in [
+        (vec![&old, &new], &held),
+        (vec![&new, &old], &sent),
+        (vec![&new], &sent),
+    ] {
+        write_ring(&ring);
+        hangup_each(&cluster);
+        wait_for_line(&mut cluster, done);
+    }
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("writer");

@@ -13,26 +13,8 @@ use rq4d_tests::cluster::{Cluster, FORM_DEADLINE, Rq4d, child_pids, fresh_ip};
 use rq4d_tests::forge::{Forger, identity_of, own_card};
 use rq4d_tests::{http_get, wait_until};
 
-fn formed(label: &str, n: usize, args: &[&str]) -> (Cluster, String) {
-    let mut cluster = Cluster::new(label, n, n as u16).with_args(args);
-    for slot in 0..n {
-        cluster.start(&format!("n{}", slot + 1), slot);
-    }
-    let leader = cluster.wait_one_cluster(FORM_DEADLINE);
-    (cluster, leader)
-}
-
 fn card(node: &Rq4d) -> Card {
     own_card(&node.members().expect("/members")).expect("own card")
-}
-
-fn a_follower(cluster: &Cluster, leader: &str) -> String {
-    cluster
-        .nodes
-        .keys()
-        .find(|id| *id != leader)
-        .cloned()
-        .expect("a follower")
 }
 
 /// `series` summed over `ids`.
@@ -87,8 +69,8 @@ fn hold_under(cluster: &mut Cluster, period: Duration, mut attack: impl FnMut(&m
 
 #[test]
 fn a_forged_down_from_the_far_future_removes_no_voter_and_starts_no_renewal_storm() {
-    let (mut cluster, leader) = formed("trust-down", 3, &["--reap-after", "3s"]);
-    let victim = a_follower(&cluster, &leader);
+    let (mut cluster, leader) = Cluster::formed("trust-down", 3, &["--reap-after", "3s"]);
+    let victim = cluster.a_follower(&leader);
     let victim_card = card(&cluster.nodes[&victim]);
     let before = voters(&cluster, &leader);
     let mut forger = Forger::new(&fresh_ip(), "rq4d").expect("forger");
@@ -145,8 +127,8 @@ fn a_forged_down_from_the_far_future_removes_no_voter_and_starts_no_renewal_stor
 
 #[test]
 fn a_forged_leader_of_another_cluster_from_the_far_future_is_no_split() {
-    let (mut cluster, leader) = formed("trust-split", 3, &[]);
-    let victim = a_follower(&cluster, &leader);
+    let (mut cluster, leader) = Cluster::formed("trust-split", 3, &[]);
+    let victim = cluster.a_follower(&leader);
     let mut forged = card(&cluster.nodes[&victim]);
     forged.generation = u64::MAX;
     forged.version = u64::MAX;
@@ -178,8 +160,9 @@ fn a_forged_leader_of_another_cluster_from_the_far_future_is_no_split() {
 #[test]
 fn volatile_nodes_with_a_key_wipe_nothing_for_forged_cards_however_plausible() {
     let key = Key::from_bytes([3; 32]).to_base64();
-    let (mut cluster, leader) = formed("trust-volatile", 3, &["--volatile", "--gossip-key", &key]);
-    let victim = a_follower(&cluster, &leader);
+    let (mut cluster, leader) =
+        Cluster::formed("trust-volatile", 3, &["--volatile", "--gossip-key", &key]);
+    let victim = cluster.a_follower(&leader);
     let real = card(&cluster.nodes[&victim]);
     // Plausible in every field: the victim's own life and address, a later version.
     let mut forged = real.clone();
@@ -223,7 +206,7 @@ fn volatile_nodes_with_a_key_wipe_nothing_for_forged_cards_however_plausible() {
 
 #[test]
 fn forged_moved_cards_during_a_restart_write_no_peers_json() {
-    let (mut cluster, leader) = formed("trust-moved", 3, &[]);
+    let (mut cluster, leader) = Cluster::formed("trust-moved", 3, &[]);
     let before = voters(&cluster, &leader);
     let cards: Vec<Card> = cluster.nodes.values().map(card).collect();
     let ids: Vec<String> = cluster.nodes.keys().cloned().collect();
@@ -284,8 +267,8 @@ fn forged_moved_cards_during_a_restart_write_no_peers_json() {
 
 #[test]
 fn spoofed_pings_naming_a_members_id_leave_it_running_and_healthy() {
-    let (mut cluster, leader) = formed("trust-spoof", 3, &[]);
-    let victim = a_follower(&cluster, &leader);
+    let (mut cluster, leader) = Cluster::formed("trust-spoof", 3, &[]);
+    let victim = cluster.a_follower(&leader);
     let me = identity_of(&card(&cluster.nodes[&victim]));
     let victim_gossip = cluster.nodes[&victim].gossip();
     let ip = fresh_ip();
@@ -315,9 +298,9 @@ fn spoofed_pings_naming_a_members_id_leave_it_running_and_healthy() {
 
 #[test]
 fn a_flood_of_invented_members_leaves_every_node_healthy_and_bounded() {
-    let (mut cluster, leader) = formed("trust-flood", 3, &["--reap-after", "5s"]);
+    let (mut cluster, leader) = Cluster::formed("trust-flood", 3, &["--reap-after", "5s"]);
     let ids: Vec<String> = cluster.nodes.keys().cloned().collect();
-    let target = a_follower(&cluster, &leader);
+    let target = cluster.a_follower(&leader);
     let dst = identity_of(&card(&cluster.nodes[&target]));
     let gossip = cluster.nodes[&target].gossip();
     let mut forger = Forger::new(&fresh_ip(), "rq4d").expect("forger");
@@ -367,7 +350,7 @@ fn a_flood_of_invented_members_leaves_every_node_healthy_and_bounded() {
 /// (a copied config). Returns the cluster (the impostor kept as "impostor") and the voters
 /// before it started.
 fn impostor(label: &str, data: bool, extra: &[&str]) -> (Cluster, String, Vec<(String, String)>) {
-    let (mut cluster, leader) = formed(label, 3, &[]);
+    let (mut cluster, leader) = Cluster::formed(label, 3, &[]);
     let before = voters(&cluster, &leader);
     if data {
         let from = cluster.nodes["n2"].data_dir.clone();
@@ -452,7 +435,7 @@ fn an_impostor_told_to_exits_with_code_3() {
 fn intruders_without_the_key_or_with_another_never_become_members() {
     let key = Key::from_bytes([5; 32]).to_base64();
     let other = Key::from_bytes([6; 32]).to_base64();
-    let (mut cluster, leader) = formed("trust-keyed", 3, &["--gossip-key", &key]);
+    let (mut cluster, leader) = Cluster::formed("trust-keyed", 3, &["--gossip-key", &key]);
     let before = voters(&cluster, &leader);
     let ids: Vec<String> = cluster.nodes.keys().cloned().collect();
     cluster.set_args(&[]);
@@ -513,7 +496,7 @@ fn replayed_and_forged_sealed_datagrams_are_dropped_and_counted() {
         .recv_from(&mut buf)
         .expect("a member greets the seed");
     let genuine = buf[..len].to_vec();
-    let target = cluster.nodes[&a_follower(&cluster, &leader)].gossip();
+    let target = cluster.nodes[&cluster.a_follower(&leader)].gossip();
     for _ in 0..3 {
         eavesdropper.send_to(&genuine, &target).expect("send");
     }
@@ -521,7 +504,7 @@ fn replayed_and_forged_sealed_datagrams_are_dropped_and_counted() {
     let last = forged.len() - 1;
     forged[last] ^= 0x55;
     eavesdropper.send_to(&forged, &target).expect("send");
-    let target_id = a_follower(&cluster, &leader);
+    let target_id = cluster.a_follower(&leader);
     let node = &cluster.nodes[&target_id];
     let counted = wait_until(
         "the replay and the forgery counted",
@@ -539,4 +522,34 @@ fn replayed_and_forged_sealed_datagrams_are_dropped_and_counted() {
     counted.unwrap_or_else(|e| panic!("{e}\n{}", cluster.report()));
     cluster.wait_one_cluster(FORM_DEADLINE);
     assert_eq!(voters(&cluster, &leader), before);
+}
+
+#[test]
+fn a_strangers_digest_draws_no_cards() {
+    let (cluster, leader) = Cluster::formed("trust-digest", 3, &[]);
+    let node = &cluster.nodes[&leader];
+    let mut forger = Forger::new(&fresh_ip(), "rq4d").expect("forger");
+    let digest = rq4d_protocol::card::CardMessage::Digest {
+        entries: Vec::new(),
+        reply: false,
+        range: rq4d_protocol::card::DigestRange::default(),
+    }
+    .encode()
+    .expect("encodes");
+    let datagram = forger.datagram(rq4d_protocol::wire::Kind::Cards, &digest);
+    forger.send(&node.gossip(), &datagram);
+    assert_eq!(
+        forger.receive(Duration::from_secs(2)),
+        None,
+        "an open cluster's card table is no answer to a stranger"
+    );
+    let counted = wait_until("the digest counted", Duration::from_secs(5), || {
+        let n = node.metric(&dropped("not_a_member"))?;
+        if n >= 1.0 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    });
+    counted.unwrap_or_else(|e| panic!("{e}"));
 }

@@ -1,12 +1,10 @@
 //! What a sender who lies can make a node do: the keyring keeps strangers out, the bounds keep
 //! impossible claims out, and a copied node id is refused by the process that copied it.
 
-use bytes::BufMut;
-use foca::{Codec, Header, Member, Message};
+use foca::{Header, Member, Message};
 
 use super::*;
 use crate::claims::ClaimError;
-use crate::codec::WireCodec;
 use crate::seal::SealError;
 
 const STRANGER: &str = "10.9.9.9:7946";
@@ -31,22 +29,13 @@ fn swim(
     message: Message<NodeIdentity>,
     updates: &[Member<NodeIdentity>],
 ) -> Vec<u8> {
-    let mut payload = Vec::new();
     let header = Header {
         src,
         src_incarnation: 0,
         dst,
         message,
     };
-    WireCodec
-        .encode_header(&header, &mut payload)
-        .expect("encodes");
-    payload.put_u16(updates.len() as u16);
-    for update in updates {
-        WireCodec
-            .encode_member(update, &mut payload)
-            .expect("encodes");
-    }
+    let payload = crate::codec::swim_payload(&header, updates).expect("encodes");
     Envelope::unsealed(Kind::Swim, wire::cluster_tag("test"), &payload).expect("fits")
 }
 
