@@ -16,7 +16,7 @@ use rand::{RngExt, SeedableRng};
 use rq4d_protocol::coordinator::Faults;
 use rq4d_protocol::{
     Agreement, ClusterId, DbState, Decision, Event, Node, NodeConfig, NodeId, NodeIdentity, Output,
-    Timer,
+    Refusal, Timer,
 };
 
 use crate::dns::Dns;
@@ -464,8 +464,14 @@ impl World {
         let Some(node) = self.hosts[host].node.as_mut() else {
             return;
         };
-        if node.handle_datagram(from, bytes, now).is_err() {
-            self.counters.refused += 1;
+        match node.handle_datagram(from, bytes, now) {
+            Ok(()) => {}
+            Err(Refusal::Claim(error)) => {
+                self.counters.refused += 1;
+                let v = invariants::honest_claim_refused(self, host, &error);
+                self.violation(v);
+            }
+            Err(_) => self.counters.refused += 1,
         }
         self.settle(host);
     }
