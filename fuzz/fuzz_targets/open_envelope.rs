@@ -1,5 +1,5 @@
-//! The sealed envelope: any bytes, opened by a node with a keyring and by one without. Never a
-//! panic; a datagram that opens under the key must be one this target could have sealed.
+//! The sealed envelope: any bytes, opened by a node with a keyring and by one without — never a
+//! panic; and the input sealed as a payload opens back to exactly the input.
 #![no_main]
 
 use std::time::Duration;
