@@ -1,57 +1,20 @@
-//! What rq4d keeps in the data directory beside rqlited's own files.
+//! The data directory: rq4d's state file beside rqlited's own files.
 //!
 //! ```text
-//! <data-dir>/rq4d.json   this file: node id, cluster id, whether rqlited's state is real
+//! <data-dir>/rq4d.json   rq4d's state (`rq4d_protocol::stored::Stored`: node id, cluster id,
+//!                        binding, whether rqlited's state is committed, the voters)
 //! <data-dir>/rqlite/     rqlited's data directory (raft.db, db.sqlite, …)
 //! ```
 //!
-//! The node id must never change for a data directory (rqlited leaves a node with a changed id
-//! leaderless), so it is written on first start and wins over the hostname afterwards.
-//!
-//! `committed` answers a question `raft.db` alone cannot: an rqlited whose `-join` failed leaves
-//! a `raft.db` without any configuration, and restarting it without `-join` would bootstrap a
-//! second cluster. So rq4d counts rqlited's state as data only once it is committed: once its
-//! `/status` shows it a voter of its configuration (a founder of a new cluster and a joiner
-//! alike; before that its Raft state holds nothing anyone needs).
-//!
-//! Before it has data, a node may be *bound*: it is a founder of an agreed formation (cluster id
-//! and the number of founders) or decided to join a cluster. The binding is kept here too, so a
-//! restarted container keeps its word instead of taking part in a second agreement.
+//! What the state means and how it changes is the protocol crate's; this module reads it, writes
+//! it durably whenever a transition changed it, and owns the files.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use rq4d_protocol::stored::Stored;
 use rq4d_protocol::{ClusterId, DbState, NodeId};
-use serde::{Deserialize, Serialize};
-
-/// The contents of `rq4d.json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stored {
-    /// The node id this data directory belongs to.
-    pub node_id: Option<NodeId>,
-    /// The cluster rqlited's state belongs to, or the one this node is bound to.
-    #[serde(default)]
-    pub cluster_id: Option<u64>,
-    /// While bound to the formation of `cluster_id`: how many founders form it. A founder that
-    /// restarts must take part again, or the cluster never forms.
-    #[serde(default)]
-    pub formation: Option<u16>,
-    /// The clusters of the proposals this node acknowledged while empty: a founder that
-    /// restarts before it saw its seed decide is a founder all the same.
-    #[serde(default)]
-    pub acked: Vec<u64>,
-    /// Voters in the configuration when last seen running.
-    #[serde(default)]
-    pub last_voters: u16,
-    /// rqlited's state is a real member's (see the module docs).
-    #[serde(default)]
-    pub committed: bool,
-    /// The voters (id, Raft address) when last seen running: what a recovery with
-    /// `raft/peers.json` needs when every voter comes back at a new address.
-    #[serde(default)]
-    pub voters: Vec<(String, String)>,
-}
 
 /// The data directory and rq4d's file in it.
 #[derive(Debug, Clone)]
@@ -120,6 +83,11 @@ impl DataDir {
         self.rqlite_dir().join("raft.db").exists()
     }
 
+    /// Persists the state when a transition changed it.
+    fn saved(&self, changed: bool) -> anyhow::Result<()> {
+        if changed { self.save() } else { Ok(()) }
+    }
+
     /// Settles the node id: the stored one, else `--node-id`, else the hostname. A `--node-id`
     /// that contradicts the stored id of a directory with data is refused.
     pub fn resolve_node_id(&mut self, flag: Option<&NodeId>) -> anyhow::Result<NodeId> {
@@ -133,107 +101,64 @@ impl DataDir {
             (Some(stored), None) => stored.clone(),
             (None, None) => hostname_id()?,
         };
-        if self.stored.node_id.as_ref() != Some(&id) {
-            self.stored.node_id = Some(id.clone());
-            self.save()?;
-        }
+        let changed = self.stored.set_node_id(&id);
+        self.saved(changed)?;
         Ok(id)
     }
 
     /// True when rqlited's state counts as data.
     pub fn has_data(&self) -> bool {
-        self.raft_db_exists() && self.stored.committed
+        self.stored.has_data(self.raft_db_exists())
     }
 
     /// What the disk says while rqlited is not running.
     pub fn db_state(&self) -> DbState {
-        if self.has_data() {
-            DbState::HasData {
-                last_voters: self.stored.last_voters,
-            }
-        } else {
-            DbState::Empty
-        }
+        self.stored.db_state(self.raft_db_exists())
     }
 
     /// The cluster the data belongs to.
     pub fn cluster_id(&self) -> Option<ClusterId> {
-        self.stored.cluster_id.map(ClusterId)
+        self.stored.cluster_id()
     }
 
     /// How many founders form the cluster this node is bound to, while it forms.
     pub fn formation(&self) -> Option<u16> {
-        self.stored.formation
+        self.stored.formation()
     }
 
     /// The clusters of the proposals this node acknowledged while empty.
     pub fn acked(&self) -> Vec<ClusterId> {
-        self.stored.acked.iter().copied().map(ClusterId).collect()
+        self.stored.acked()
     }
 
-    /// Records the proposals acknowledged (nothing once the state is committed).
+    /// Records the proposals acknowledged ([`Stored::record_acked`]).
     pub fn record_acked(&mut self, acked: &[ClusterId]) -> anyhow::Result<()> {
-        let acked: Vec<u64> = acked.iter().map(|c| c.0).collect();
-        if self.stored.committed || self.stored.acked == acked {
-            return Ok(());
-        }
-        self.stored.acked = acked;
-        self.save()
+        let changed = self.stored.record_acked(acked);
+        self.saved(changed)
     }
 
-    /// Records the cluster (and formation) this node is bound to before it has data (it is a
-    /// founder of a formation, or decided to join): a restarted container must not forget it
-    /// and take part in a second agreement (found by the simulator's search). Refused once the
-    /// state is committed: then the cluster is the data's, not a choice.
+    /// Records the binding ([`Stored::bind`]).
     pub fn bind(&mut self, cluster: ClusterId, formation: Option<u16>) -> anyhow::Result<()> {
-        if self.stored.committed
-            || (self.stored.cluster_id == Some(cluster.0) && self.stored.formation == formation)
-        {
-            return Ok(());
-        }
-        self.stored.cluster_id = Some(cluster.0);
-        self.stored.formation = formation;
-        self.save()
+        let changed = self.stored.bind(cluster, formation);
+        self.saved(changed)
     }
 
-    /// Records that rqlited's state is a member's of `cluster` with `voters` voters.
+    /// Records that rqlited's state is a member's ([`Stored::commit`]).
     pub fn commit(&mut self, cluster: Option<ClusterId>, voters: u16) -> anyhow::Result<()> {
-        let next = Stored {
-            cluster_id: cluster.map(|c| c.0).or(self.stored.cluster_id),
-            formation: None,
-            acked: Vec::new(),
-            last_voters: voters,
-            committed: true,
-            ..self.stored.clone()
-        };
-        if next != self.stored {
-            self.stored = next;
-            self.save()?;
-        }
-        Ok(())
+        let changed = self.stored.commit(cluster, voters);
+        self.saved(changed)
     }
 
     /// The voters recorded while rqlited ran.
     pub fn voters(&self) -> Vec<(NodeId, String)> {
-        self.stored
-            .voters
-            .iter()
-            .filter_map(|(id, addr)| Some((NodeId::new(id.as_str()).ok()?, addr.clone())))
-            .collect()
+        self.stored.voters()
     }
 
     /// Records the voters rqlited reports; true when they changed.
     pub fn record_voters(&mut self, voters: &[(NodeId, String)]) -> anyhow::Result<bool> {
-        let voters: Vec<(String, String)> = voters
-            .iter()
-            .map(|(id, addr)| (id.to_string(), addr.clone()))
-            .collect();
-        if voters == self.stored.voters {
-            return Ok(false);
-        }
-        self.stored.voters = voters;
-        self.save()?;
-        Ok(true)
+        let changed = self.stored.record_voters(voters);
+        self.saved(changed)?;
+        Ok(changed)
     }
 
     /// Writes `raft/peers.json` so rqlited starts with this configuration (rqlite's recovery for
@@ -255,12 +180,7 @@ impl DataDir {
         let dir = self.rqlite_dir();
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot wipe {}", dir.display()))?;
         std::fs::create_dir_all(&dir)?;
-        self.stored.cluster_id = None;
-        self.stored.formation = None;
-        self.stored.acked.clear();
-        self.stored.committed = false;
-        self.stored.last_voters = 0;
-        self.stored.voters.clear();
+        self.stored.wiped();
         self.save()
     }
 

@@ -7,6 +7,7 @@
 //! * [`card`] — what each node tells the others, and how cards reach every member.
 //! * [`coordinator`] — the decision rules: bootstrap, join, resume, wait, conflict.
 //! * [`reaper`] — which dead voter the leader's daemon removes, if any.
+//! * [`stored`] — what a node keeps beside rqlited's files, and how it changes.
 //! * [`node`] — foca, the card table and the coordinator behind one input/output API.
 //!
 //! Time is a parameter (`now: Duration` since an epoch the driver picks); nothing here reads a
@@ -22,6 +23,7 @@ pub mod identity;
 pub mod node;
 pub mod reaper;
 pub mod seal;
+pub mod stored;
 pub mod wire;
 
 pub use card::{Agreement, Card, ClusterId, DbState, Running, ViewDigest};

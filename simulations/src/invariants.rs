@@ -287,7 +287,7 @@ pub fn diagnose(world: &World) -> Option<String> {
                 .voters
                 .contains_key(&world.hosts[h].id)
         });
-        if counted && !disk.committed && world.rqlite.procs[h].is_none() {
+        if counted && !disk.stored.committed && world.rqlite.procs[h].is_none() {
             return Some(format!(
                 "uncommitted voter: {} is a voter of Raft cluster #{} but its state is not committed, so rq4d treats it as empty",
                 world.hosts[h].id,

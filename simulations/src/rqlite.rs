@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 use rand::rngs::SmallRng;
+use rq4d_protocol::stored::Stored;
 use rq4d_protocol::{ClusterId, DbState, NodeId};
 
 use crate::network::{Addresses, Network};
@@ -34,54 +35,30 @@ const SINGLE_NODE_REFUSAL_AFTER: Duration = Duration::from_millis(30);
 /// `-bootstrap-expect-timeout`.
 const BOOTSTRAP_EXPECT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// What a data directory holds: rqlited's state and rq4d's `rq4d.json` beside it.
+/// What a data directory holds: rqlited's state and rq4d's `rq4d.json` beside it — the same
+/// [`Stored`] state, changed by the same transitions, as the daemon keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Disk {
     /// `raft.db` exists (any start creates it, even a failed join).
     pub raft_db: bool,
     /// The Raft cluster whose log this is (index into [`Rqlite::clusters`]).
     pub cluster: Option<usize>,
-    /// rq4d counts the state as data (the daemon's `committed`).
-    pub committed: bool,
-    /// The rq4d cluster id recorded with it (or bound to).
-    pub cluster_id: Option<ClusterId>,
-    /// The formation of `cluster_id` this node is a founder of (the daemon's `formation`).
-    pub formation: Option<u16>,
-    /// The proposals acknowledged while empty (the daemon's `acked`).
-    pub acked: Vec<ClusterId>,
-    /// Voters when last seen running.
-    pub last_voters: u16,
-    /// The voters `(id, Raft address)` rq4d recorded while rqlited ran healthy.
-    pub voters: Vec<(NodeId, String)>,
+    /// rq4d's state file.
+    pub stored: Stored,
     /// `raft/peers.json`, written by the supervisor for a recovery; applied and deleted by the
     /// next start.
     pub peers_json: Option<Vec<(NodeId, String)>>,
 }
 
 impl Disk {
-    /// The daemon's `DataDir::has_data`.
+    /// [`Stored::has_data`] of this disk.
     pub fn has_data(&self) -> bool {
-        self.raft_db && self.committed
+        self.stored.has_data(self.raft_db)
     }
 
-    /// The daemon's `DataDir::db_state`.
+    /// [`Stored::db_state`] of this disk.
     pub fn db_state(&self) -> DbState {
-        if self.has_data() {
-            DbState::HasData {
-                last_voters: self.last_voters,
-            }
-        } else {
-            DbState::Empty
-        }
-    }
-
-    /// The daemon's `DataDir::commit`.
-    pub fn commit(&mut self, cluster_id: Option<ClusterId>, voters: u16) {
-        self.cluster_id = cluster_id.or(self.cluster_id);
-        self.formation = None;
-        self.acked.clear();
-        self.last_voters = voters;
-        self.committed = true;
+        self.stored.db_state(self.raft_db)
     }
 }
 
@@ -319,7 +296,7 @@ impl Rqlite {
                     self.clusters.push(RaftCluster {
                         founder: host,
                         founded_at: ctx.now,
-                        cluster_id: self.disks[host].cluster_id,
+                        cluster_id: self.disks[host].stored.cluster_id(),
                         voters: BTreeMap::from([(id, me)]),
                         leader: None,
                         term: 0,
@@ -454,7 +431,7 @@ impl Rqlite {
         let same = (0..self.clusters.len()).find(|&c| {
             self.clusters[c].founder != host
                 && self.clusters[c].voters.keys().eq(voters.keys())
-                && self.clusters[c].cluster_id == self.disks[host].cluster_id
+                && self.clusters[c].cluster_id == self.disks[host].stored.cluster_id()
         });
         if let Some(cluster) = same {
             self.disks[host].cluster = Some(cluster);
@@ -467,7 +444,7 @@ impl Rqlite {
         self.clusters.push(RaftCluster {
             founder: host,
             founded_at: ctx.now,
-            cluster_id: self.disks[host].cluster_id,
+            cluster_id: self.disks[host].stored.cluster_id(),
             voters: voters.clone(),
             leader: None,
             term: 0,
@@ -595,7 +572,9 @@ impl Rqlite {
         let id = self.hosts[host].id.clone();
         let raft = self.hosts[host].raft.clone();
         let disk = &mut self.disks[host];
-        let had_data_of = disk.cluster.filter(|c| *c != cluster && disk.committed);
+        let had_data_of = disk
+            .cluster
+            .filter(|c| *c != cluster && disk.stored.committed);
         disk.cluster = Some(cluster);
         let voters = &mut self.clusters[cluster].voters;
         if voters.get(&id) != Some(&raft) {

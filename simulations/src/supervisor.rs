@@ -149,17 +149,13 @@ impl Supervisor {
         let mut out = Vec::new();
         // As in the daemon: the cluster (and formation) this node is bound to is recorded
         // before it has data, so a restarted container does not forget it; never once committed.
-        let disk = &mut s.rqlite.disks[s.host];
+        let stored = &mut s.rqlite.disks[s.host].stored;
         if let Some(cluster) = directive.cluster_id
-            && !disk.committed
             && !matches!(directive.decision, Decision::Wipe { .. })
         {
-            disk.cluster_id = Some(cluster);
-            disk.formation = directive.formation;
+            stored.bind(cluster, directive.formation);
         }
-        if !disk.committed {
-            disk.acked.clone_from(&directive.acked);
-        }
+        stored.record_acked(&directive.acked);
         if let Some((cluster, founders)) = self.forming_for
             && s.rqlite.procs[s.host].is_some()
             && (directive.cluster_id, directive.formation) != (Some(cluster), Some(founders))
@@ -288,11 +284,13 @@ impl Supervisor {
         let now = s.ctx.now;
         if status.voter {
             // As in the daemon: a voter's state is committed, leader or not.
-            let disk = &mut s.rqlite.disks[s.host];
-            disk.commit(directive.cluster_id, voters_of(&status));
-            if disk.voters.is_empty() && !directive.founders.is_empty() {
+            let stored = &mut s.rqlite.disks[s.host].stored;
+            stored.commit(directive.cluster_id, voters_of(&status));
+            if stored.voters.is_empty()
+                && !directive.founders.is_empty()
+                && stored.record_voters(&directive.founders)
+            {
                 // As in the daemon: a formed cluster's first configuration is its founders.
-                disk.voters.clone_from(&directive.founders);
                 out.push(Report::Voters(directive.founders.clone()));
             }
         }
@@ -321,9 +319,7 @@ impl Supervisor {
                     .iter()
                     .map(|(id, addr)| (id.clone(), addr.clone()))
                     .collect();
-                let disk = &mut s.rqlite.disks[s.host];
-                if disk.voters != voters {
-                    disk.voters = voters.clone();
+                if s.rqlite.disks[s.host].stored.record_voters(&voters) {
                     out.push(Report::Voters(voters));
                 }
             }

@@ -982,10 +982,10 @@ impl World {
             let disk = &self.rqlite.disks[host];
             (
                 disk.db_state(),
-                disk.cluster_id,
-                disk.formation,
-                disk.voters.clone(),
-                disk.acked.clone(),
+                disk.stored.cluster_id(),
+                disk.stored.formation(),
+                disk.stored.voters(),
+                disk.stored.acked(),
             )
         } else {
             (h.static_db.clone(), None, None, Vec::new(), Vec::new())
@@ -1112,8 +1112,8 @@ impl World {
                 host.id,
                 host.ip,
                 disk.cluster,
-                disk.committed,
-                disk.cluster_id,
+                disk.stored.committed,
+                disk.stored.cluster_id(),
                 if self.rqlite.member_ok(h) {
                     "member"
                 } else if self.rqlite.procs[h].is_some() {
