@@ -12,8 +12,8 @@
 //! * A rumour is **challenged**: this node sends its card to the address the rumour names, a
 //!   few times over [`CHALLENGE_FOR`]. A live process there answers with its own card — direct
 //!   evidence — and a dead one (a previous life that moved, not yet seen down by everyone)
-//!   stays silent. A node that is not running rqlited starts nothing while a challenge is
-//!   open.
+//!   stays silent. A first direct sighting is challenged the same way. A node that is not
+//!   running rqlited starts nothing while a challenge is open and its evidence not counted.
 //! * Direct evidence is answered (this node's card to the sender, at most every
 //!   [`ANSWER_EVERY`]), and counts once it is [`Sighting::MIN_COUNT`] sightings over
 //!   [`Sighting::MIN_SPAN`]: one stray datagram proves nothing. It lapses after
@@ -123,6 +123,8 @@ impl Node {
         let running = matches!(card.db, DbState::Starting | DbState::Running(_));
         self.report_duplicate(from, running, now);
         self.answer_duplicate(from, now);
+        // One sighting proves nothing yet; asked again, a live process answers again.
+        self.challenge(from, now);
         true
     }
 
@@ -243,15 +245,19 @@ impl Node {
         }
     }
 
-    /// An address whose challenge is still open and unanswered: a node that is not running
-    /// must not start rqlited yet.
+    /// An address whose challenge is still open and not settled (no counted evidence from it
+    /// yet): a node that is not running must not start rqlited before it is.
     pub(super) fn open_challenge(&self, now: Duration) -> Option<SocketAddr> {
         self.duplicates
             .challenges
             .iter()
             .find(|(addr, c)| {
                 now.saturating_sub(c.first) < CHALLENGE_FOR
-                    && !self.duplicates.sightings.contains_key(addr)
+                    && !self
+                        .duplicates
+                        .sightings
+                        .get(addr)
+                        .is_some_and(|s| s.active(now))
             })
             .map(|(addr, _)| *addr)
     }

@@ -447,6 +447,11 @@ fn run_until_three_run(harness: &mut Harness) {
 /// cluster of slots 0–2 runs. `discovers_all`: its discovery finds every node (the real member
 /// included); else only slot 0, so all it hears of the real member is relayed.
 fn impostor(discovers_all: bool) -> Harness {
+    impostor_with(discovers_all, false)
+}
+
+/// [`impostor`]; with `data`, the impostor starts on a copy of the member's volume.
+fn impostor_with(discovers_all: bool, data: bool) -> Harness {
     let mut harness = Harness::new(4);
     harness.expect = 3;
     harness.tolerate_refusals = true;
@@ -459,7 +464,19 @@ fn impostor(discovers_all: bool) -> Harness {
     }
     run_until_three_run(&mut harness);
     let start = harness.now + Duration::from_secs(5);
-    harness.at(start, 3, Delivery::Start);
+    if data {
+        run_for(&mut harness, start);
+        let copied = harness.nodes[1].as_ref().expect("started").card().clone();
+        let mut config = harness.config(3);
+        config.db = DbState::HasData { last_voters: 3 };
+        config.cluster_id = copied.cluster_id;
+        config.identity.generation = copied.generation + 5_000;
+        harness.nodes[3] = Some(Node::new(config, harness.now));
+        harness.at(harness.now, 3, Delivery::Discover);
+        harness.drain(3);
+    } else {
+        harness.at(start, 3, Delivery::Start);
+    }
     run_for(&mut harness, start + Duration::from_secs(30));
     harness
 }
@@ -500,6 +517,16 @@ fn an_impostor_that_greets_the_real_member_refuses_and_the_member_keeps_its_plac
 #[test]
 fn an_impostor_that_hears_of_the_real_member_only_through_others_refuses_too() {
     assert_impostor_refused(&impostor(false));
+}
+
+#[test]
+fn a_copied_volume_that_greets_the_real_member_refuses_without_resuming() {
+    assert_impostor_refused(&impostor_with(true, true));
+}
+
+#[test]
+fn a_copied_volume_that_hears_of_the_real_member_only_through_others_refuses_too() {
+    assert_impostor_refused(&impostor_with(false, true));
 }
 
 #[test]
