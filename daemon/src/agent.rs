@@ -21,8 +21,9 @@ use crate::discovery::{self, Sources};
 use crate::metrics::{self, Metrics};
 use crate::process::{self, Reaper};
 use crate::state::DataDir;
-use crate::supervisor::{Directive, Membership, Report, Supervisor, SupervisorConfig};
+use crate::supervisor::{Supervisor, SupervisorConfig};
 use crate::timers::TimerHeap;
+use rq4d_protocol::supervisor::{Directive, Membership, Report};
 
 /// Runs rq4d until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -79,12 +80,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.expect,
     );
     node_config.db = data.db_state();
-    node_config.cluster_id = data.cluster_id();
-    node_config.formation = data.formation();
+    node_config.cluster_id = data.stored().cluster_id();
+    node_config.formation = data.stored().formation();
     node_config.settle = config.settle;
     node_config.volatile = config.volatile;
-    node_config.stored_voters = data.voters();
-    node_config.acked = data.acked();
+    node_config.stored_voters = data.stored().voters();
+    node_config.acked = data.stored().acked();
     node_config.keyring = config.keyring.clone();
     node_config.wall_clock = wall_clock;
     // Never from the time or the pid: every container is pid 1, and containers started in the
@@ -109,13 +110,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let metrics = Arc::new(Metrics::new());
-    let (directive_tx, directive_rx) = watch::channel(Directive {
-        decision: node.decision().clone(),
-        cluster_id: node.card().cluster_id,
-        formation: node.card().formation,
-        acked: node.acked().to_vec(),
-        founders: node.founders(),
-    });
+    let (directive_tx, directive_rx) = watch::channel(Directive::of(&node));
     let (membership_tx, membership_rx) = watch::channel(Membership::default());
     let (report_tx, report_rx) = mpsc::channel(64);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -480,13 +475,7 @@ impl Agent {
             }
         }
         self.publish_membership();
-        let directive = Directive {
-            decision: self.node.decision().clone(),
-            cluster_id: self.node.card().cluster_id,
-            formation: self.node.card().formation,
-            acked: self.node.acked().to_vec(),
-            founders: self.node.founders(),
-        };
+        let directive = Directive::of(&self.node);
         self.directive.send_if_modified(|current| {
             let changed = *current != directive;
             *current = directive;
@@ -566,23 +555,7 @@ impl Agent {
     /// Publishes the membership the reaper needs when it changed: who is down since when, and
     /// which Raft addresses live members advertise (their cards arrive after their `MemberUp`).
     fn publish_membership(&self) {
-        let mut members = std::collections::BTreeMap::new();
-        let mut raft_addrs = std::collections::BTreeMap::new();
-        let mut http_addrs = std::collections::BTreeMap::new();
-        let me = self.node.card();
-        raft_addrs.insert(me.raft_addr.clone(), me.node_id.clone());
-        for (id, member) in self.node.members() {
-            members.insert(id.clone(), (!member.alive).then_some(member.since));
-            if let Some(card) = self.node.live_card(id) {
-                raft_addrs.insert(card.raft_addr.clone(), id.clone());
-                http_addrs.insert(card.raft_addr.clone(), card.http_addr.clone());
-            }
-        }
-        let next = Membership {
-            members,
-            raft_addrs,
-            http_addrs,
-        };
+        let next = Membership::of(&self.node);
         self.membership.send_if_modified(|current| {
             let changed = *current != next;
             *current = next;

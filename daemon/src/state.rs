@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use rq4d_protocol::stored::Stored;
-use rq4d_protocol::{ClusterId, DbState, NodeId};
+use rq4d_protocol::{DbState, NodeId};
 
 /// The data directory and rq4d's file in it.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ impl DataDir {
             stored,
         };
         if recovered {
-            dir.save()?;
+            dir.write()?;
         }
         if !existed && dir.raft_db_exists() {
             // rqlited state from before rq4d looked after this directory: take it as real.
@@ -79,13 +79,14 @@ impl DataDir {
         self.root.join("rqlite")
     }
 
-    fn raft_db_exists(&self) -> bool {
+    /// True when rqlited's `raft.db` exists.
+    pub fn raft_db_exists(&self) -> bool {
         self.rqlite_dir().join("raft.db").exists()
     }
 
     /// Persists the state when a transition changed it.
     fn saved(&self, changed: bool) -> anyhow::Result<()> {
-        if changed { self.save() } else { Ok(()) }
+        if changed { self.write() } else { Ok(()) }
     }
 
     /// Settles the node id: the stored one, else `--node-id`, else the hostname. A `--node-id`
@@ -106,6 +107,11 @@ impl DataDir {
         Ok(id)
     }
 
+    /// The stored state as read (or recovered) at open, kept up to date by [`DataDir::save`].
+    pub fn stored(&self) -> &Stored {
+        &self.stored
+    }
+
     /// True when rqlited's state counts as data.
     pub fn has_data(&self) -> bool {
         self.stored.has_data(self.raft_db_exists())
@@ -116,49 +122,10 @@ impl DataDir {
         self.stored.db_state(self.raft_db_exists())
     }
 
-    /// The cluster the data belongs to.
-    pub fn cluster_id(&self) -> Option<ClusterId> {
-        self.stored.cluster_id()
-    }
-
-    /// How many founders form the cluster this node is bound to, while it forms.
-    pub fn formation(&self) -> Option<u16> {
-        self.stored.formation()
-    }
-
-    /// The clusters of the proposals this node acknowledged while empty.
-    pub fn acked(&self) -> Vec<ClusterId> {
-        self.stored.acked()
-    }
-
-    /// Records the proposals acknowledged ([`Stored::record_acked`]).
-    pub fn record_acked(&mut self, acked: &[ClusterId]) -> anyhow::Result<()> {
-        let changed = self.stored.record_acked(acked);
-        self.saved(changed)
-    }
-
-    /// Records the binding ([`Stored::bind`]).
-    pub fn bind(&mut self, cluster: ClusterId, formation: Option<u16>) -> anyhow::Result<()> {
-        let changed = self.stored.bind(cluster, formation);
-        self.saved(changed)
-    }
-
-    /// Records that rqlited's state is a member's ([`Stored::commit`]).
-    pub fn commit(&mut self, cluster: Option<ClusterId>, voters: u16) -> anyhow::Result<()> {
-        let changed = self.stored.commit(cluster, voters);
-        self.saved(changed)
-    }
-
-    /// The voters recorded while rqlited ran.
-    pub fn voters(&self) -> Vec<(NodeId, String)> {
-        self.stored.voters()
-    }
-
-    /// Records the voters rqlited reports; true when they changed.
-    pub fn record_voters(&mut self, voters: &[(NodeId, String)]) -> anyhow::Result<bool> {
-        let changed = self.stored.record_voters(voters);
-        self.saved(changed)?;
-        Ok(changed)
+    /// Writes `stored` durably as the directory's state (the supervisor's policy changed it).
+    pub fn save(&mut self, stored: &Stored) -> anyhow::Result<()> {
+        self.stored = stored.clone();
+        self.write()
     }
 
     /// Writes `raft/peers.json` so rqlited starts with this configuration (rqlite's recovery for
@@ -175,19 +142,19 @@ impl DataDir {
             .with_context(|| format!("cannot write {}", file.display()))
     }
 
-    /// Volatile mode only: deletes rqlited's state (never rq4d's node id).
-    pub fn wipe(&mut self) -> anyhow::Result<()> {
+    /// Volatile mode only: deletes rqlited's state. rq4d's own state is the policy's to change
+    /// (`Stored::wiped` keeps the node id), and comes back through [`DataDir::save`].
+    pub fn wipe_rqlite(&mut self) -> anyhow::Result<()> {
         let dir = self.rqlite_dir();
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot wipe {}", dir.display()))?;
         std::fs::create_dir_all(&dir)?;
-        self.stored.wiped();
-        self.save()
+        Ok(())
     }
 
     /// Writes the state durably: the copy first (written and fsynced), then renamed over the
     /// file, then the directory fsynced so the rename itself survives a power cut. A crash at
     /// any point leaves either file whole.
-    fn save(&self) -> anyhow::Result<()> {
+    fn write(&self) -> anyhow::Result<()> {
         use std::io::Write;
         let file = self.root.join(STATE_FILE);
         let tmp = self.root.join(STATE_TMP);
@@ -250,6 +217,7 @@ fn hostname_id() -> anyhow::Result<NodeId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rq4d_protocol::ClusterId;
 
     fn temp() -> PathBuf {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -262,6 +230,15 @@ mod tests {
 
     fn id(text: &str) -> NodeId {
         NodeId::new(text).expect("id")
+    }
+
+    /// Applies a transition of the stored state the way the supervisor does: persisted when it
+    /// changed something.
+    fn change(dir: &mut DataDir, transition: impl FnOnce(&mut Stored) -> bool) {
+        let mut stored = dir.stored().clone();
+        if transition(&mut stored) {
+            dir.save(&stored).expect("save");
+        }
     }
 
     #[test]
@@ -279,7 +256,7 @@ mod tests {
         let mut dir = DataDir::open(&root).expect("opens");
         dir.resolve_node_id(Some(&id("n1"))).expect("ok");
         std::fs::write(dir.rqlite_dir().join("raft.db"), b"x").expect("write");
-        dir.commit(Some(ClusterId(5)), 3).expect("commit");
+        change(&mut dir, |s| s.commit(Some(ClusterId(5)), 3));
         let mut again = DataDir::open(&root).expect("opens");
         let err = again.resolve_node_id(Some(&id("n2"))).expect_err("refused");
         assert!(err.to_string().contains("--node-id"), "{err}");
@@ -296,10 +273,10 @@ mod tests {
             DbState::Empty,
             "a failed join leaves no data"
         );
-        dir.commit(Some(ClusterId(5)), 3).expect("commit");
+        change(&mut dir, |s| s.commit(Some(ClusterId(5)), 3));
         assert_eq!(dir.db_state(), DbState::HasData { last_voters: 3 });
         assert_eq!(
-            DataDir::open(&root).expect("opens").cluster_id(),
+            DataDir::open(&root).expect("opens").stored().cluster_id(),
             Some(ClusterId(5))
         );
     }
@@ -309,30 +286,11 @@ mod tests {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
         dir.resolve_node_id(Some(&id("n1"))).expect("ok");
-        dir.bind(ClusterId(8), Some(3)).expect("bind");
+        change(&mut dir, |s| s.bind(ClusterId(8), Some(3)));
         let again = DataDir::open(&root).expect("opens");
-        assert_eq!(again.cluster_id(), Some(ClusterId(8)));
-        assert_eq!(again.formation(), Some(3));
+        assert_eq!(again.stored().cluster_id(), Some(ClusterId(8)));
+        assert_eq!(again.stored().formation(), Some(3));
         assert_eq!(again.db_state(), DbState::Empty);
-    }
-
-    #[test]
-    fn a_committed_cluster_is_never_rebound_and_commit_ends_the_formation() {
-        let root = temp();
-        let mut dir = DataDir::open(&root).expect("opens");
-        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
-        dir.bind(ClusterId(8), Some(3)).expect("bind");
-        // Uncommitted: a founder that gave up its formation for another cluster is rebound.
-        dir.bind(ClusterId(9), None).expect("rebind");
-        assert_eq!(dir.cluster_id(), Some(ClusterId(9)));
-        dir.commit(None, 3).expect("commit");
-        assert_eq!(dir.formation(), None);
-        dir.bind(ClusterId(10), None).expect("refused quietly");
-        assert_eq!(
-            DataDir::open(&root).expect("opens").cluster_id(),
-            Some(ClusterId(9)),
-            "the data's cluster is not a choice"
-        );
     }
 
     #[test]
@@ -340,12 +298,12 @@ mod tests {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
         dir.resolve_node_id(Some(&id("n1"))).expect("ok");
-        dir.bind(ClusterId(8), Some(3)).expect("bind");
+        change(&mut dir, |s| s.bind(ClusterId(8), Some(3)));
         let whole = std::fs::read(root.join(STATE_FILE)).expect("read");
         std::fs::write(root.join(STATE_TMP), &whole).expect("copy");
         std::fs::write(root.join(STATE_FILE), b"").expect("truncate");
         let again = DataDir::open(&root).expect("recovered");
-        assert_eq!(again.cluster_id(), Some(ClusterId(8)));
+        assert_eq!(again.stored().cluster_id(), Some(ClusterId(8)));
         assert_eq!(
             std::fs::read(root.join(STATE_FILE)).expect("read"),
             whole,

@@ -8,6 +8,7 @@
 //! * [`coordinator`] — the decision rules: bootstrap, join, resume, wait, conflict.
 //! * [`reaper`] — which dead voter the leader's daemon removes, if any.
 //! * [`stored`] — what a node keeps beside rqlited's files, and how it changes.
+//! * [`supervisor`] — what a node's rqlited should be doing: starts, restarts, removals.
 //! * [`node`] — foca, the card table and the coordinator behind one input/output API.
 //!
 //! Time is a parameter (`now: Duration` since an epoch the driver picks); nothing here reads a
@@ -24,6 +25,7 @@ pub mod node;
 pub mod reaper;
 pub mod seal;
 pub mod stored;
+pub mod supervisor;
 pub mod wire;
 
 pub use card::{Agreement, Card, ClusterId, DbState, Running, ViewDigest};

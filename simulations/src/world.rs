@@ -24,7 +24,8 @@ use crate::invariants::{self, Violation};
 use crate::network::{self, Addresses, LinkParams, Network};
 use crate::queue::EventQueue;
 use crate::rqlite::{Ctx, Effect, HostInfo, Rqlite};
-use crate::supervisor::{Directive, Report, SupCtx, Supervisor};
+use crate::supervisor::{Report, SupCtx, Supervisor};
+use rq4d_protocol::supervisor::{Directive, Membership};
 
 /// As in the daemon: discovery runs every 3 s.
 pub const DISCOVERY_EVERY: Duration = Duration::from_secs(3);
@@ -321,7 +322,13 @@ impl World {
             ip,
             life: 0,
             node: None,
-            sup: Supervisor::new(Duration::ZERO, DbState::Empty),
+            sup: Supervisor::new(
+                Duration::ZERO,
+                index,
+                &self.rqlite,
+                self.config.reap_after,
+                self.config.volatile,
+            ),
             initial,
             gone: false,
             ever_started: false,
@@ -516,13 +523,7 @@ impl World {
             let Some(node) = self.hosts[host].node.as_ref() else {
                 return;
             };
-            let directive = Directive {
-                decision: node.decision().clone(),
-                cluster_id: node.card().cluster_id,
-                formation: node.card().formation,
-                acked: node.acked().to_vec(),
-                founders: node.founders(),
-            };
+            let directive = Directive::of(node);
             if self.hosts[host].sup.acted.as_ref() == Some(&directive) {
                 return;
             }
@@ -539,19 +540,17 @@ impl World {
         host: usize,
         f: impl FnOnce(&mut Supervisor, &mut SupCtx) -> T,
     ) -> T {
-        let empty = BTreeMap::new();
         let Self {
             hosts,
             rqlite,
             net,
             addresses,
             rng,
-            config,
             now,
             ..
         } = self;
         let h = &mut hosts[host];
-        let members = h.node.as_ref().map_or(&empty, |n| n.members());
+        let membership = h.node.as_ref().map(Membership::of).unwrap_or_default();
         let mut s = SupCtx {
             host,
             rqlite,
@@ -561,9 +560,7 @@ impl World {
                 now: *now,
             },
             rng,
-            volatile: config.volatile,
-            reap_after: config.reap_after,
-            members,
+            membership,
         };
         f(&mut h.sup, &mut s)
     }
@@ -743,13 +740,11 @@ impl World {
         if !self.config.rqlite {
             return;
         }
-        let Some(directive) = self.hosts[host].sup.acted.clone() else {
+        if self.hosts[host].sup.acted.is_none() {
             return;
-        };
-        let reports = self.with_supervisor(host, |sup, s| sup.poll(&directive, s));
-        self.apply_reports(host, reports);
-        // After every poll the daemon acts again (rejoin timers, backoff expiry).
-        let reports = self.with_supervisor(host, |sup, s| sup.act(&directive, s));
+        }
+        // The policy acts again after every poll (rejoin timers, backoff expiry).
+        let reports = self.with_supervisor(host, |sup, s| sup.poll(s));
         self.apply_reports(host, reports);
         self.settle(host);
     }
@@ -1023,7 +1018,13 @@ impl World {
         // The daemon's cap is for real clusters; the simulator's largest runs exceed it.
         config.max_members = NodeConfig::MAX_MEMBERS.max(2 * hosts);
         h.node = Some(Node::new(config, now));
-        h.sup = Supervisor::new(now, db);
+        h.sup = Supervisor::new(
+            now,
+            host,
+            &self.rqlite,
+            self.config.reap_after,
+            self.config.volatile,
+        );
         h.last_agreement = Agreement::None;
         let life = h.life;
         self.dns.register(network::gossip_addr(ip), now);

@@ -1,0 +1,675 @@
+//! The supervisor's policy: what a node's rqlited should be doing, as a sans-IO state machine.
+//!
+//! The coordinator decides *what* the cluster needs of this node ([`Decision`]); this decides
+//! *how* rqlited gets there and keeps the cluster true to the membership: which decision starts
+//! rqlited with which `-join`, when a leaderless rqlited is restarted, the restart backoff, what is
+//! reported back into the node's card, when the state counts as data (through [`Stored`]), and —
+//! on the leader — which dead voter to remove. Inputs come with `now`; outputs are [`Action`]s
+//! from [`Supervisor::poll_action`], in order. The daemon carries them out with a process, HTTP
+//! and files; the simulator applies them to its model of rqlited: both run this code.
+//!
+//! The driver's half of the contract: it polls rqlited every [`Supervisor::poll_every`] while
+//! rqlited runs and hands the answers to [`Supervisor::handle_poll`]; it answers every
+//! [`Action::Start`] with [`Supervisor::handle_started`], every [`Action::Wipe`] with
+//! [`Supervisor::handle_wiped`], every [`Action::List`] with [`Supervisor::handle_listing`]
+//! (or nothing, if rqlited could not be asked), every [`Action::Remove`] with
+//! [`Supervisor::handle_removed`]; it reports an rqlited that exited by itself with
+//! [`Supervisor::handle_exit`]; and it carries out the actions in the order they come (a `Stop`
+//! is complete before the `Start` after it).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::card::{ClusterId, DbState, Running};
+use crate::coordinator::Decision;
+use crate::identity::NodeId;
+use crate::node::Node;
+use crate::reaper::{self, Voter};
+use crate::stored::Stored;
+
+/// How long a running rqlited may sit without a leader (or removed) while another node leads its
+/// cluster before it is restarted with `-join`.
+pub const REJOIN_AFTER: Duration = Duration::from_secs(10);
+/// rqlited's own join retries take up to ~12 s (5 attempts 3 s apart); no rejoin restart before
+/// that has passed.
+pub const REJOIN_NOT_BEFORE: Duration = Duration::from_secs(15);
+/// How often rqlited is polled once ready.
+pub const POLL_READY: Duration = Duration::from_secs(1);
+/// How often rqlited is polled while not ready (so that a founder's leadership reaches its card,
+/// and the joiners, quickly).
+pub const POLL_STARTING: Duration = Duration::from_millis(200);
+/// The restart backoff's bounds.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// See [`BACKOFF_MIN`].
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A run this long resets the backoff.
+pub const STABLE_RUN: Duration = Duration::from_secs(60);
+/// How long a removal may take to show in `/nodes` before the reaper looks again (the removed
+/// node may have come back and rejoined, and then it is listed again for good reason).
+pub const PENDING_REMOVAL_FOR: Duration = Duration::from_secs(10);
+/// How often a healthy rqlited's voters are recorded (and whenever their count changes).
+pub const VOTERS_EVERY: Duration = Duration::from_secs(5);
+/// How often the leader's supervisor looks for a dead voter to remove.
+pub const REAP_EVERY: Duration = Duration::from_secs(2);
+
+/// What the node wants rqlited to do: its decision and what the supervisor records of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Directive {
+    /// The coordinator's decision.
+    pub decision: Decision,
+    /// The cluster this node belongs (or is bound) to, per its card.
+    pub cluster_id: Option<ClusterId>,
+    /// The formation of that cluster this node is a founder of, per its card.
+    pub formation: Option<u16>,
+    /// The clusters of the proposals this node acknowledged (kept until it has data).
+    pub acked: Vec<ClusterId>,
+    /// The founders of its formation `(id, Raft address)`, once all are known: the formed
+    /// cluster's first configuration, recorded as its voters when none are recorded yet.
+    pub founders: Vec<(NodeId, String)>,
+}
+
+impl Directive {
+    /// The directive of `node` now.
+    pub fn of(node: &Node) -> Self {
+        Self {
+            decision: node.decision().clone(),
+            cluster_id: node.card().cluster_id,
+            formation: node.card().formation,
+            acked: node.acked().to_vec(),
+            founders: node.founders(),
+        }
+    }
+}
+
+/// The gossip membership as the reaper needs it. Times are on the node's clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Every member seen: `None` while alive, `Some(since)` once down.
+    pub members: BTreeMap<NodeId, Option<Duration>>,
+    /// The Raft addresses that live members (this node included) advertise, and whose they are.
+    pub raft_addrs: BTreeMap<String, NodeId>,
+    /// The HTTP address the owner of each of those Raft addresses advertises.
+    pub http_addrs: BTreeMap<String, String>,
+}
+
+impl Membership {
+    /// The membership `node` sees now.
+    pub fn of(node: &Node) -> Self {
+        let mut membership = Self::default();
+        let me = node.card();
+        membership
+            .raft_addrs
+            .insert(me.raft_addr.clone(), me.node_id.clone());
+        for (id, member) in node.members() {
+            membership
+                .members
+                .insert(id.clone(), (!member.alive).then_some(member.since));
+            if let Some(card) = node.live_card(id) {
+                membership
+                    .raft_addrs
+                    .insert(card.raft_addr.clone(), id.clone());
+                membership
+                    .http_addrs
+                    .insert(card.raft_addr.clone(), card.http_addr.clone());
+            }
+        }
+        membership
+    }
+}
+
+/// What rqlited's `/status` says, as far as the policy needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The leader's node id, when there is one.
+    pub leader: Option<NodeId>,
+    /// This node leads (`store.raft.state` is `Leader`).
+    pub leads: bool,
+    /// The Raft term.
+    pub term: u64,
+    /// This node is a voter of its configuration.
+    pub voter: bool,
+    /// The other members of the configuration.
+    pub num_peers: u64,
+}
+
+impl Status {
+    /// Voters in the configuration as far as `/status` tells: this node and its peers, when it
+    /// votes.
+    pub fn voters(&self) -> u16 {
+        if self.voter {
+            u16::try_from(self.num_peers.saturating_add(1)).unwrap_or(u16::MAX)
+        } else {
+            0
+        }
+    }
+}
+
+/// One entry of rqlited's `/nodes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Its node id.
+    pub id: NodeId,
+    /// Its Raft address.
+    pub addr: String,
+    /// A voter (not a non-voter).
+    pub voter: bool,
+}
+
+/// Why a listing of rqlited's members was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// To record the voters (for a later `peers.json` recovery).
+    Voters,
+    /// To look for a dead voter to remove (the leader only).
+    Reap,
+}
+
+/// Why rqlited is stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopWhy {
+    /// The node gave its formation up for a leader of another cluster: an rqlited still
+    /// notifying for it could yet form it.
+    FormationGivenUp(ClusterId),
+    /// Leaderless (or removed) too long while `leader` leads its cluster: it is restarted with
+    /// `-join`.
+    Rejoin {
+        /// The Raft address of the live leader.
+        leader: String,
+    },
+    /// Leaderless too long, every voter live at a new address: it is restarted with
+    /// `peers.json`.
+    Recover,
+    /// Volatile mode: its data goes.
+    Wipe,
+}
+
+/// Something the driver must do or pass on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start rqlited on the data directory: with `-bootstrap-expect` when set (a formation; the
+    /// `join` list then names every founder, this node included), with `-join join` otherwise
+    /// (none: resume from the stored configuration). With `peers_json`, write
+    /// `raft/peers.json` with these voters first, and start only if that worked. Answer with
+    /// [`Supervisor::handle_started`].
+    Start {
+        /// `-join` targets (Raft addresses).
+        join: Vec<String>,
+        /// `-bootstrap-expect`.
+        bootstrap_expect: Option<u16>,
+        /// The configuration to write to `raft/peers.json` before the start.
+        peers_json: Vec<(NodeId, String)>,
+    },
+    /// Stop rqlited (SIGTERM, then SIGKILL after a grace).
+    Stop(StopWhy),
+    /// Delete rqlited's data (volatile mode, rqlited already stopped); answer with
+    /// [`Supervisor::handle_wiped`].
+    Wipe,
+    /// The stored state changed: write it durably.
+    Persist(Stored),
+    /// Ask rqlited for its members (`/nodes`); answer with [`Supervisor::handle_listing`].
+    List(Listing),
+    /// Ask rqlited to remove this voter (`/remove`); answer with
+    /// [`Supervisor::handle_removed`].
+    Remove(NodeId),
+    /// Pass this on to the node.
+    Report(Report),
+}
+
+/// What the supervisor tells the node (and its observers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// rqlited's state changed: [`Node::set_db`].
+    Db(DbState),
+    /// rqlited's readiness changed.
+    Ready(bool),
+    /// rqlited ended by itself; it will be restarted.
+    Exited(String),
+    /// rqlited could not be started.
+    StartFailed(String),
+    /// A dead voter was removed.
+    Removed(NodeId),
+    /// The recorded voters changed: [`Node::set_stored_voters`].
+    Voters(Vec<(NodeId, String)>),
+    /// The data was deleted (volatile mode): [`Node::wiped`].
+    Wiped,
+}
+
+/// What the supervisor is configured with.
+#[derive(Clone, Debug)]
+pub struct SupervisorConfig {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Remove voters gossip has seen dead this long (`--reap-after`).
+    pub reap_after: Duration,
+    /// `--volatile`.
+    pub volatile: bool,
+}
+
+/// An rqlited this supervisor started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Child {
+    started_at: Duration,
+    /// The formation (cluster id, founders) it was started for, until its state is committed.
+    forming_for: Option<(ClusterId, u16)>,
+}
+
+/// One node's supervisor policy; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    config: SupervisorConfig,
+    stored: Stored,
+    /// `raft.db` exists (any start creates it).
+    raft_db: bool,
+    /// When the node started: a voter never seen in gossip counts as down since then.
+    started: Duration,
+    child: Option<Child>,
+    /// A start was asked for and not answered yet.
+    starting: Option<Child>,
+    leaderless_since: Option<Duration>,
+    backoff: Duration,
+    next_start: Duration,
+    db: DbState,
+    ready: bool,
+    pending_removal: Option<(NodeId, Duration)>,
+    last_reap: Duration,
+    last_voters_check: Option<Duration>,
+    directive: Option<Directive>,
+    membership: Membership,
+    actions: VecDeque<Action>,
+}
+
+impl Supervisor {
+    /// The supervisor of a node started at `now` on a data directory holding `stored`, with
+    /// `raft_db` telling whether rqlited's `raft.db` exists.
+    pub fn new(config: SupervisorConfig, stored: Stored, raft_db: bool, now: Duration) -> Self {
+        Self {
+            db: stored.db_state(raft_db),
+            config,
+            stored,
+            raft_db,
+            started: now,
+            child: None,
+            starting: None,
+            leaderless_since: None,
+            backoff: BACKOFF_MIN,
+            next_start: now,
+            ready: false,
+            pending_removal: None,
+            last_reap: now,
+            last_voters_check: None,
+            directive: None,
+            membership: Membership::default(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The next thing the driver must do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The stored state.
+    pub fn stored(&self) -> &Stored {
+        &self.stored
+    }
+
+    /// True while rqlited runs (started and not stopped or exited).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// rqlited's readiness at the last poll.
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    /// How long until the driver should poll rqlited again.
+    pub fn poll_every(&self) -> Duration {
+        if self.ready {
+            POLL_READY
+        } else {
+            POLL_STARTING
+        }
+    }
+
+    /// The directive last handed in.
+    pub fn directive(&self) -> Option<&Directive> {
+        self.directive.as_ref()
+    }
+
+    /// The node's directive changed: makes rqlited do what it says, if it does not already.
+    pub fn handle_directive(&mut self, directive: Directive, now: Duration) {
+        self.directive = Some(directive);
+        self.act(now);
+    }
+
+    /// The gossip membership changed (the reaper reads it).
+    pub fn set_membership(&mut self, membership: Membership) {
+        self.membership = membership;
+    }
+
+    /// rqlited's answers at a poll: `/readyz` (200 or not) and `/status` (`None`: no answer).
+    /// Records what they show, commits the state of a voter, asks for the voters or a removal
+    /// when due, and acts on the directive again (rejoin timers and the backoff expire without
+    /// any other input).
+    /// With rqlited not running the answers are ignored, and only the directive is acted on
+    /// again (a restart after the backoff happens here).
+    pub fn handle_poll(&mut self, ready: bool, status: Option<Status>, now: Duration) {
+        if self.child.is_some() {
+            self.set_ready(ready);
+            if let Some(status) = status {
+                self.observe(&status, now);
+            }
+        }
+        self.act(now);
+    }
+
+    fn observe(&mut self, status: &Status, now: Duration) {
+        let healthy = status.voter && status.leader.is_some();
+        let voters = status.voters();
+        if status.voter {
+            // In the configuration: from now on this Raft state is a member's, leader or not (a
+            // voter that counted itself empty after a crash could withhold the vote its cluster
+            // needs — simulator finding).
+            let cluster = self.directive.as_ref().and_then(|d| d.cluster_id);
+            if self.stored.commit(cluster, voters) {
+                self.persist();
+            }
+            let founders = self
+                .directive
+                .as_ref()
+                .map(|d| d.founders.clone())
+                .unwrap_or_default();
+            // A formed cluster's first configuration is its founders: recorded now, so a
+            // recovery is possible even if no leader is ever seen (simulator finding 14).
+            if self.stored.voters.is_empty()
+                && !founders.is_empty()
+                && self.stored.record_voters(&founders)
+            {
+                self.persist();
+                self.report(Report::Voters(founders));
+            }
+        }
+        if healthy {
+            self.leaderless_since = None;
+        } else {
+            self.leaderless_since.get_or_insert(now);
+        }
+        self.set_db(DbState::Running(Running {
+            leader: status.leader.clone(),
+            term: status.term,
+            voters,
+            voter: status.voter,
+        }));
+        let count_changed = usize::from(voters) != self.stored.voters.len();
+        let due = self
+            .last_voters_check
+            .is_none_or(|at| now.saturating_sub(at) >= VOTERS_EVERY);
+        if healthy && (count_changed || due) {
+            self.last_voters_check = Some(now);
+            self.actions.push_back(Action::List(Listing::Voters));
+        }
+        if status.leads && now.saturating_sub(self.last_reap) >= REAP_EVERY {
+            self.last_reap = now;
+            self.actions.push_back(Action::List(Listing::Reap));
+        }
+    }
+
+    /// rqlited's members, as asked for by [`Action::List`].
+    pub fn handle_listing(&mut self, listing: Listing, nodes: &[Listed], now: Duration) {
+        match listing {
+            Listing::Voters => {
+                let voters: Vec<(NodeId, String)> = nodes
+                    .iter()
+                    .filter(|n| n.voter)
+                    .map(|n| (n.id.clone(), n.addr.clone()))
+                    .collect();
+                if self.stored.record_voters(&voters) {
+                    self.persist();
+                    self.report(Report::Voters(voters));
+                }
+            }
+            Listing::Reap => {
+                if let Some(victim) = self.pick_removal(nodes, now) {
+                    self.actions.push_back(Action::Remove(victim));
+                }
+            }
+        }
+    }
+
+    /// One voter that gossip has seen dead for `reap_after`, if quorum allows: the longest dead
+    /// first, or at once one whose Raft address a live member with another id advertises. One
+    /// at a time: the last removal must show in `/nodes` first (or `PENDING_REMOVAL_FOR` pass).
+    fn pick_removal(&mut self, nodes: &[Listed], now: Duration) -> Option<NodeId> {
+        if let Some((pending, since)) = &self.pending_removal
+            && now.saturating_sub(*since) < PENDING_REMOVAL_FOR
+            && nodes.iter().any(|n| &n.id == pending)
+        {
+            return None;
+        }
+        self.pending_removal = None;
+        let voters: Vec<Voter> = nodes
+            .iter()
+            .filter(|n| n.voter)
+            .map(|n| {
+                let down_since = if n.id == self.config.node_id {
+                    None
+                } else {
+                    match self.membership.members.get(&n.id) {
+                        Some(down) => *down,
+                        // Never seen in gossip since this node started.
+                        None => Some(self.started),
+                    }
+                };
+                let address_taken = self
+                    .membership
+                    .raft_addrs
+                    .get(&n.addr)
+                    .is_some_and(|holder| *holder != n.id);
+                Voter {
+                    id: n.id.clone(),
+                    down_since,
+                    address_taken,
+                }
+            })
+            .collect();
+        reaper::pick_removal(&voters, now, self.config.reap_after)
+    }
+
+    /// The answer to [`Action::Remove`].
+    pub fn handle_removed(&mut self, id: NodeId, removed: bool, now: Duration) {
+        if removed {
+            self.pending_removal = Some((id.clone(), now));
+            self.report(Report::Removed(id));
+        }
+    }
+
+    /// The answer to [`Action::Start`]: started, or why not.
+    pub fn handle_started(&mut self, outcome: Result<(), String>, now: Duration) {
+        let Some(child) = self.starting.take() else {
+            return;
+        };
+        match outcome {
+            Ok(()) => {
+                self.child = Some(child);
+                self.raft_db = true;
+                self.leaderless_since = None;
+                self.set_db(DbState::Starting);
+            }
+            Err(why) => {
+                self.schedule_restart(now, None);
+                self.report(Report::StartFailed(why));
+            }
+        }
+    }
+
+    /// rqlited exited by itself: it is restarted after the backoff.
+    pub fn handle_exit(&mut self, how: String, now: Duration) {
+        let Some(child) = self.child.take() else {
+            return;
+        };
+        self.schedule_restart(now, Some(now.saturating_sub(child.started_at)));
+        self.set_ready(false);
+        self.set_db(self.stored.db_state(self.raft_db));
+        self.report(Report::Exited(how));
+    }
+
+    /// The answer to [`Action::Wipe`].
+    pub fn handle_wiped(&mut self, wiped: bool) {
+        if !wiped {
+            return;
+        }
+        self.stored.wiped();
+        self.raft_db = false;
+        self.persist();
+        self.db = DbState::Empty;
+        self.report(Report::Wiped);
+    }
+
+    /// Makes rqlited do what the directive says, if it does not already.
+    fn act(&mut self, now: Duration) {
+        let Some(directive) = self.directive.clone() else {
+            return;
+        };
+        let wipe = matches!(directive.decision, Decision::Wipe { .. });
+        if let Some(cluster) = directive.cluster_id
+            && !wipe
+            && self.stored.bind(cluster, directive.formation)
+        {
+            self.persist();
+        }
+        if self.stored.record_acked(&directive.acked) {
+            self.persist();
+        }
+        if let Some(Child {
+            forming_for: Some((cluster, founders)),
+            ..
+        }) = self.child
+            && (directive.cluster_id, directive.formation) != (Some(cluster), Some(founders))
+            && !self.stored.has_data(self.raft_db)
+        {
+            // The node gave its formation up (for a leader of another cluster): an rqlited
+            // still notifying for it could yet form it. Nothing of it is committed here.
+            self.stop(StopWhy::FormationGivenUp(cluster));
+        }
+        let running = self.child.is_some() || self.starting.is_some();
+        match directive.decision {
+            Decision::Bootstrap {
+                cluster_id,
+                expect,
+                targets,
+            } if !running => {
+                // Not committed here: nothing exists until every founder has notified, and a
+                // founder's state is committed once its rqlited is a voter (see `observe`).
+                self.start(
+                    targets,
+                    Some(expect),
+                    Vec::new(),
+                    Some((cluster_id, expect)),
+                    now,
+                );
+            }
+            Decision::Join { targets, .. } if !running => {
+                self.start(targets, None, Vec::new(), None, now);
+            }
+            Decision::Join { targets, .. } if self.should_rejoin(now) => {
+                let leader = targets.first().cloned().unwrap_or_default();
+                self.stop(StopWhy::Rejoin { leader });
+                self.start(targets, None, Vec::new(), None, now);
+            }
+            Decision::Resume { join, peers }
+                if running && !peers.is_empty() && self.should_rejoin(now) =>
+            {
+                self.stop(StopWhy::Recover);
+                self.resume(join, peers, now);
+            }
+            Decision::Resume { join, peers } if !running => self.resume(join, peers, now),
+            Decision::Wipe { .. } if self.config.volatile => {
+                self.stop(StopWhy::Wipe);
+                self.actions.push_back(Action::Wipe);
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts rqlited on its data, with `-join` when `join` is not empty; when `peers` is not
+    /// empty (every voter moved), with `raft/peers.json` written first.
+    fn resume(&mut self, join: Vec<String>, peers: Vec<(NodeId, String)>, now: Duration) {
+        self.start(join, None, peers, None, now);
+    }
+
+    fn should_rejoin(&self, now: Duration) -> bool {
+        self.child
+            .is_some_and(|child| now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE)
+            && self
+                .leaderless_since
+                .is_some_and(|since| now.saturating_sub(since) >= REJOIN_AFTER)
+    }
+
+    fn start(
+        &mut self,
+        join: Vec<String>,
+        bootstrap_expect: Option<u16>,
+        peers_json: Vec<(NodeId, String)>,
+        forming_for: Option<(ClusterId, u16)>,
+        now: Duration,
+    ) {
+        if now < self.next_start || self.starting.is_some() {
+            return;
+        }
+        self.starting = Some(Child {
+            started_at: now,
+            forming_for,
+        });
+        self.actions.push_back(Action::Start {
+            join,
+            bootstrap_expect,
+            peers_json,
+        });
+    }
+
+    fn stop(&mut self, why: StopWhy) {
+        if self.child.take().is_none() {
+            return;
+        }
+        self.actions.push_back(Action::Stop(why));
+        self.set_ready(false);
+        self.set_db(self.stored.db_state(self.raft_db));
+    }
+
+    /// The next start waits out the backoff, which doubles up to [`BACKOFF_MAX`] — and starts
+    /// over once an rqlited ran for [`STABLE_RUN`] (`ran_for`: how long the one that exited ran;
+    /// `None` for a start that failed).
+    fn schedule_restart(&mut self, now: Duration, ran_for: Option<Duration>) {
+        if ran_for.is_some_and(|ran| ran >= STABLE_RUN) {
+            self.backoff = BACKOFF_MIN;
+        }
+        self.next_start = now + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    fn set_db(&mut self, db: DbState) {
+        if self.db != db {
+            self.db = db.clone();
+            self.report(Report::Db(db));
+        }
+    }
+
+    fn set_ready(&mut self, ready: bool) {
+        if self.ready != ready {
+            self.ready = ready;
+            self.report(Report::Ready(ready));
+        }
+    }
+
+    fn persist(&mut self) {
+        self.actions.push_back(Action::Persist(self.stored.clone()));
+    }
+
+    fn report(&mut self, report: Report) {
+        self.actions.push_back(Action::Report(report));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,408 @@
+//! The supervisor's policy as transcripts: inputs in, the actions it asks for out.
+
+use super::*;
+
+const T0: Duration = Duration::from_secs(100);
+
+fn id(text: &str) -> NodeId {
+    NodeId::new(text).expect("id")
+}
+
+fn supervisor(volatile: bool) -> Supervisor {
+    let config = SupervisorConfig {
+        node_id: id("n1"),
+        reap_after: Duration::from_secs(5),
+        volatile,
+    };
+    Supervisor::new(config, Stored::default(), false, T0)
+}
+
+fn directive(decision: Decision) -> Directive {
+    Directive {
+        decision,
+        cluster_id: None,
+        formation: None,
+        acked: Vec::new(),
+        founders: Vec::new(),
+    }
+}
+
+fn join() -> Decision {
+    Decision::Join {
+        targets: vec!["10.0.0.2:4002".into()],
+        cluster_id: None,
+    }
+}
+
+fn drain(sup: &mut Supervisor) -> Vec<Action> {
+    std::iter::from_fn(|| sup.poll_action()).collect()
+}
+
+fn starts(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Start { .. }))
+        .count()
+}
+
+fn status(voter: bool, leader: Option<&str>, peers: u64) -> Status {
+    Status {
+        leader: leader.map(id),
+        leads: leader == Some("n1"),
+        term: 1,
+        voter,
+        num_peers: peers,
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    T0 + Duration::from_secs(n)
+}
+
+/// Starts rqlited for `decision` at `at` and answers the start.
+fn started(sup: &mut Supervisor, decision: Decision, at: Duration) -> Vec<Action> {
+    sup.handle_directive(directive(decision), at);
+    let mut actions = drain(sup);
+    assert_eq!(starts(&actions), 1, "{actions:?}");
+    sup.handle_started(Ok(()), at);
+    actions.extend(drain(sup));
+    actions
+}
+
+#[test]
+fn a_bootstrap_starts_rqlited_once_with_every_founder_and_commits_once_it_is_a_voter() {
+    let mut sup = supervisor(false);
+    let founders = vec!["10.0.0.1:4002".to_string(), "10.0.0.2:4002".to_string()];
+    let mut bootstrap = directive(Decision::Bootstrap {
+        cluster_id: ClusterId(7),
+        expect: 2,
+        targets: founders.clone(),
+    });
+    bootstrap.cluster_id = Some(ClusterId(7));
+    bootstrap.formation = Some(2);
+    sup.handle_directive(bootstrap.clone(), T0);
+    let actions = drain(&mut sup);
+    assert!(
+        matches!(&actions[..], [Action::Persist(s), Action::Start { join, bootstrap_expect: Some(2), peers_json }]
+            if s.cluster_id == Some(7) && s.formation == Some(2) && *join == founders && peers_json.is_empty()),
+        "the binding is kept before the start: {actions:?}"
+    );
+    sup.handle_started(Ok(()), T0);
+    assert_eq!(
+        drain(&mut sup),
+        vec![Action::Report(Report::Db(DbState::Starting))]
+    );
+    sup.handle_directive(bootstrap, secs(1));
+    assert_eq!(drain(&mut sup), vec![], "running already");
+    assert!(!sup.stored().committed);
+    sup.handle_poll(false, Some(status(true, None, 1)), secs(2));
+    let actions = drain(&mut sup);
+    assert!(
+        sup.stored().committed,
+        "a voter's state is data: {actions:?}"
+    );
+    assert_eq!(sup.stored().formation, None, "and the formation is over");
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Persist(s) if s.committed))
+    );
+}
+
+#[test]
+fn a_start_that_fails_is_retried_with_a_backoff_that_doubles_to_thirty_seconds() {
+    let mut sup = supervisor(false);
+    sup.handle_directive(directive(join()), T0);
+    let mut at = T0;
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        assert_eq!(starts(&drain(&mut sup)), 1);
+        sup.handle_started(Err("no such file".into()), at);
+        let failed = drain(&mut sup);
+        assert_eq!(
+            failed,
+            vec![Action::Report(Report::StartFailed("no such file".into()))]
+        );
+        // Poll every 100 ms until it starts again.
+        let from = at;
+        loop {
+            at += Duration::from_millis(100);
+            sup.handle_poll(false, None, at);
+            if sup.starting.is_some() {
+                break;
+            }
+            assert!(drain(&mut sup).is_empty());
+        }
+        waits.push((at - from).as_millis() / 100 * 100);
+    }
+    assert_eq!(
+        waits,
+        vec![1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+    );
+}
+
+#[test]
+fn an_rqlited_that_ran_a_minute_restarts_after_the_shortest_backoff() {
+    let mut sup = supervisor(false);
+    for at in [T0, secs(1), secs(4)] {
+        // Two quick crashes: 1 s, then 2 s.
+        started(&mut sup, join(), at);
+        sup.handle_exit("exit code 1".into(), at);
+        drain(&mut sup);
+    }
+    assert_eq!(sup.next_start, secs(4) + Duration::from_secs(4));
+    started(&mut sup, join(), secs(8));
+    sup.handle_exit("exit code 1".into(), secs(70));
+    assert_eq!(
+        sup.next_start,
+        secs(71),
+        "a minute's run resets the backoff"
+    );
+}
+
+#[test]
+fn a_leaderless_member_is_restarted_with_join_only_after_both_waits() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    // A member without a leader from the start.
+    for s in 1..=14 {
+        sup.handle_poll(false, Some(status(true, None, 2)), secs(s));
+        assert_eq!(starts(&drain(&mut sup)), 0, "not yet at {s} s");
+    }
+    sup.handle_poll(false, Some(status(true, None, 2)), secs(15));
+    let actions = drain(&mut sup);
+    assert_eq!(
+        actions.first(),
+        Some(&Action::Stop(StopWhy::Rejoin {
+            leader: "10.0.0.2:4002".into()
+        })),
+        "{actions:?}"
+    );
+    assert_eq!(starts(&actions), 1, "restarted with -join: {actions:?}");
+}
+
+#[test]
+fn a_member_that_found_its_leader_again_is_not_restarted() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    for s in 1..=30 {
+        let leader = if s % 9 == 0 { Some("n2") } else { None };
+        sup.handle_poll(false, Some(status(true, leader, 2)), secs(s));
+        assert_eq!(starts(&drain(&mut sup)), 0, "at {s} s");
+    }
+}
+
+#[test]
+fn a_formation_given_up_stops_its_rqlited_and_a_committed_one_is_kept() {
+    let mut sup = supervisor(false);
+    let mut forming = directive(Decision::Bootstrap {
+        cluster_id: ClusterId(7),
+        expect: 3,
+        targets: vec!["10.0.0.1:4002".into()],
+    });
+    forming.cluster_id = Some(ClusterId(7));
+    forming.formation = Some(3);
+    sup.handle_directive(forming.clone(), T0);
+    drain(&mut sup);
+    sup.handle_started(Ok(()), T0);
+    drain(&mut sup);
+    let mut elsewhere = directive(join());
+    elsewhere.cluster_id = Some(ClusterId(9));
+    sup.handle_directive(elsewhere.clone(), secs(1));
+    let actions = drain(&mut sup);
+    assert!(
+        actions.contains(&Action::Stop(StopWhy::FormationGivenUp(ClusterId(7)))),
+        "{actions:?}"
+    );
+    assert_eq!(starts(&actions), 1, "and joins the other cluster instead");
+
+    // Committed (a voter of the formed cluster): nothing is given up.
+    let mut sup = supervisor(false);
+    sup.handle_directive(forming, T0);
+    drain(&mut sup);
+    sup.handle_started(Ok(()), T0);
+    sup.handle_poll(false, Some(status(true, None, 2)), secs(1));
+    drain(&mut sup);
+    sup.handle_directive(elsewhere, secs(2));
+    let actions = drain(&mut sup);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Stop(_))),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn data_is_wiped_only_in_volatile_mode_and_the_node_id_stays() {
+    let wipe = Decision::Wipe {
+        reason: "split".into(),
+    };
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    sup.handle_directive(directive(wipe.clone()), secs(1));
+    assert!(
+        !drain(&mut sup)
+            .iter()
+            .any(|a| matches!(a, Action::Wipe | Action::Stop(_))),
+        "never without --volatile"
+    );
+
+    let mut sup = supervisor(true);
+    sup.stored.set_node_id(&id("n1"));
+    started(&mut sup, join(), T0);
+    sup.handle_directive(directive(wipe), secs(1));
+    let actions = drain(&mut sup);
+    assert_eq!(actions[0], Action::Stop(StopWhy::Wipe));
+    assert!(actions.contains(&Action::Wipe), "{actions:?}");
+    sup.handle_wiped(true);
+    let actions = drain(&mut sup);
+    assert!(
+        matches!(&actions[..], [Action::Persist(s), Action::Report(Report::Wiped)]
+            if *s == Stored { node_id: Some(id("n1")), ..Stored::default() }),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_resume_with_every_voter_moved_starts_with_peers_json() {
+    let mut sup = supervisor(false);
+    let peers = vec![(id("n1"), "10.0.1.1:4002".to_string())];
+    let actions = started(
+        &mut sup,
+        Decision::Resume {
+            join: Vec::new(),
+            peers: peers.clone(),
+        },
+        T0,
+    );
+    assert!(
+        actions.contains(&Action::Start {
+            join: Vec::new(),
+            bootstrap_expect: None,
+            peers_json: peers
+        }),
+        "{actions:?}"
+    );
+}
+
+fn listed(ids: &[&str]) -> Vec<Listed> {
+    ids.iter()
+        .map(|n| Listed {
+            id: id(n),
+            addr: format!("{n}:4002"),
+            voter: true,
+        })
+        .collect()
+}
+
+#[test]
+fn the_leader_removes_one_dead_voter_at_a_time_and_waits_for_it_to_show() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    let mut membership = Membership::default();
+    for (n, down) in [
+        ("n2", None),
+        ("n3", None),
+        ("n4", Some(T0)),
+        ("n5", Some(secs(1))),
+    ] {
+        membership.members.insert(id(n), down);
+    }
+    sup.set_membership(membership);
+    sup.handle_poll(true, Some(status(true, Some("n1"), 4)), secs(10));
+    let actions = drain(&mut sup);
+    assert!(
+        actions.contains(&Action::List(Listing::Reap)),
+        "{actions:?}"
+    );
+    let five = listed(&["n1", "n2", "n3", "n4", "n5"]);
+    sup.handle_listing(Listing::Reap, &five, secs(10));
+    assert_eq!(
+        drain(&mut sup),
+        vec![Action::Remove(id("n4"))],
+        "the longest dead first"
+    );
+    sup.handle_removed(id("n4"), true, secs(10));
+    assert_eq!(
+        drain(&mut sup),
+        vec![Action::Report(Report::Removed(id("n4")))]
+    );
+    // Still listed: no second removal until it shows.
+    sup.handle_listing(Listing::Reap, &five, secs(12));
+    assert_eq!(drain(&mut sup), vec![]);
+    sup.handle_listing(Listing::Reap, &listed(&["n1", "n2", "n3", "n5"]), secs(14));
+    assert_eq!(drain(&mut sup), vec![Action::Remove(id("n5"))]);
+}
+
+#[test]
+fn a_voter_never_seen_in_gossip_counts_as_down_since_the_node_started() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    let mut membership = Membership::default();
+    membership.members.insert(id("n2"), None);
+    sup.set_membership(membership);
+    let three = listed(&["n1", "n2", "ghost"]);
+    sup.handle_listing(Listing::Reap, &three, secs(4));
+    assert_eq!(
+        drain(&mut sup),
+        vec![],
+        "not yet reap-after since the start"
+    );
+    sup.handle_listing(Listing::Reap, &three, secs(5));
+    assert_eq!(drain(&mut sup), vec![Action::Remove(id("ghost"))]);
+}
+
+#[test]
+fn voters_are_recorded_when_their_count_changes_and_every_five_seconds() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    let lists = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| **a == Action::List(Listing::Voters))
+            .count()
+    };
+    sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(1));
+    assert_eq!(lists(&drain(&mut sup)), 1, "due at the first healthy poll");
+    sup.handle_listing(Listing::Voters, &listed(&["n1", "n2", "n3"]), secs(1));
+    let actions = drain(&mut sup);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Report(Report::Voters(v)) if v.len() == 3)),
+        "{actions:?}"
+    );
+    sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(2));
+    assert_eq!(lists(&drain(&mut sup)), 0, "same count, not due");
+    sup.handle_poll(true, Some(status(true, Some("n2"), 3)), secs(3));
+    assert_eq!(lists(&drain(&mut sup)), 1, "the count changed");
+    sup.handle_poll(true, Some(status(true, Some("n2"), 3)), secs(8));
+    assert_eq!(lists(&drain(&mut sup)), 1, "five seconds passed");
+}
+
+#[test]
+fn the_founders_are_recorded_as_the_voters_when_none_are() {
+    let mut sup = supervisor(false);
+    let founders = vec![
+        (id("n1"), "10.0.0.1:4002".to_string()),
+        (id("n2"), "10.0.0.2:4002".to_string()),
+    ];
+    let mut forming = directive(Decision::Bootstrap {
+        cluster_id: ClusterId(7),
+        expect: 2,
+        targets: vec!["10.0.0.1:4002".into(), "10.0.0.2:4002".into()],
+    });
+    forming.cluster_id = Some(ClusterId(7));
+    forming.founders = founders.clone();
+    sup.handle_directive(forming, T0);
+    drain(&mut sup);
+    sup.handle_started(Ok(()), T0);
+    drain(&mut sup);
+    // A voter of the formed cluster that has never seen a leader.
+    sup.handle_poll(false, Some(status(true, None, 1)), secs(1));
+    let actions = drain(&mut sup);
+    assert!(
+        actions.contains(&Action::Report(Report::Voters(founders.clone()))),
+        "{actions:?}"
+    );
+    assert_eq!(sup.stored().voters(), founders);
+}
