@@ -1,30 +1,33 @@
 //! One rq4d node as a state machine: foca, the card table and the coordinator behind one API.
 //!
-//! Inputs: [`Node::handle_datagram`], [`Node::handle_timer`], [`Node::announce`],
+//! Inputs: [`Node::handle_datagram`], [`Node::handle_timer`], [`Node::discover`],
 //! [`Node::set_db`], [`Node::leave`] — each with `now`, the time since an arbitrary epoch chosen
 //! by the driver. Outputs: [`Node::poll_output`] yields datagrams to send, timers to schedule and
 //! [`Event`]s (membership changes, new decisions), in the order they were produced. The daemon
 //! drives it with a UDP socket and a timer heap; the simulator with a virtual network and clock.
 //! Nothing here reads a clock, touches a socket or spawns.
+//!
+//! The parts, each an `impl Node` block of its own: `config` (how a node is set up), `cards`
+//! (pushes, digests, the table's cap), `membership` (what foca reports), `swim` (the screen in
+//! front of foca), `duplicates` (another process with this id); this file holds the types, the
+//! inputs and the decision.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification};
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::seq::IndexedRandom;
 use thiserror::Error;
 
-use crate::card::{Agreement, Card, CardMessage, CardTable, ClusterId, DbState, ViewDigest};
-use crate::claims::{Bounds, ClaimError};
+use crate::card::{Agreement, Card, CardTable, ClusterId, DbState, ViewDigest};
+use crate::claims::ClaimError;
 use crate::codec::WireCodec;
-use crate::coordinator::{self, Decision, Faults, View};
+use crate::coordinator::{self, Decision, View};
 use crate::identity::{NodeId, NodeIdentity};
-use crate::seal::{KeyId, Keyring, SALT_LEN, Sealer};
-use crate::wire::{self, Kind, MAX_PAYLOAD, WireError};
+use crate::seal::{KeyId, Keyring, Sealer};
+use crate::wire::{self, Kind, WireError};
 
 /// How often a node announces to one peer it learnt of from a card but foca does not know yet.
 const GREET_EVERY: Duration = Duration::from_secs(1);
@@ -36,142 +39,15 @@ const MAX_ACKED: usize = 16;
 /// How many greetings a node remembers (each for [`GREET_EVERY`]).
 const MAX_GREETED: usize = 256;
 
+mod cards;
+mod config;
 mod duplicates;
+mod membership;
 mod swim;
 
+pub use config::NodeConfig;
 pub use duplicates::{ANSWER_EVERY, CHALLENGE_EVERY, CHALLENGE_FOR};
 pub use swim::RENEW_EVERY;
-
-/// How a node is set up. Built by the daemon from flags, by the simulator from a scenario;
-/// [`NodeConfig::new`] gives the daemon's defaults.
-#[derive(Clone, Debug)]
-pub struct NodeConfig {
-    /// `--cluster-name`, hashed into every datagram.
-    pub cluster_name: String,
-    /// Who this node is in gossip (node id, gossip address, generation).
-    pub identity: NodeIdentity,
-    /// rqlited's advertised Raft address.
-    pub raft_addr: String,
-    /// rqlited's advertised HTTP address.
-    pub http_addr: String,
-    /// `--expect`.
-    pub expect: u16,
-    /// What the data directory holds at start.
-    pub db: DbState,
-    /// The cluster the data directory belongs to, or is bound to, if known.
-    pub cluster_id: Option<ClusterId>,
-    /// With `cluster_id`: how many founders form that cluster, if this node is bound to its
-    /// formation (persisted with the binding, so a restarted founder takes part again).
-    pub formation: Option<u16>,
-    /// How long the live membership must stay unchanged before an all-empty view may bootstrap.
-    pub settle: Duration,
-    /// How long a node with data listens to gossip after its start before it may resume without
-    /// `-join` (a live leader found in that time is joined instead).
-    pub resume_after: Duration,
-    /// How often decisions are re-evaluated without any input.
-    pub tick: Duration,
-    /// How often a digest is sent to one random member (card anti-entropy).
-    pub card_sync: Duration,
-    /// Own card changes are pushed to every live member up to this many; beyond, to a random
-    /// `relay_fanout` of them (the digest covers the rest).
-    pub push_all_up_to: usize,
-    /// How many random members a newly learnt card is passed on to.
-    pub relay_fanout: usize,
-    /// Volatile mode: the losing side of a split may delete its data.
-    pub volatile: bool,
-    /// foca's configuration; [`NodeConfig::swim_config`] gives rq4d's default.
-    pub swim: foca::Config,
-    /// Seed for this node's randomness (member selection in foca and card relays).
-    pub rng_seed: u64,
-    /// Deliberately broken rules (simulator tests only; the daemon leaves them off).
-    pub faults: Faults,
-    /// The voters of this node's cluster as last seen while its rqlited ran (`(id, Raft
-    /// address)`), from the data directory; see [`Decision::Resume`]'s `peers`.
-    pub stored_voters: Vec<(NodeId, String)>,
-    /// The clusters of the proposals this node acknowledged before its data directory had
-    /// data ([`Node::acked`], persisted by the driver): a founder that restarts before it saw
-    /// its seed decide must still take part in the formation.
-    pub acked: Vec<ClusterId>,
-    /// The cluster keyring: with one, every datagram is sealed and only sealed ones are
-    /// accepted (see [`crate::seal`]); without, gossip is open to anyone who can send to it.
-    pub keyring: Option<Keyring>,
-    /// The salt at the front of every nonce this node seals with. It must differ between any
-    /// two processes that ever share a key, so the daemon draws it from the operating system
-    /// at every start; never derive it from the time, the pid or the node id.
-    pub nonce_salt: [u8; SALT_LEN],
-    /// The wall clock (since the UNIX epoch) at the driver's epoch, `now` = 0: sealed datagrams
-    /// are stamped with it, and generations are bounded by it. The daemon corrects it with
-    /// [`Node::set_wall_clock`] when the system clock is stepped.
-    pub wall_clock: Duration,
-    /// The most members (and cards) a node keeps. At the cap, a newcomer takes the place of
-    /// the member down the longest, or is not admitted while every member is alive: a flood of
-    /// invented members cannot grow a node's memory without bound.
-    pub max_members: usize,
-}
-
-impl NodeConfig {
-    /// How often decisions are re-evaluated without input, by default.
-    pub const TICK: Duration = Duration::from_millis(250);
-    /// How often card digests are exchanged, by default.
-    pub const CARD_SYNC: Duration = Duration::from_secs(1);
-    /// How long a node with data listens before resuming without `-join`, by default.
-    pub const RESUME_AFTER: Duration = Duration::from_secs(2);
-    /// Own card changes go to every live member up to this many, by default.
-    pub const PUSH_ALL_UP_TO: usize = 32;
-    /// How many members a newly learnt card is relayed to, by default.
-    pub const RELAY_FANOUT: usize = 2;
-    /// The member cap, by default: far beyond the voters of any rqlite cluster, read-only
-    /// replicas included, and small enough that a full table costs a few megabytes.
-    pub const MAX_MEMBERS: usize = 1024;
-
-    /// A node of cluster `cluster_name` with the daemon's defaults: empty, keyless, no settle
-    /// period, foca's LAN preset for `expect` (at least 3) members. Drivers set the rest.
-    pub fn new(
-        cluster_name: impl Into<String>,
-        identity: NodeIdentity,
-        raft_addr: impl Into<String>,
-        http_addr: impl Into<String>,
-        expect: u16,
-    ) -> Self {
-        Self {
-            cluster_name: cluster_name.into(),
-            identity,
-            raft_addr: raft_addr.into(),
-            http_addr: http_addr.into(),
-            expect,
-            db: DbState::Empty,
-            cluster_id: None,
-            formation: None,
-            settle: Duration::ZERO,
-            resume_after: Self::RESUME_AFTER,
-            tick: Self::TICK,
-            card_sync: Self::CARD_SYNC,
-            push_all_up_to: Self::PUSH_ALL_UP_TO,
-            relay_fanout: Self::RELAY_FANOUT,
-            volatile: false,
-            swim: Self::swim_config(u32::from(expect.max(3))),
-            rng_seed: 0,
-            faults: Faults::default(),
-            stored_voters: Vec::new(),
-            acked: Vec::new(),
-            keyring: None,
-            nonce_salt: [0; SALT_LEN],
-            wall_clock: Duration::ZERO,
-            max_members: Self::MAX_MEMBERS,
-        }
-    }
-
-    /// foca's LAN preset for `cluster_size`, with the datagram budget left by the envelope and
-    /// notifications for down members (foca tells a member it declared down, so a wrongly
-    /// declared one renews its identity at once).
-    pub fn swim_config(cluster_size: u32) -> foca::Config {
-        let mut config =
-            foca::Config::new_lan(NonZeroU32::MIN.saturating_add(cluster_size.max(1) - 1));
-        config.max_packet_size = MAX_PAYLOAD.try_into().unwrap_or(config.max_packet_size);
-        config.notify_down_members = true;
-        config
-    }
-}
 
 /// A timer a node asked for; hand it back through [`Node::handle_timer`] when it fires.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -637,373 +513,6 @@ impl Node {
             .map_err(|error| Refusal::Swim(error.to_string()))
     }
 
-    fn handle_cards(
-        &mut self,
-        from: SocketAddr,
-        payload: &[u8],
-        now: Duration,
-    ) -> Result<(), Refusal> {
-        match CardMessage::decode(payload)? {
-            CardMessage::Push { cards } => {
-                let mut news = Vec::new();
-                let mut duplicate = false;
-                let mut refused = None;
-                let bounds = Bounds::at(self.wall());
-                for card in cards {
-                    if let Err(error) = bounds.card(&card) {
-                        refused = Some(error);
-                        continue;
-                    }
-                    if card.node_id == self.me.node_id {
-                        duplicate |= self.own_id_card(from, &card, now);
-                        continue;
-                    }
-                    if let Err(error) = self.admit(&card.node_id) {
-                        refused = Some(error);
-                        continue;
-                    }
-                    if from == card.gossip_addr {
-                        self.notice_newcomer(from, &card, now);
-                    }
-                    self.greet(&card, now);
-                    if self
-                        .members
-                        .get(&card.node_id)
-                        .is_some_and(|m| card.generation > m.identity.generation)
-                    {
-                        // A life gossip has not confirmed yet (the greeting asks foca to): its
-                        // card is taken once foca knows it — it comes again, pushed on the
-                        // member's way up or drawn by a digest. Taken now, a card could claim
-                        // any later life and mask the member's real card for good.
-                        continue;
-                    }
-                    let significant = self
-                        .cards
-                        .get(&card.node_id)
-                        .is_none_or(|held| !held.same_state(&card));
-                    if self.cards.merge(card.clone()) {
-                        self.dirty = true;
-                        if significant {
-                            news.push(card);
-                        }
-                    }
-                }
-                if !news.is_empty() {
-                    // A real change (agreement, database state) is rare and may be what a
-                    // decision waits for: evaluate now, not at the next tick.
-                    self.reevaluate(now);
-                    let targets = self.random_live(self.config.relay_fanout, Some(from));
-                    for to in targets {
-                        self.send_cards(to, news.iter());
-                    }
-                }
-                if duplicate {
-                    return Err(Refusal::DuplicateNodeId(from));
-                }
-                if let Some(error) = refused {
-                    return Err(Refusal::Claim(error));
-                }
-            }
-            CardMessage::Digest {
-                entries,
-                reply,
-                range,
-            } => {
-                // The card table is for members: a stranger's digest (anybody can send one to
-                // an open cluster) would draw every card, every identity a forger needs.
-                let from_member = self
-                    .members
-                    .values()
-                    .any(|m| m.alive && m.identity.addr == from);
-                if !from_member {
-                    return Err(Refusal::NotAMember(from));
-                }
-                let (newer_here, newer_there) = self.answer_digest(&entries, &range);
-                let newer_here: Vec<Card> = newer_here.into_iter().cloned().collect();
-                self.send_cards(from, newer_here.iter());
-                if newer_there && !reply {
-                    for payload in CardMessage::digests(self.full_digest(), true) {
-                        self.send(from, Kind::Cards, &payload);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes room for `id` in the member and card tables if it is new: at the cap, the member
-    /// down the longest (or a card of no member) goes; while every member is alive, a new one
-    /// is not admitted.
-    fn admit(&mut self, id: &NodeId) -> Result<(), ClaimError> {
-        let cap = self.config.max_members;
-        if !self.members.contains_key(id) && self.members.len() >= cap {
-            let longest_down = self
-                .members
-                .iter()
-                .filter(|(_, m)| !m.alive)
-                .min_by_key(|(_, m)| m.since)
-                .map(|(id, _)| id.clone());
-            let Some(gone) = longest_down else {
-                return Err(ClaimError::MemberCap {
-                    node: id.clone(),
-                    cap,
-                });
-            };
-            self.members.remove(&gone);
-            self.cards.remove(&gone);
-            self.greeted.remove(&gone);
-        }
-        if self.cards.get(id).is_none() && self.cards.len() >= cap {
-            let stray = self
-                .cards
-                .iter()
-                .find(|card| self.members.get(&card.node_id).is_none_or(|m| !m.alive))
-                .map(|card| card.node_id.clone());
-            let Some(stray) = stray else {
-                return Err(ClaimError::MemberCap {
-                    node: id.clone(),
-                    cap,
-                });
-            };
-            self.cards.remove(&stray);
-        }
-        Ok(())
-    }
-
-    /// Announces to the node a card describes when foca does not know that life of it yet; at
-    /// most once a second per node, since cards arrive often.
-    fn greet(&mut self, card: &Card, now: Duration) {
-        let known = self
-            .members
-            .get(&card.node_id)
-            .is_some_and(|m| m.alive && m.identity.generation >= card.generation);
-        if known {
-            return;
-        }
-        let recently = self
-            .greeted
-            .get(&card.node_id)
-            .is_some_and(|at| now.saturating_sub(*at) < GREET_EVERY);
-        if recently {
-            return;
-        }
-        if self.greeted.len() >= MAX_GREETED {
-            self.greeted
-                .retain(|_, at| now.saturating_sub(*at) < GREET_EVERY);
-        }
-        self.greeted.insert(card.node_id.clone(), now);
-        let identity = NodeIdentity {
-            node_id: card.node_id.clone(),
-            addr: card.gossip_addr,
-            generation: card.generation,
-        };
-        let _ = self.foca.announce(identity, &mut self.runtime);
-    }
-
-    /// While foca is not probing, announces to a few known members, alive or down. foca stops
-    /// its probe cycle when it renews its identity or runs out of live members, and only starts
-    /// it again when a message addressed to its *new* identity arrives; if the one gossip that
-    /// carried the renewal was lost, nobody ever sends one, and both sides keep a stale view for
-    /// good (simulator finding: two nodes each holding the other down, 180 s after the network
-    /// healed). An announcement is accepted under any life of the receiver's id, and its reply
-    /// (a feed, or "you are down", which renews us) is addressed to our current identity.
-    fn reconnect(&mut self, now: Duration) {
-        if self.connected || self.members.is_empty() {
-            return;
-        }
-        let known: Vec<NodeIdentity> = self.members.values().map(|m| m.identity.clone()).collect();
-        let chosen: Vec<NodeIdentity> = known
-            .sample(&mut self.rng, RECONNECT_FANOUT)
-            .cloned()
-            .collect();
-        for identity in chosen {
-            let _ = self.foca.announce(identity, &mut self.runtime);
-        }
-        self.drain_swim(now);
-    }
-
-    /// Like [`CardTable::answer`], with this node's own card counted as held.
-    fn answer_digest(
-        &self,
-        entries: &[crate::card::DigestEntry],
-        range: &crate::card::DigestRange,
-    ) -> (Vec<&Card>, bool) {
-        let (mut newer_here, newer_there) = self.cards.answer(entries, range);
-        let mine = entries.iter().find(|e| e.node_id == self.me.node_id);
-        if range.covers(&self.me.node_id)
-            && mine.is_none_or(|e| (e.generation, e.version) < self.me.stamp())
-        {
-            newer_here.push(&self.me);
-        }
-        newer_here.retain(|card| {
-            // Only send cards of members believed alive (or our own): dead members' cards would
-            // only resurrect stale state elsewhere.
-            card.node_id == self.me.node_id
-                || self.members.get(&card.node_id).is_some_and(|m| m.alive)
-        });
-        (newer_here, newer_there)
-    }
-
-    fn full_digest(&self) -> Vec<crate::card::DigestEntry> {
-        let mut entries = self.cards.digest();
-        entries.push(crate::card::DigestEntry {
-            node_id: self.me.node_id.clone(),
-            generation: self.me.generation,
-            version: self.me.version,
-        });
-        entries
-    }
-
-    /// Anti-entropy: a digest to one random live member. Large tables go in rotating chunks of
-    /// one datagram each.
-    fn sync_cards(&mut self) {
-        let Some(to) = self.random_live(1, None).into_iter().next() else {
-            return;
-        };
-        let chunks = CardMessage::digests(self.full_digest(), false);
-        if chunks.is_empty() {
-            return;
-        }
-        let chunk = &chunks[self.sync_round % chunks.len()];
-        self.sync_round = self.sync_round.wrapping_add(1);
-        let chunk = chunk.clone();
-        self.send(to, Kind::Cards, &chunk);
-    }
-
-    /// Turns what foca queued into outputs and membership bookkeeping.
-    fn drain_swim(&mut self, now: Duration) {
-        self.drain_swim_with(now, true);
-    }
-
-    /// [`Node::drain_swim`]; `greet` sends this node's card to every member that comes up.
-    fn drain_swim_with(&mut self, now: Duration, greet: bool) {
-        while let Some((to, data)) = self.runtime.to_send() {
-            self.send(to.addr, Kind::Swim, &data);
-        }
-        while let Some((after, timer)) = self.runtime.to_schedule() {
-            self.schedule(after, Timer::Swim(timer));
-        }
-        while let Some(notification) = self.runtime.to_notify() {
-            match notification {
-                OwnedNotification::MemberUp(id) => self.member_up(id, now, greet),
-                OwnedNotification::MemberDown(id) => self.member_down(id, now),
-                OwnedNotification::Rename(_, new) => {
-                    if let Some(member) = self.members.get_mut(&new.node_id) {
-                        member.identity = new;
-                        self.dirty = true;
-                    }
-                }
-                OwnedNotification::Rejoin(id) => {
-                    // foca renewed our identity after being declared down: our card follows.
-                    self.last_renewal = Some(now);
-                    self.new_life(id.generation);
-                }
-                OwnedNotification::Active => self.connected = true,
-                OwnedNotification::Defunct => self.connected = false,
-                OwnedNotification::Idle => {
-                    self.connected = false;
-                    self.outputs.push_back(Output::Event(Event::Idle));
-                }
-            }
-        }
-    }
-
-    /// This node's identity changed to `generation` (a renewal): the card follows, its version
-    /// starting over (a new generation orders after any version of the old one, and versions
-    /// stay within the bound of their life's length), and foca waits for a message to the new
-    /// identity before it probes again.
-    fn new_life(&mut self, generation: u64) {
-        self.me.generation = generation;
-        self.me.version = 0;
-        self.card_changed(true);
-        self.connected = false;
-    }
-
-    fn member_up(&mut self, id: NodeIdentity, now: Duration, greet: bool) {
-        let addr = id.addr;
-        let node_id = id.node_id.clone();
-        let was_alive = self
-            .members
-            .insert(
-                node_id.clone(),
-                MemberInfo {
-                    identity: id.clone(),
-                    alive: true,
-                    since: now,
-                },
-            )
-            .is_some_and(|m| m.alive);
-        self.outputs.push_back(Output::Event(Event::MemberUp(id)));
-        self.dirty = true;
-        if !was_alive {
-            self.live += 1;
-            self.view_changed(&node_id, now, greet);
-        }
-        if greet {
-            // A newcomer learns this node's card at once; it does the same for us.
-            let me = self.me.clone();
-            self.send_cards(addr, [&me]);
-        }
-    }
-
-    fn member_down(&mut self, id: NodeIdentity, now: Duration) {
-        let mut was_alive = false;
-        if let Some(member) = self.members.get_mut(&id.node_id) {
-            was_alive = member.alive;
-            member.alive = false;
-            member.since = now;
-        }
-        self.outputs
-            .push_back(Output::Event(Event::MemberDown(id.clone())));
-        self.dirty = true;
-        if was_alive {
-            self.live -= 1;
-            self.view_changed(&id.node_id, now, true);
-        }
-    }
-
-    /// `id` joined or left the live view: the digest toggles it. Small clusters push the new
-    /// view at once (the agreement compares views); large ones let anti-entropy carry it, since
-    /// every membership event would otherwise flood every card everywhere.
-    /// With `push` false (members restored, not met) the card changes without being sent.
-    fn view_changed(&mut self, id: &NodeId, now: Duration, push: bool) {
-        self.view_changed_at = now;
-        self.me.view = self.me.view.toggled(id);
-        debug_assert_eq!(
-            self.live,
-            self.members.values().filter(|m| m.alive).count(),
-            "the live count follows the member map"
-        );
-        let small = push && self.live <= self.config.push_all_up_to;
-        self.card_changed(small);
-        if small {
-            self.schedule(self.config.settle, Timer::Settled);
-        }
-    }
-
-    /// Bumps the card's version and, with `push`, sends it out.
-    fn card_changed(&mut self, push: bool) {
-        self.me.version += 1;
-        if !push {
-            return;
-        }
-        let live: Vec<SocketAddr> = self
-            .members
-            .values()
-            .filter(|m| m.alive)
-            .map(|m| m.identity.addr)
-            .collect();
-        let targets = if live.len() <= self.config.push_all_up_to {
-            live
-        } else {
-            self.random_live(self.config.relay_fanout, None)
-        };
-        let me = self.me.clone();
-        for to in targets {
-            self.send_cards(to, [&me]);
-        }
-    }
-
     fn reevaluate(&mut self, now: Duration) {
         self.dirty = false;
         let verdict = {
@@ -1117,23 +626,6 @@ impl Node {
             });
             founders.size = size;
             founders.known.extend(seen);
-        }
-    }
-
-    /// Up to `n` random live members' addresses, never `except`.
-    fn random_live(&mut self, n: usize, except: Option<SocketAddr>) -> Vec<SocketAddr> {
-        let live: Vec<SocketAddr> = self
-            .members
-            .values()
-            .filter(|m| m.alive && Some(m.identity.addr) != except)
-            .map(|m| m.identity.addr)
-            .collect();
-        live.sample(&mut self.rng, n).copied().collect()
-    }
-
-    fn send_cards<'a>(&mut self, to: SocketAddr, cards: impl IntoIterator<Item = &'a Card>) {
-        for payload in CardMessage::pushes(cards) {
-            self.send(to, Kind::Cards, &payload);
         }
     }
 

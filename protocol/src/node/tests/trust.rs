@@ -4,6 +4,7 @@
 use foca::{Header, Member, Message};
 
 use super::*;
+use crate::card::CardMessage;
 use crate::claims::ClaimError;
 use crate::seal::SealError;
 

@@ -1,0 +1,158 @@
+//! What foca tells a node about the membership, turned into its member table, its view digest
+//! and its card; and the reconnection that heals gossip after a renewal nobody heard.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use foca::OwnedNotification;
+use rand::seq::IndexedRandom;
+
+use super::{Event, MemberInfo, Node, Output, RECONNECT_FANOUT, Timer};
+use crate::identity::{NodeId, NodeIdentity};
+use crate::wire::Kind;
+
+impl Node {
+    /// While foca is not probing, announces to a few known members, alive or down. foca stops
+    /// its probe cycle when it renews its identity or runs out of live members, and only starts
+    /// it again when a message addressed to its *new* identity arrives; if the one gossip that
+    /// carried the renewal was lost, nobody ever sends one, and both sides keep a stale view for
+    /// good (simulator finding: two nodes each holding the other down, 180 s after the network
+    /// healed). An announcement is accepted under any life of the receiver's id, and its reply
+    /// (a feed, or "you are down", which renews us) is addressed to our current identity.
+    pub(super) fn reconnect(&mut self, now: Duration) {
+        if self.connected || self.members.is_empty() {
+            return;
+        }
+        let known: Vec<NodeIdentity> = self.members.values().map(|m| m.identity.clone()).collect();
+        let chosen: Vec<NodeIdentity> = known
+            .sample(&mut self.rng, RECONNECT_FANOUT)
+            .cloned()
+            .collect();
+        for identity in chosen {
+            let _ = self.foca.announce(identity, &mut self.runtime);
+        }
+        self.drain_swim(now);
+    }
+
+    /// Turns what foca queued into outputs and membership bookkeeping.
+    pub(super) fn drain_swim(&mut self, now: Duration) {
+        self.drain_swim_with(now, true);
+    }
+
+    /// [`Node::drain_swim`]; `greet` sends this node's card to every member that comes up.
+    pub(super) fn drain_swim_with(&mut self, now: Duration, greet: bool) {
+        while let Some((to, data)) = self.runtime.to_send() {
+            self.send(to.addr, Kind::Swim, &data);
+        }
+        while let Some((after, timer)) = self.runtime.to_schedule() {
+            self.schedule(after, Timer::Swim(timer));
+        }
+        while let Some(notification) = self.runtime.to_notify() {
+            match notification {
+                OwnedNotification::MemberUp(id) => self.member_up(id, now, greet),
+                OwnedNotification::MemberDown(id) => self.member_down(id, now),
+                OwnedNotification::Rename(_, new) => {
+                    if let Some(member) = self.members.get_mut(&new.node_id) {
+                        member.identity = new;
+                        self.dirty = true;
+                    }
+                }
+                OwnedNotification::Rejoin(id) => {
+                    // foca renewed our identity after being declared down: our card follows.
+                    self.last_renewal = Some(now);
+                    self.new_life(id.generation);
+                }
+                OwnedNotification::Active => self.connected = true,
+                OwnedNotification::Defunct => self.connected = false,
+                OwnedNotification::Idle => {
+                    self.connected = false;
+                    self.outputs.push_back(Output::Event(Event::Idle));
+                }
+            }
+        }
+    }
+
+    /// This node's identity changed to `generation` (a renewal): the card follows, its version
+    /// starting over (a new generation orders after any version of the old one, and versions
+    /// stay within the bound of their life's length), and foca waits for a message to the new
+    /// identity before it probes again.
+    pub(super) fn new_life(&mut self, generation: u64) {
+        self.me.generation = generation;
+        self.me.version = 0;
+        self.card_changed(true);
+        self.connected = false;
+    }
+
+    pub(super) fn member_up(&mut self, id: NodeIdentity, now: Duration, greet: bool) {
+        let addr = id.addr;
+        let node_id = id.node_id.clone();
+        let was_alive = self
+            .members
+            .insert(
+                node_id.clone(),
+                MemberInfo {
+                    identity: id.clone(),
+                    alive: true,
+                    since: now,
+                },
+            )
+            .is_some_and(|m| m.alive);
+        self.outputs.push_back(Output::Event(Event::MemberUp(id)));
+        self.dirty = true;
+        if !was_alive {
+            self.live += 1;
+            self.view_changed(&node_id, now, greet);
+        }
+        if greet {
+            // A newcomer learns this node's card at once; it does the same for us.
+            let me = self.me.clone();
+            self.send_cards(addr, [&me]);
+        }
+    }
+
+    pub(super) fn member_down(&mut self, id: NodeIdentity, now: Duration) {
+        let mut was_alive = false;
+        if let Some(member) = self.members.get_mut(&id.node_id) {
+            was_alive = member.alive;
+            member.alive = false;
+            member.since = now;
+        }
+        self.outputs
+            .push_back(Output::Event(Event::MemberDown(id.clone())));
+        self.dirty = true;
+        if was_alive {
+            self.live -= 1;
+            self.view_changed(&id.node_id, now, true);
+        }
+    }
+
+    /// `id` joined or left the live view: the digest toggles it. Small clusters push the new
+    /// view at once (the agreement compares views); large ones let anti-entropy carry it, since
+    /// every membership event would otherwise flood every card everywhere.
+    /// With `push` false (members restored, not met) the card changes without being sent.
+    pub(super) fn view_changed(&mut self, id: &NodeId, now: Duration, push: bool) {
+        self.view_changed_at = now;
+        self.me.view = self.me.view.toggled(id);
+        debug_assert_eq!(
+            self.live,
+            self.members.values().filter(|m| m.alive).count(),
+            "the live count follows the member map"
+        );
+        let small = push && self.live <= self.config.push_all_up_to;
+        self.card_changed(small);
+        if small {
+            self.schedule(self.config.settle, Timer::Settled);
+        }
+    }
+
+    /// Up to `n` random live members' addresses, never `except`.
+    pub(super) fn random_live(&mut self, n: usize, except: Option<SocketAddr>) -> Vec<SocketAddr> {
+        let live: Vec<SocketAddr> = self
+            .members
+            .values()
+            .filter(|m| m.alive && Some(m.identity.addr) != except)
+            .map(|m| m.identity.addr)
+            .collect();
+        live.sample(&mut self.rng, n).copied().collect()
+    }
+}
