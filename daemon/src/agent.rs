@@ -146,6 +146,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         claim_log: None,
         exit_on_conflict: config.exit_on_conflict,
         conflict_since: None,
+        last_kind: None,
     };
     agent.flush().await;
     let outcome = agent.run(report_rx, api_rx, found_rx).await;
@@ -179,6 +180,8 @@ struct Agent {
     exit_on_conflict: Option<Duration>,
     /// Since when this node refuses to start because another process uses its id.
     conflict_since: Option<Instant>,
+    /// The kind of the last decision counted in `rq4d_decisions_total`.
+    last_kind: Option<&'static str>,
 }
 
 /// rq4d exited because another live process kept using its node id (`--exit-on-conflict`).
@@ -494,12 +497,16 @@ impl Agent {
                 self.count_members();
             }
             Event::Decided(decision) => {
-                self.metrics
-                    .decisions
-                    .get_or_create(&metrics::Kind {
-                        kind: decision_kind(&decision).into(),
-                    })
-                    .inc();
+                // Counted when the kind changes: a waiting node whose reason moves on ("2 of 3
+                // members are up", "3 of 3 …") has decided nothing new.
+                let kind = decision.kind();
+                if self.last_kind != Some(kind) {
+                    self.last_kind = Some(kind);
+                    self.metrics
+                        .decisions
+                        .get_or_create(&metrics::Kind { kind: kind.into() })
+                        .inc();
+                }
                 match &decision {
                     Decision::Conflict { .. } => tracing::error!("{}", decision.describe()),
                     _ => tracing::info!("{}", decision.describe()),
@@ -561,18 +568,6 @@ impl Agent {
             *current = next;
             changed
         });
-    }
-}
-
-fn decision_kind(decision: &Decision) -> &'static str {
-    match decision {
-        Decision::Wait { .. } => "wait",
-        Decision::Bootstrap { .. } => "bootstrap",
-        Decision::Join { .. } => "join",
-        Decision::Resume { .. } => "resume",
-        Decision::Run => "run",
-        Decision::Wipe { .. } => "wipe",
-        Decision::Conflict { .. } => "conflict",
     }
 }
 

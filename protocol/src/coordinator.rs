@@ -35,10 +35,7 @@ use crate::wire::fnv1a;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Do nothing yet.
-    Wait {
-        /// What is missing, for `/health` and the log.
-        reason: String,
-    },
+    Wait(Waiting),
     /// Start rqlited with `-bootstrap-expect expect -join targets`: this node is one of the
     /// `expect` agreed founders of a new cluster. rqlited forms the cluster once every founder
     /// has notified, with all of them as voters, so no founder can form one alone.
@@ -71,22 +68,219 @@ pub enum Decision {
     Run,
     /// Volatile mode only: this node's data belongs to the losing side of a split; delete it and
     /// join the live cluster as a fresh node.
-    Wipe {
-        /// Why, for the log.
-        reason: String,
-    },
+    Wipe(Split),
     /// Something only a human should settle; nothing is started, stopped or deleted because of it.
-    Conflict {
-        /// What is wrong.
-        reason: String,
+    Conflict(Conflict),
+}
+
+/// What a waiting node waits for. `Display` is the line `/health` and the log show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// The node has only just started.
+    Starting,
+    /// A node with data gives gossip time to show a live leader to join before it resumes
+    /// without `-join`.
+    LeaderToResume,
+    /// A founder of the node's formation has formed the cluster; its leader is not live yet.
+    FormedCluster {
+        /// Who formed it.
+        founder: NodeId,
     },
+    /// The node is bound to a cluster whose seed bootstrapped it; its leader is not live yet.
+    BoundCluster {
+        /// The cluster.
+        cluster: ClusterId,
+    },
+    /// A live node has data and no leader: never bootstrap beside it.
+    DataElsewhere {
+        /// Who has data.
+        holder: NodeId,
+    },
+    /// Live members whose cards have not arrived.
+    Cards {
+        /// Whose.
+        of: Vec<NodeId>,
+    },
+    /// Fewer live members than `--expect`.
+    Members {
+        /// Live members, this node included.
+        up: usize,
+        /// `--expect`.
+        expect: u16,
+    },
+    /// The membership changed within the settle period.
+    Settling,
+    /// A member's card shows another view of the membership.
+    ViewBehind {
+        /// Who.
+        member: NodeId,
+    },
+    /// No member at all.
+    NoMembers,
+    /// This node is the seed and waits for acknowledgements.
+    Acknowledgements {
+        /// The view's size.
+        members: usize,
+        /// Who has not acknowledged yet.
+        from: Vec<NodeId>,
+    },
+    /// This node acknowledged another seed, which still stands.
+    AckedOther {
+        /// The seed acknowledged.
+        acked: NodeId,
+        /// The seed of the current view.
+        seed: NodeId,
+    },
+    /// This node acknowledged the seed's proposal; the seed has not decided yet.
+    SeedToDecide {
+        /// The seed.
+        seed: NodeId,
+    },
+    /// The seed of the view has not proposed yet.
+    SeedToPropose {
+        /// The seed.
+        seed: NodeId,
+    },
+    /// A rumour placed another life of this node's id somewhere; nothing starts until the
+    /// challenge there is settled (see `node/duplicates.rs`).
+    IdentityCheck {
+        /// This node's id.
+        id: NodeId,
+        /// The address challenged.
+        addr: std::net::SocketAddr,
+    },
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids = |ids: &[NodeId]| {
+            ids.iter()
+                .map(NodeId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Self::Starting => f.write_str("starting"),
+            Self::LeaderToResume => {
+                f.write_str("looking for a live leader of this node's cluster before resuming")
+            }
+            Self::FormedCluster { founder } => write!(
+                f,
+                "{founder} has formed the cluster I founded; waiting for its leader"
+            ),
+            Self::BoundCluster { cluster } => write!(
+                f,
+                "bound to cluster {cluster}, whose seed bootstrapped it; waiting for its leader"
+            ),
+            Self::DataElsewhere { holder } => write!(
+                f,
+                "{holder} has data and no leader yet; waiting for it to resume"
+            ),
+            Self::Cards { of } => write!(f, "waiting for the cards of {}", ids(of)),
+            Self::Members { up, expect } => write!(f, "{up} of {expect} expected members are up"),
+            Self::Settling => f.write_str("the membership changed recently; letting it settle"),
+            Self::ViewBehind { member } => {
+                write!(f, "{member} does not see the same membership yet")
+            }
+            Self::NoMembers => f.write_str("no members"),
+            Self::Acknowledgements { members, from } => write!(
+                f,
+                "seed of {members} members; waiting for acknowledgements from {}",
+                ids(from)
+            ),
+            Self::AckedOther { acked, seed } => write!(
+                f,
+                "acknowledged {acked} as seed; not acknowledging {seed} while it lives"
+            ),
+            Self::SeedToDecide { seed } => {
+                write!(f, "acknowledged seed {seed}; waiting for it to bootstrap")
+            }
+            Self::SeedToPropose { seed } => write!(f, "waiting for seed {seed} to propose"),
+            Self::IdentityCheck { id, addr } => write!(
+                f,
+                "checking that node id {id} is not in use by a live process at {addr}"
+            ),
+        }
+    }
+}
+
+/// A live leader of another cluster than the one this node's data belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// This node's cluster.
+    pub mine: Option<ClusterId>,
+    /// The live leader's.
+    pub theirs: ClusterId,
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mine = self.mine.map_or_else(|| "?".into(), |id| id.to_string());
+        write!(
+            f,
+            "split: this node's data belongs to cluster {mine}, but a live node leads cluster {}",
+            self.theirs
+        )
+    }
+}
+
+/// What only a human should settle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conflict {
+    /// This node's data belongs to another cluster than a live leader's.
+    Split(Split),
+    /// Live leaders of several clusters, and this empty node belongs to none.
+    Leaders(Vec<ClusterId>),
+    /// The members were given different `--expect`s.
+    Expect(Vec<(NodeId, u16)>),
+    /// A live member uses this (not running) node's id.
+    IdInUse {
+        /// The id.
+        id: NodeId,
+        /// Where the other process gossips.
+        addr: std::net::SocketAddr,
+    },
+    /// Two running processes use one id.
+    IdRunningTwice {
+        /// The id.
+        id: NodeId,
+        /// Where the other process gossips.
+        addr: std::net::SocketAddr,
+    },
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Split(split) => split.fmt(f),
+            Self::Leaders(clusters) => {
+                let list: Vec<String> = clusters.iter().map(ClusterId::to_string).collect();
+                write!(f, "split: live leaders of clusters {}", list.join(", "))
+            }
+            Self::Expect(expects) => {
+                let list: Vec<String> = expects
+                    .iter()
+                    .map(|(id, expect)| format!("{id}={expect}"))
+                    .collect();
+                write!(f, "members disagree on --expect ({})", list.join(", "))
+            }
+            Self::IdInUse { id, addr } => write!(
+                f,
+                "node id {id} is in use by a live member at {addr}; refusing to start rqlited (give this node its own --node-id, or stop the other)"
+            ),
+            Self::IdRunningTwice { id, addr } => write!(
+                f,
+                "node id {id} is used by two running processes, this one and the one at {addr}; stop one of them"
+            ),
+        }
+    }
 }
 
 impl Decision {
     /// One line for `/health` and the log.
     pub fn describe(&self) -> String {
         match self {
-            Self::Wait { reason } => format!("waiting: {reason}"),
+            Self::Wait(waiting) => format!("waiting: {waiting}"),
             Self::Bootstrap {
                 cluster_id,
                 expect,
@@ -115,8 +309,8 @@ impl Decision {
                 format!("resuming from stored data, joining {}", join.join(","))
             }
             Self::Run => "running".into(),
-            Self::Wipe { reason } => format!("wiping data (volatile mode): {reason}"),
-            Self::Conflict { reason } => format!("conflict: {reason}"),
+            Self::Wipe(split) => format!("wiping data (volatile mode): {split}"),
+            Self::Conflict(conflict) => format!("conflict: {conflict}"),
         }
     }
 
@@ -128,9 +322,17 @@ impl Decision {
         )
     }
 
-    fn wait(reason: impl Into<String>) -> Self {
-        Self::Wait {
-            reason: reason.into(),
+    /// The kind of decision, without its reasons and targets: what changes of decision are
+    /// counted by (a waiting node whose reason changes has not decided anything new).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Wait(_) => "wait",
+            Self::Bootstrap { .. } => "bootstrap",
+            Self::Join { .. } => "join",
+            Self::Resume { .. } => "resume",
+            Self::Run => "run",
+            Self::Wipe(_) => "wipe",
+            Self::Conflict(_) => "conflict",
         }
     }
 }
@@ -334,9 +536,7 @@ pub fn decide(view: &View<'_>) -> Verdict {
             if !view.looked_around || !view.settled || !view.missing.is_empty() {
                 // Resuming without -join at a new address leaves rqlited a Candidate forever;
                 // give gossip a settle period to show a leader to join first.
-                return keep(Decision::wait(
-                    "looking for a live leader of this node's cluster before resuming",
-                ));
+                return keep(Decision::Wait(Waiting::LeaderToResume));
             }
             keep(Decision::Resume {
                 join: Vec::new(),
@@ -455,17 +655,14 @@ fn moved_voters(view: &View<'_>) -> Vec<(NodeId, String)> {
 
 /// Rules for a live leader of another cluster than mine.
 fn split(view: &View<'_>, other: ClusterId) -> Decision {
-    let mine = view
-        .me
-        .cluster_id
-        .map_or_else(|| "?".into(), |id| id.to_string());
-    let reason = format!(
-        "split: this node's data belongs to cluster {mine}, but a live node leads cluster {other}"
-    );
+    let split = Split {
+        mine: view.me.cluster_id,
+        theirs: other,
+    };
     if view.volatile && loses_split(view, other) {
-        Decision::Wipe { reason }
+        Decision::Wipe(split)
     } else {
-        Decision::Conflict { reason }
+        Decision::Conflict(Conflict::Split(split))
     }
 }
 
@@ -508,11 +705,8 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
     if let Some(leader) = bound_leader {
         let clusters: BTreeSet<_> = leaders.iter().filter_map(|card| card.cluster_id).collect();
         if clusters.len() > 1 && me.cluster_id.is_none() {
-            let list: Vec<String> = clusters.iter().map(ClusterId::to_string).collect();
             return verdict(
-                Decision::Conflict {
-                    reason: format!("split: live leaders of clusters {}", list.join(", ")),
-                },
+                Decision::Conflict(Conflict::Leaders(clusters.into_iter().collect())),
                 me.agreement.clone(),
             );
         }
@@ -550,10 +744,9 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
                 expect,
                 targets: view.founders(founder.cluster_id),
             },
-            _ => Decision::wait(format!(
-                "{} has formed the cluster I founded; waiting for its leader",
-                founder.node_id
-            )),
+            _ => Decision::Wait(Waiting::FormedCluster {
+                founder: founder.node_id.clone(),
+            }),
         };
         return Verdict {
             decision,
@@ -564,19 +757,16 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
     }
     if let Some(cluster) = me.cluster_id {
         return verdict(
-            Decision::wait(format!(
-                "bound to cluster {cluster}, whose seed bootstrapped it; waiting for its leader"
-            )),
+            Decision::Wait(Waiting::BoundCluster { cluster }),
             me.agreement.clone(),
         );
     }
     if let Some(busy) = view.peers.iter().find(|card| card.db.has_data()) {
         // Never bootstrap beside a node that has data: it may hold the cluster.
         return verdict(
-            Decision::wait(format!(
-                "{} has data and no leader yet; waiting for it to resume",
-                busy.node_id
-            )),
+            Decision::Wait(Waiting::DataElsewhere {
+                holder: busy.node_id.clone(),
+            }),
             me.agreement.clone(),
         );
     }
@@ -602,30 +792,25 @@ fn agree(view: &View<'_>) -> Verdict {
         }
         _ => Agreement::None,
     };
-    let wait = |reason: String, agreement: Agreement| Verdict {
-        decision: Decision::Wait { reason },
+    let wait = |waiting: Waiting, agreement: Agreement| Verdict {
+        decision: Decision::Wait(waiting),
         agreement,
         cluster_id: None,
         formation: None,
     };
 
     if !view.missing.is_empty() {
-        let ids: Vec<&str> = view.missing.iter().map(|id| id.as_str()).collect();
-        return wait(
-            format!("waiting for the cards of {}", ids.join(", ")),
-            held_ack,
-        );
+        let of = view.missing.iter().map(|id| (*id).clone()).collect();
+        return wait(Waiting::Cards { of }, held_ack);
     }
     let expects: BTreeSet<u16> = live.iter().map(|card| card.expect).collect();
     if expects.len() > 1 {
-        let list: Vec<String> = live
+        let expects = live
             .iter()
-            .map(|card| format!("{}={}", card.node_id, card.expect))
+            .map(|card| (card.node_id.clone(), card.expect))
             .collect();
         return Verdict {
-            decision: Decision::Conflict {
-                reason: format!("members disagree on --expect ({})", list.join(", ")),
-            },
+            decision: Decision::Conflict(Conflict::Expect(expects)),
             agreement: held_ack,
             cluster_id: None,
             formation: None,
@@ -634,7 +819,10 @@ fn agree(view: &View<'_>) -> Verdict {
     let expect = usize::from(me.expect);
     if live.len() < expect {
         return wait(
-            format!("{} of {expect} expected members are up", live.len()),
+            Waiting::Members {
+                up: live.len(),
+                expect: me.expect,
+            },
             held_ack,
         );
     }
@@ -660,19 +848,18 @@ fn agree(view: &View<'_>) -> Verdict {
         };
     }
     if !view.settled {
-        return wait(
-            "the membership changed recently; letting it settle".into(),
-            held_ack,
-        );
+        return wait(Waiting::Settling, held_ack);
     }
     if let Some(behind) = live.iter().find(|card| card.view != digest) {
         return wait(
-            format!("{} does not see the same membership yet", behind.node_id),
+            Waiting::ViewBehind {
+                member: behind.node_id.clone(),
+            },
             held_ack,
         );
     }
     let Some(seed) = live.iter().map(|card| &card.node_id).min() else {
-        return wait("no members".into(), held_ack);
+        return wait(Waiting::NoMembers, held_ack);
     };
 
     if seed == &me.node_id {
@@ -686,11 +873,11 @@ fn agree(view: &View<'_>) -> Verdict {
             view: digest,
             round,
         };
-        let pending: Vec<&str> = view
+        let pending: Vec<NodeId> = view
             .peers
             .iter()
             .filter(|card| card.agreement != wanted)
-            .map(|card| card.node_id.as_str())
+            .map(|card| card.node_id.clone())
             .collect();
         if pending.is_empty() {
             // Every member acknowledged: they are the founders, and each starts rqlited as one
@@ -711,11 +898,10 @@ fn agree(view: &View<'_>) -> Verdict {
             };
         }
         return wait(
-            format!(
-                "seed of {} members; waiting for acknowledgements from {}",
-                live.len(),
-                pending.join(", ")
-            ),
+            Waiting::Acknowledgements {
+                members: live.len(),
+                from: pending,
+            },
             proposal,
         );
     }
@@ -723,10 +909,11 @@ fn agree(view: &View<'_>) -> Verdict {
     if let Agreement::Ack { seed: acked, .. } = &held_ack
         && acked != seed
     {
-        return wait(
-            format!("acknowledged {acked} as seed; not acknowledging {seed} while it lives"),
-            held_ack,
-        );
+        let waiting = Waiting::AckedOther {
+            acked: acked.clone(),
+            seed: seed.clone(),
+        };
+        return wait(waiting, held_ack);
     }
     let proposed = view.peers.iter().find_map(|card| match card.agreement {
         Agreement::Propose { view: v, round } if &card.node_id == seed && v == digest => {
@@ -736,7 +923,7 @@ fn agree(view: &View<'_>) -> Verdict {
     });
     if let Some(round) = proposed {
         return wait(
-            format!("acknowledged seed {seed}; waiting for it to bootstrap"),
+            Waiting::SeedToDecide { seed: seed.clone() },
             Agreement::Ack {
                 seed: seed.clone(),
                 view: digest,
@@ -744,7 +931,7 @@ fn agree(view: &View<'_>) -> Verdict {
             },
         );
     }
-    wait(format!("waiting for seed {seed} to propose"), held_ack)
+    wait(Waiting::SeedToPropose { seed: seed.clone() }, held_ack)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub mod supervisor;
 pub mod wire;
 
 pub use card::{Agreement, Card, ClusterId, DbState, Running, ViewDigest};
-pub use coordinator::Decision;
+pub use coordinator::{Conflict, Decision, Split, Waiting};
 pub use identity::{NodeId, NodeIdentity};
 pub use node::{Event, Node, NodeConfig, Output, Refusal, Timer};
 pub use seal::{Key, KeyId, Keyring};

@@ -24,7 +24,7 @@ use thiserror::Error;
 use crate::card::{Agreement, Card, CardTable, ClusterId, DbState, ViewDigest};
 use crate::claims::ClaimError;
 use crate::codec::WireCodec;
-use crate::coordinator::{self, Decision, View};
+use crate::coordinator::{self, Conflict, Decision, View, Waiting};
 use crate::identity::{NodeId, NodeIdentity};
 use crate::seal::{KeyId, Keyring, Sealer};
 use crate::wire::{self, Kind, WireError};
@@ -243,9 +243,7 @@ impl Node {
             live: 0,
             view_changed_at: now,
             started_at: now,
-            decision: Decision::Wait {
-                reason: "starting".into(),
-            },
+            decision: Decision::Wait(Waiting::Starting),
             duplicates: duplicates::Duplicates::default(),
             last_renewal: None,
             greeted: BTreeMap::new(),
@@ -480,10 +478,7 @@ impl Node {
                 // Decisions are re-evaluated once per tick at most, not per datagram: with
                 // thousands of members an evaluation per message would dominate. A waiting
                 // node re-evaluates every tick, since settle periods elapse without input.
-                let waiting = matches!(
-                    self.decision,
-                    Decision::Wait { .. } | Decision::Conflict { .. }
-                );
+                let waiting = matches!(self.decision, Decision::Wait(_) | Decision::Conflict(_));
                 if self.dirty || waiting {
                     self.reevaluate(now);
                 }
@@ -494,7 +489,7 @@ impl Node {
                 self.schedule(self.config.card_sync, Timer::CardSync);
             }
             Timer::Settled => {
-                if matches!(self.decision, Decision::Wait { .. }) {
+                if matches!(self.decision, Decision::Wait(_)) {
                     self.reevaluate(now);
                 }
             }
@@ -575,24 +570,16 @@ impl Node {
     /// once the evidence counts; two running processes with one id are a conflict; a running
     /// node whose id another, idle process uses keeps running.
     fn guard_identity(&self, decision: Decision, now: Duration) -> Decision {
-        let id = &self.me.node_id;
+        let id = self.me.node_id.clone();
         match self.duplicate(now) {
-            Some((addr, _)) if !self.running() => Decision::Conflict {
-                reason: format!(
-                    "node id {id} is in use by a live member at {addr}; refusing to start rqlited (give this node its own --node-id, or stop the other)"
-                ),
-            },
-            Some((addr, true)) => Decision::Conflict {
-                reason: format!(
-                    "node id {id} is used by two running processes, this one and the one at {addr}; stop one of them"
-                ),
-            },
+            Some((addr, _)) if !self.running() => {
+                Decision::Conflict(Conflict::IdInUse { id, addr })
+            }
+            Some((addr, true)) => Decision::Conflict(Conflict::IdRunningTwice { id, addr }),
             _ => match self.open_challenge(now) {
-                Some(addr) if !self.running() && decision.starts_rqlited() => Decision::Wait {
-                    reason: format!(
-                        "checking that node id {id} is not in use by a live process at {addr}"
-                    ),
-                },
+                Some(addr) if !self.running() && decision.starts_rqlited() => {
+                    Decision::Wait(Waiting::IdentityCheck { id, addr })
+                }
                 _ => decision,
             },
         }

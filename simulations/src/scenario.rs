@@ -313,12 +313,18 @@ impl Scenario {
 
     /// A fresh world with this scenario's hosts and actions.
     pub fn world(&self, trace: bool) -> World {
+        self.world_traced(trace, false)
+    }
+
+    /// [`Scenario::world`]; `quiet` leaves the trace's noise out.
+    fn world_traced(&self, trace: bool, quiet: bool) -> World {
         let mut config = WorldConfig::daemon_defaults(self.seed, self.expect);
         config.volatile = self.volatile;
         config.faults = self.faults;
         config.link = self.link.clone();
         config.dns_lag = self.dns_lag;
         config.trace = trace;
+        config.quiet = quiet;
         let mut world = World::new(config);
         for h in 0..self.hosts {
             world.add_host(node_id(h), h < self.size, DbState::Empty);
@@ -331,7 +337,15 @@ impl Scenario {
 
     /// Plays the scenario and checks the properties.
     pub fn run(&self, trace: bool) -> Outcome {
-        let mut world = self.world(trace);
+        self.play(self.world(trace), trace)
+    }
+
+    /// [`Scenario::run`] with a trace that leaves the noise out (`rq4d-sim replay --quiet`).
+    pub fn run_quiet(&self) -> Outcome {
+        self.play(self.world_traced(true, true), true)
+    }
+
+    fn play(&self, mut world: World, trace: bool) -> Outcome {
         world.run_until(self.quiet_from);
         let deadline = self.quiet_from + LIVENESS_BOUND;
         let mut converged_after = None;

@@ -16,7 +16,7 @@ use rand::{RngExt, SeedableRng};
 use rq4d_protocol::coordinator::Faults;
 use rq4d_protocol::{
     Agreement, ClusterId, DbState, Decision, Event, Node, NodeConfig, NodeId, NodeIdentity, Output,
-    Refusal, Timer,
+    Refusal, Timer, Waiting,
 };
 
 use crate::dns::Dns;
@@ -66,6 +66,8 @@ pub struct WorldConfig {
     pub rqlite: bool,
     /// Keep a readable trace.
     pub trace: bool,
+    /// Leave the trace's noise out: who sees whom up or down, and nodes waiting for cards.
+    pub quiet: bool,
     /// Record who acknowledged which seed and who saw whom down (to classify double
     /// bootstraps).
     pub track_agreement: bool,
@@ -96,6 +98,7 @@ impl WorldConfig {
             reap_after: Duration::from_secs(60),
             rqlite: true,
             trace: false,
+            quiet: false,
             track_agreement: true,
             generation_base: 0,
         }
@@ -402,6 +405,13 @@ impl World {
             let who = host.map_or_else(|| "world".to_string(), |h| self.hosts[h].id.to_string());
             let line = format!("{:>10.3}s {who:<8} {}", self.now.as_secs_f64(), text());
             self.trace.push(line);
+        }
+    }
+
+    /// A note the quiet trace leaves out.
+    fn noise(&mut self, host: Option<usize>, text: impl FnOnce() -> String) {
+        if !self.config.quiet {
+            self.note(host, text);
         }
     }
 
@@ -856,7 +866,7 @@ impl World {
                         up: true,
                     });
                 }
-                self.note(Some(host), || format!("sees {} up", id.node_id));
+                self.noise(Some(host), || format!("sees {} up", id.node_id));
             }
             Event::MemberDown(id) => {
                 self.mix(2);
@@ -880,7 +890,7 @@ impl World {
                         up: false,
                     });
                 }
-                self.note(Some(host), || format!("sees {} down", id.node_id));
+                self.noise(Some(host), || format!("sees {} down", id.node_id));
             }
             Event::Decided(decision) => {
                 self.mix(3);
@@ -906,7 +916,11 @@ impl World {
                         self.violation(v);
                     }
                 }
-                self.note(Some(host), || format!("decides: {}", decision.describe()));
+                if matches!(decision, Decision::Wait(Waiting::Cards { .. })) {
+                    self.noise(Some(host), || format!("decides: {}", decision.describe()));
+                } else {
+                    self.note(Some(host), || format!("decides: {}", decision.describe()));
+                }
             }
             Event::DuplicateNodeId { addr } => {
                 self.note(Some(host), || format!("duplicate node id at {addr}"));

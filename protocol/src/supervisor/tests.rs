@@ -233,9 +233,10 @@ fn a_formation_given_up_stops_its_rqlited_and_a_committed_one_is_kept() {
 
 #[test]
 fn data_is_wiped_only_in_volatile_mode_and_the_node_id_stays() {
-    let wipe = Decision::Wipe {
-        reason: "split".into(),
-    };
+    let wipe = Decision::Wipe(crate::coordinator::Split {
+        mine: Some(ClusterId(1)),
+        theirs: ClusterId(2),
+    });
     let mut sup = supervisor(false);
     started(&mut sup, join(), T0);
     sup.handle_directive(directive(wipe.clone()), secs(1));

@@ -490,7 +490,10 @@ fn assert_impostor_refused(harness: &Harness) {
     );
     let impostor = harness.nodes[3].as_ref().expect("started");
     assert!(
-        matches!(impostor.decision(), Decision::Conflict { reason } if reason.contains("in use")),
+        matches!(
+            impostor.decision(),
+            Decision::Conflict(crate::coordinator::Conflict::IdInUse { .. })
+        ),
         "the impostor refuses:\n{report}"
     );
     let real = harness.nodes[1].as_ref().expect("started");
