@@ -21,8 +21,9 @@
 //! * A node **not running** rqlited with counted evidence is in `Conflict` and starts nothing;
 //!   it also stops renewing its gossip identity, so it never fights the other process for the
 //!   id. A node **running** rqlited keeps running (it is the member the cluster knows) and
-//!   takes a generation above the other life's when it hears of one, so that the members,
-//!   which briefly took the newcomer for this node moving, take this node back. Two running
+//!   takes a generation above the other life's when it meets one directly (a rumour is
+//!   challenged, and the other process answers), so that the members, which briefly took the
+//!   newcomer for this node moving, take this node back. Two running
 //!   processes are both in `Conflict`: a human must stop one.
 //! * A member that receives the hello card of a life of `X` while it holds another, live life
 //!   of `X` at another address *notices* the newcomer: it sends back the card it holds, so the
@@ -34,9 +35,11 @@ use std::time::Duration;
 
 use super::{Event, Node, Output};
 use crate::card::{Card, DbState};
-use crate::claims::Bounds;
 use crate::identity::{NodeId, NodeIdentity};
 
+/// How far ahead of this node's clock another life's generation may be for this node to outbid
+/// it (a clock skew between hosts, not a claim of a life yet to begin).
+pub const OUTBID_AHEAD: Duration = Duration::from_secs(5);
 /// How long a challenge stays open without an answer.
 pub const CHALLENGE_FOR: Duration = Duration::from_secs(1);
 /// How often an open challenge is repeated.
@@ -115,11 +118,11 @@ impl Node {
             // second process can hold the address this one is bound to.
             return false;
         }
-        self.outbid(card.generation, now);
         if from != card.gossip_addr {
             self.challenge(card.gossip_addr, now);
             return false;
         }
+        self.outbid(card.generation, now);
         let running = matches!(card.db, DbState::Starting | DbState::Running(_));
         self.report_duplicate(from, running, now);
         self.answer_duplicate(from, now);
@@ -133,7 +136,6 @@ impl Node {
         if !alive || life.addr == self.foca.identity().addr {
             return;
         }
-        self.outbid(life.generation, now);
         self.challenge(life.addr, now);
     }
 
@@ -278,9 +280,12 @@ impl Node {
         !self.running() && (self.duplicate(now).is_some() || self.open_challenge(now).is_some())
     }
 
-    /// A running node that hears of another life of its id at `generation` takes a generation
-    /// above it, so the members keep this node rather than the newcomer; at most once per
-    /// renewal interval, never past the bound of generations, never while in conflict.
+    /// A running node that meets another life of its id at `generation` — directly: a rumour
+    /// is challenged first, and the other process answers — takes a generation above it, so the
+    /// members keep this node rather than the newcomer; at most once per renewal interval,
+    /// never while both run, and only above a generation of the last [`OUTBID_AHEAD`]: a
+    /// newcomer's generation is its start, and a claim far ahead would push this node's own
+    /// generation ahead, shadowing its next life after a restart.
     fn outbid(&mut self, generation: u64, now: Duration) {
         let mine = self.foca.identity().clone();
         let renewed_lately = self
@@ -291,7 +296,9 @@ impl Node {
             return;
         }
         let next = generation.saturating_add(1);
-        if next > Bounds::at(self.wall()).latest_generation() {
+        let wall = u64::try_from(self.wall().as_millis()).unwrap_or(u64::MAX);
+        let ahead = u64::try_from(OUTBID_AHEAD.as_millis()).unwrap_or(u64::MAX);
+        if next > wall.saturating_add(ahead) {
             return;
         }
         let renewed = NodeIdentity {

@@ -230,6 +230,64 @@ fn a_card_of_a_later_life_gossip_has_not_confirmed_does_not_mask_the_real_one() 
     assert_intact(&harness);
 }
 
+/// A card of node 1's id, as another life at `addr` with `generation` would send it.
+fn other_life_of_node_1(harness: &Harness, addr: SocketAddr, generation: u64) -> Card {
+    let mut card = harness.nodes[1].as_ref().expect("started").card().clone();
+    card.gossip_addr = addr;
+    card.raft_addr = format!("{}:4002", addr.ip());
+    card.http_addr = format!("{}:4001", addr.ip());
+    card.generation = generation;
+    card.version = 1;
+    card.db = DbState::Empty;
+    card
+}
+
+#[test]
+fn a_rumour_of_another_life_is_challenged_and_outbids_nothing() {
+    let mut harness = formed_three();
+    let before = harness.nodes[1]
+        .as_ref()
+        .expect("started")
+        .identity()
+        .clone();
+    let elsewhere: SocketAddr = "10.0.0.77:7946".parse().expect("addr");
+    let rumour = other_life_of_node_1(&harness, elsewhere, before.generation + 10);
+    let now = harness.now;
+    let node = harness.nodes[1].as_mut().expect("started");
+    node.handle_datagram(stranger(), &cards(&[rumour]), now)
+        .expect("a relayed card is no refusal");
+    let challenged = std::iter::from_fn(|| node.poll_output())
+        .any(|o| matches!(o, Output::Send { to, .. } if to == elsewhere));
+    assert!(challenged, "the rumoured address is asked");
+    assert_eq!(
+        node.identity(),
+        &before,
+        "a rumour alone changes no identity"
+    );
+}
+
+#[test]
+fn a_running_node_does_not_outbid_a_claim_far_ahead_of_its_clock() {
+    let mut harness = formed_three();
+    let before = harness.nodes[1]
+        .as_ref()
+        .expect("started")
+        .identity()
+        .clone();
+    let at: SocketAddr = "10.0.0.77:7946".parse().expect("addr");
+    let ahead = (WALL + harness.now + Duration::from_secs(50)).as_millis() as u64;
+    let claim = other_life_of_node_1(&harness, at, ahead);
+    let now = harness.now;
+    let node = harness.nodes[1].as_mut().expect("started");
+    // Direct: from the very address it names, within the bounds of a generation.
+    let _ = node.handle_datagram(at, &cards(&[claim]), now);
+    assert_eq!(
+        node.identity().generation,
+        before.generation,
+        "its next life after a restart must not be shadowed"
+    );
+}
+
 #[test]
 fn pings_naming_my_id_from_another_socket_are_no_evidence() {
     let mut harness = formed_three();
