@@ -30,21 +30,26 @@ fn replace_a_follower(n: usize) {
     let ip = fresh_ip();
     cluster.start_at(&replacement, &ip, &replacement);
     cluster.wait_one_cluster(FORM_DEADLINE);
-    // Removed by whichever node led at the time (leadership may have moved since).
-    let removals: f64 = cluster
-        .running_ids()
-        .iter()
-        .map(|id| {
-            cluster.nodes[id]
-                .metric("rq4d_removals_total")
-                .expect("metrics")
-        })
-        .sum();
-    assert!(
-        removals >= 1.0,
-        "a leader's rq4d removed {victim}\n{}",
-        cluster.report()
-    );
+    // Removed by whichever node led at the time (leadership may have moved since); the count
+    // follows rqlited's answer to the removal by a moment, so it is waited for too.
+    let ids = cluster.running_ids();
+    let counted = wait_until("the removal counted", Duration::from_secs(10), || {
+        let mut removals = 0.0;
+        for id in &ids {
+            removals += cluster.nodes[id].metric("rq4d_removals_total")?;
+        }
+        if removals >= 1.0 {
+            Ok(())
+        } else {
+            Err(format!("{removals} removals counted"))
+        }
+    });
+    if let Err(error) = counted {
+        panic!(
+            "a leader's rq4d removed {victim}: {error}\n{}",
+            cluster.report()
+        );
+    }
     let bootstraps = cluster
         .node(&replacement)
         .metric("rq4d_decisions_total{kind=\"bootstrap\"}")
