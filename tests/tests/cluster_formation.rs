@@ -69,8 +69,17 @@ fn five_nodes_started_at_once_form_one_cluster() {
     all_at_once(5);
 }
 
+/// The start order's seed: `RQ4D_TEST_SEED` when set (to replay a failure), else `default`.
+fn start_order_seed(default: u64) -> u64 {
+    std::env::var("RQ4D_TEST_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(default)
+}
+
 fn staggered(n: usize, seed: u64) {
-    eprintln!("start order seed {seed}");
+    let seed = start_order_seed(seed);
+    eprintln!("start order seed {seed} (replay: RQ4D_TEST_SEED={seed})");
     let mut cluster = Cluster::new(&format!("staggered-{n}"), n, n as u16);
     let names = ids(n);
     let mut x = seed;
@@ -80,7 +89,11 @@ fn staggered(n: usize, seed: u64) {
         std::thread::sleep(Duration::from_millis((x >> 33) % 2000));
     }
     cluster.wait_one_cluster(FORM_DEADLINE);
-    assert_one_formation_of_all(&mut cluster, n, &format!("start order seed {seed}"));
+    assert_one_formation_of_all(
+        &mut cluster,
+        n,
+        &format!("start order seed {seed}, replay with RQ4D_TEST_SEED={seed}"),
+    );
 }
 
 #[test]
