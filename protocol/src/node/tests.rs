@@ -389,8 +389,9 @@ impl Harness {
 
     /// The properties every start order must end with: the smallest id's agreement forms the
     /// one cluster (its founders all decided to bootstrap it, the seed first), and every node
-    /// that was not a founder joined it.
-    fn assert_one_seed_and_the_rest_join_it(&self) {
+    /// that was not a founder — there is one only where a node starts after the formation
+    /// (`a_node_added_later_joins_and_never_bootstraps`) — joined it.
+    fn assert_one_formation_seeded_by_the_smallest_id(&self) {
         let cluster = self.assert_one_formation();
         let (_, founders, _) = &self.formations[&cluster];
         assert_eq!(
@@ -441,12 +442,12 @@ const SIZES: [usize; 3] = [3, 5, 9];
 const DEADLINE: Duration = Duration::from_secs(120);
 
 #[test]
-fn all_started_together_one_seed_bootstraps_and_the_rest_join() {
+fn all_started_together_found_one_cluster_seeded_by_the_smallest_id() {
     for n in SIZES {
         let order: Vec<usize> = (0..n).collect();
         let mut harness = start_in_order(n, &order, Duration::ZERO);
         harness.run_until_formed(DEADLINE);
-        harness.assert_one_seed_and_the_rest_join_it();
+        harness.assert_one_formation_seeded_by_the_smallest_id();
     }
 }
 
@@ -475,23 +476,23 @@ fn every_founder_knows_all_founders_once_the_cluster_formed() {
 }
 
 #[test]
-fn staggered_starts_one_seed_bootstraps_and_the_rest_join() {
+fn staggered_starts_found_one_cluster_seeded_by_the_smallest_id() {
     for n in SIZES {
         // A scrambled order with 700 ms between starts.
         let order: Vec<usize> = (0..n).map(|k| (k * 7 + 3) % n).collect();
         let mut harness = start_in_order(n, &order, Duration::from_millis(700));
         harness.run_until_formed(DEADLINE);
-        harness.assert_one_seed_and_the_rest_join_it();
+        harness.assert_one_formation_seeded_by_the_smallest_id();
     }
 }
 
 #[test]
-fn reversed_starts_one_seed_bootstraps_and_the_rest_join() {
+fn reversed_starts_found_one_cluster_seeded_by_the_smallest_id() {
     for n in SIZES {
         let order: Vec<usize> = (0..n).rev().collect();
         let mut harness = start_in_order(n, &order, Duration::from_millis(1500));
         harness.run_until_formed(DEADLINE);
-        harness.assert_one_seed_and_the_rest_join_it();
+        harness.assert_one_formation_seeded_by_the_smallest_id();
     }
 }
 
@@ -505,7 +506,7 @@ fn a_node_added_later_joins_and_never_bootstraps() {
     harness.at(Duration::from_secs(20), 3, Delivery::Start);
     harness.run_until_formed(DEADLINE);
     assert!(harness.now > Duration::from_secs(20));
-    harness.assert_one_seed_and_the_rest_join_it();
+    harness.assert_one_formation_seeded_by_the_smallest_id();
 }
 
 #[test]
