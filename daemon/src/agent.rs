@@ -79,13 +79,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         supervisor_config.http_adv.clone(),
         config.expect,
     );
-    node_config.db = data.db_state();
-    node_config.cluster_id = data.stored().cluster_id();
-    node_config.formation = data.stored().formation();
+    node_config.restore(data.stored(), data.raft_db_exists());
     node_config.settle = config.settle;
     node_config.volatile = config.volatile;
-    node_config.stored_voters = data.stored().voters();
-    node_config.acked = data.stored().acked();
     node_config.keyring = config.keyring.clone();
     node_config.wall_clock = wall_clock;
     // Never from the time or the pid: every container is pid 1, and containers started in the

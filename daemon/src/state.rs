@@ -13,8 +13,8 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use rq4d_protocol::NodeId;
 use rq4d_protocol::stored::Stored;
-use rq4d_protocol::{DbState, NodeId};
 
 /// The data directory and rq4d's file in it.
 #[derive(Debug, Clone)]
@@ -117,11 +117,6 @@ impl DataDir {
         self.stored.has_data(self.raft_db_exists())
     }
 
-    /// What the disk says while rqlited is not running.
-    pub fn db_state(&self) -> DbState {
-        self.stored.db_state(self.raft_db_exists())
-    }
-
     /// Writes `stored` durably as the directory's state (the supervisor's policy changed it).
     pub fn save(&mut self, stored: &Stored) -> anyhow::Result<()> {
         self.stored = stored.clone();
@@ -217,7 +212,7 @@ fn hostname_id() -> anyhow::Result<NodeId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rq4d_protocol::ClusterId;
+    use rq4d_protocol::{ClusterId, DbState};
 
     fn temp() -> PathBuf {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -269,12 +264,15 @@ mod tests {
         dir.resolve_node_id(Some(&id("n1"))).expect("ok");
         std::fs::write(dir.rqlite_dir().join("raft.db"), b"x").expect("write");
         assert_eq!(
-            dir.db_state(),
+            dir.stored().db_state(dir.raft_db_exists()),
             DbState::Empty,
             "a failed join leaves no data"
         );
         change(&mut dir, |s| s.commit(Some(ClusterId(5)), 3));
-        assert_eq!(dir.db_state(), DbState::HasData { last_voters: 3 });
+        assert_eq!(
+            dir.stored().db_state(dir.raft_db_exists()),
+            DbState::HasData { last_voters: 3 }
+        );
         assert_eq!(
             DataDir::open(&root).expect("opens").stored().cluster_id(),
             Some(ClusterId(5))
@@ -290,7 +288,10 @@ mod tests {
         let again = DataDir::open(&root).expect("opens");
         assert_eq!(again.stored().cluster_id(), Some(ClusterId(8)));
         assert_eq!(again.stored().formation(), Some(3));
-        assert_eq!(again.db_state(), DbState::Empty);
+        assert_eq!(
+            again.stored().db_state(again.raft_db_exists()),
+            DbState::Empty
+        );
     }
 
     #[test]

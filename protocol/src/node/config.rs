@@ -7,6 +7,7 @@ use crate::card::{ClusterId, DbState};
 use crate::coordinator::Faults;
 use crate::identity::{NodeId, NodeIdentity};
 use crate::seal::{Keyring, SALT_LEN};
+use crate::stored::Stored;
 use crate::wire::MAX_PAYLOAD;
 
 /// How a node is set up. Built by the daemon from flags, by the simulator from a scenario;
@@ -126,6 +127,18 @@ impl NodeConfig {
             wall_clock: Duration::ZERO,
             max_members: Self::MAX_MEMBERS,
         }
+    }
+
+    /// Takes what the data directory holds: its state (`raft_db`: rqlited's `raft.db` exists),
+    /// the cluster it belongs or is bound to, the formation, the recorded voters and the
+    /// acknowledged proposals. The daemon, the simulator and the tests start a node on its
+    /// disk through this one function.
+    pub fn restore(&mut self, stored: &Stored, raft_db: bool) {
+        self.db = stored.db_state(raft_db);
+        self.cluster_id = stored.cluster_id();
+        self.formation = stored.formation();
+        self.stored_voters = stored.voters();
+        self.acked = stored.acked();
     }
 
     /// foca's LAN preset for `cluster_size`, with the datagram budget left by the envelope and

@@ -527,12 +527,10 @@ fn impostor_with(discovers_all: bool, data: bool) -> Harness {
         run_for(&mut harness, start);
         let copied = harness.nodes[1].as_ref().expect("started").card().clone();
         let mut config = harness.config(3);
-        config.db = DbState::HasData { last_voters: 3 };
-        config.cluster_id = copied.cluster_id;
         config.identity.generation = copied.generation + 5_000;
-        harness.nodes[3] = Some(Node::new(config, harness.now));
-        harness.at(harness.now, 3, Delivery::Discover);
-        harness.drain(3);
+        let volume = harness.stored[1].clone();
+        assert!(volume.committed, "the member's volume holds data");
+        harness.start_on(3, config, volume, true);
     } else {
         harness.at(start, 3, Delivery::Start);
     }
@@ -604,14 +602,12 @@ fn a_node_back_with_its_volume_at_a_new_address_is_not_an_impostor() {
     }
     run_until_three_run(&mut harness);
     let card = harness.nodes[1].as_ref().expect("started").card().clone();
-    harness.nodes[1] = None;
+    harness.crash(1);
     let mut config = harness.config(3);
-    config.db = DbState::HasData { last_voters: 3 };
-    config.cluster_id = card.cluster_id;
     config.identity.generation = card.generation + 1000;
-    harness.nodes[3] = Some(Node::new(config, harness.now));
-    harness.at(harness.now, 3, Delivery::Discover);
-    harness.drain(3);
+    let volume = harness.stored[1].clone();
+    assert!(volume.committed, "the member's volume holds data");
+    harness.start_on(3, config, volume, true);
     let until = harness.now + Duration::from_secs(20);
     run_for(&mut harness, until);
     let moved = &harness.decisions[3];
