@@ -22,13 +22,15 @@ use crate::metrics::{self, Metrics};
 use crate::process::{self, Reaper};
 use crate::state::DataDir;
 use crate::supervisor::{Supervisor, SupervisorConfig};
+use crate::tasks::Tasks;
 use crate::timers::TimerHeap;
 use rq4d_protocol::supervisor::{Directive, Membership, Report};
 
 /// Runs rq4d until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     process::become_subreaper();
-    let processes = Reaper::start()?;
+    let mut tasks = Tasks::default();
+    let processes = Reaper::start(&mut tasks)?;
     let mut data = DataDir::open(&config.data_dir)?;
     let node_id = data.resolve_node_id(config.node_id.as_ref())?;
 
@@ -119,12 +121,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         report_tx,
         processes,
     );
-    let supervisor = tokio::spawn(supervisor.run(shutdown_rx));
+    let mut supervisor = tokio::spawn(supervisor.run(shutdown_rx));
 
     let (api_tx, api_rx) = mpsc::channel(16);
-    api::serve(config.api_addr, api_tx, metrics.clone()).await?;
+    api::serve(&mut tasks, config.api_addr, api_tx, metrics.clone()).await?;
     let (found_tx, found_rx) = mpsc::channel(4);
-    discovery::spawn(sources, gossip_addr, found_tx);
+    discovery::spawn(&mut tasks, sources, gossip_addr, found_tx);
 
     let mut agent = Agent {
         node,
@@ -147,11 +149,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     agent.flush().await;
     let outcome = agent.run(report_rx, api_rx, found_rx).await;
 
+    // rqlited first (the reaper must still run to see it exit), then everything else.
     let _ = shutdown_tx.send(true);
-    match tokio::time::timeout(Duration::from_secs(9), supervisor).await {
-        Ok(Ok(Some(exit))) => tracing::info!(%exit, "rq4d stopped"),
-        Ok(_) => tracing::info!("rq4d stopped"),
-        Err(_) => tracing::warn!("rqlited did not stop in time"),
+    let exit = match tokio::time::timeout(Duration::from_secs(9), &mut supervisor).await {
+        Ok(Ok(exit)) => exit,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "the supervisor task failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("rqlited did not stop in time");
+            supervisor.abort();
+            let _ = supervisor.await;
+            None
+        }
+    };
+    tasks.stop(Duration::from_secs(2)).await;
+    match exit {
+        Some(exit) => tracing::info!(%exit, "rq4d stopped"),
+        None => tracing::info!("rq4d stopped"),
     }
     outcome
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
+use crate::tasks::Tasks;
 
 /// `/health`'s answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,8 +77,9 @@ struct Shared {
     metrics: Arc<Metrics>,
 }
 
-/// Binds the API and serves it in the background.
+/// Binds the API and serves it among `tasks` until the daemon stops.
 pub async fn serve(
+    tasks: &mut Tasks,
     addr: SocketAddr,
     requests: mpsc::Sender<Request>,
     metrics: Arc<Metrics>,
@@ -90,8 +92,12 @@ pub async fn serve(
         .route("/members", get(members))
         .route("/metrics", get(metrics_text))
         .with_state(Shared { requests, metrics });
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+    let stop = tasks.stop_signal().requested();
+    tasks.spawn("status API", async move {
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(%error, "status API stopped");
         }
     });

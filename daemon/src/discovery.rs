@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::config::Discovery;
+use crate::tasks::Tasks;
 
 /// How often discovery runs.
 pub const EVERY: Duration = Duration::from_secs(3);
@@ -75,14 +76,25 @@ impl Sources {
     }
 }
 
-/// Runs discovery forever, sending every round's addresses (never this node's own).
-pub fn spawn(sources: Sources, me: SocketAddr, found: mpsc::Sender<Vec<SocketAddr>>) {
-    tokio::spawn(async move {
+/// Runs discovery among `tasks` until the daemon stops, sending every round's addresses (never
+/// this node's own).
+pub fn spawn(
+    tasks: &mut Tasks,
+    sources: Sources,
+    me: SocketAddr,
+    found: mpsc::Sender<Vec<SocketAddr>>,
+) {
+    let stop = tasks.stop_signal().requested();
+    tasks.spawn("discovery", async move {
         let mut round = tokio::time::interval(EVERY);
         let mut last_complaint: Option<Instant> = None;
         let started = Instant::now();
+        tokio::pin!(stop);
         loop {
-            round.tick().await;
+            tokio::select! {
+                _ = round.tick() => {}
+                () = &mut stop => return,
+            }
             let addrs: Vec<SocketAddr> = sources
                 .resolve()
                 .await

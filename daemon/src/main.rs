@@ -10,6 +10,7 @@ mod process;
 mod rqlite;
 mod state;
 mod supervisor;
+mod tasks;
 mod timers;
 
 use std::process::ExitCode;

@@ -18,6 +18,9 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::tasks::Tasks;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,23 +50,32 @@ pub struct Reaper {
 pub struct Child {
     pid: Pid,
     exit: oneshot::Receiver<Exit>,
+    /// The tasks relaying its stdout and stderr.
+    relays: Vec<JoinHandle<()>>,
 }
 
+/// How long the relays may take to log a child's last lines once it exited.
+const RELAY_DRAIN: Duration = Duration::from_secs(1);
+
 impl Reaper {
-    /// Starts the reaping task.
-    pub fn start() -> anyhow::Result<Self> {
+    /// Starts the reaping task among `tasks` (it reaps until the daemon stops).
+    pub fn start(tasks: &mut Tasks) -> anyhow::Result<Self> {
         let reaper = Self::default();
         let mut sigchld = signal(SignalKind::child()).context("cannot watch SIGCHLD")?;
         let task = reaper.clone();
-        tokio::spawn(async move {
+        let stop = tasks.stop_signal().requested();
+        tasks.spawn("reaper", async move {
             let mut sweep = tokio::time::interval(Duration::from_secs(1));
+            tokio::pin!(stop);
             loop {
                 tokio::select! {
                     _ = sigchld.recv() => {}
                     _ = sweep.tick() => {}
+                    () = &mut stop => break,
                 }
                 task.reap();
             }
+            task.reap();
         });
         Ok(reaper)
     }
@@ -107,29 +119,28 @@ impl Reaper {
         let (tx, exit) = oneshot::channel();
         watched.insert(pid.as_raw(), tx);
         drop(watched);
-        if let Some(out) = child.stdout.take() {
-            relay(name, out);
-        }
-        if let Some(err) = child.stderr.take() {
-            relay(name, err);
-        }
+        let relays = [
+            child.stdout.take().and_then(|out| relay(name, out)),
+            child.stderr.take().and_then(|err| relay(name, err)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         // `child` is dropped without waiting: the reaper owns the wait.
-        Ok(Child { pid, exit })
+        Ok(Child { pid, exit, relays })
     }
 }
 
-/// Relays a child's output line by line into rq4d's log.
-fn relay(name: &'static str, pipe: impl Into<std::os::fd::OwnedFd>) {
+/// Relays a child's output line by line into rq4d's log, until the pipe closes.
+fn relay(name: &'static str, pipe: impl Into<std::os::fd::OwnedFd>) -> Option<JoinHandle<()>> {
     let fd: std::os::fd::OwnedFd = pipe.into();
-    let Ok(receiver) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return;
-    };
-    tokio::spawn(async move {
+    let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()?;
+    Some(tokio::spawn(async move {
         let mut lines = BufReader::new(receiver).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             tracing::info!(target: "rqlited", child = name, "{line}");
         }
-    });
+    }))
 }
 
 impl Child {
@@ -138,14 +149,24 @@ impl Child {
         self.pid.as_raw()
     }
 
-    /// Waits for the child to end.
+    /// Waits for the child to end, and for the relays of its output to drain.
     pub async fn wait(&mut self) -> Exit {
-        (&mut self.exit).await.unwrap_or(Exit::Code(-1))
+        let exit = (&mut self.exit).await.unwrap_or(Exit::Code(-1));
+        self.drain_relays().await;
+        exit
     }
 
     /// The exit, if it has already happened.
     pub fn try_exit(&mut self) -> Option<Exit> {
         self.exit.try_recv().ok()
+    }
+
+    /// Waits a moment for the relays to log the child's last lines: its pipes close with it,
+    /// unless a descendant still holds them, and then the relays are left to end with it.
+    async fn drain_relays(&mut self) {
+        for relay in self.relays.drain(..) {
+            let _ = tokio::time::timeout(RELAY_DRAIN, relay).await;
+        }
     }
 
     /// Sends a signal.
@@ -156,6 +177,7 @@ impl Child {
     /// SIGTERM, then SIGKILL after `grace`; returns how it ended.
     pub async fn stop(&mut self, grace: Duration) -> Exit {
         if let Some(exit) = self.try_exit() {
+            self.drain_relays().await;
             return exit;
         }
         self.signal(Signal::SIGTERM);
