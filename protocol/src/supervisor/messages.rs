@@ -1,0 +1,196 @@
+//! What passes between the supervisor, its driver and its node: the node's [`Directive`] and
+//! [`Membership`] in, rqlited's answers ([`Status`], [`Listed`]) in, [`Action`]s out, and the
+//! [`Report`]s the node takes back.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[cfg(doc)]
+use super::Supervisor;
+use crate::card::{ClusterId, DbState};
+use crate::coordinator::Decision;
+use crate::identity::NodeId;
+use crate::node::Node;
+use crate::stored::Stored;
+
+/// What the node wants rqlited to do: its decision and what the supervisor records of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Directive {
+    /// The coordinator's decision.
+    pub decision: Decision,
+    /// The cluster this node belongs (or is bound) to, per its card.
+    pub cluster_id: Option<ClusterId>,
+    /// The formation of that cluster this node is a founder of, per its card.
+    pub formation: Option<u16>,
+    /// The clusters of the proposals this node acknowledged (kept until it has data).
+    pub acked: Vec<ClusterId>,
+    /// The founders of its formation `(id, Raft address)`, once all are known: the formed
+    /// cluster's first configuration, recorded as its voters when none are recorded yet.
+    pub founders: Vec<(NodeId, String)>,
+}
+
+impl Directive {
+    /// The directive of `node` now.
+    pub fn of(node: &Node) -> Self {
+        Self {
+            decision: node.decision().clone(),
+            cluster_id: node.card().cluster_id,
+            formation: node.card().formation,
+            acked: node.acked().to_vec(),
+            founders: node.founders(),
+        }
+    }
+}
+
+/// The gossip membership as the reaper needs it. Times are on the node's clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Every member seen: `None` while alive, `Some(since)` once down.
+    pub members: BTreeMap<NodeId, Option<Duration>>,
+    /// The Raft addresses that live members (this node included) advertise, and whose they are.
+    pub raft_addrs: BTreeMap<String, NodeId>,
+    /// The HTTP address the owner of each of those Raft addresses advertises.
+    pub http_addrs: BTreeMap<String, String>,
+}
+
+impl Membership {
+    /// The membership `node` sees now.
+    pub fn of(node: &Node) -> Self {
+        let mut membership = Self::default();
+        let me = node.card();
+        membership
+            .raft_addrs
+            .insert(me.raft_addr.clone(), me.node_id.clone());
+        for (id, member) in node.members() {
+            membership
+                .members
+                .insert(id.clone(), (!member.alive).then_some(member.since));
+            if let Some(card) = node.live_card(id) {
+                membership
+                    .raft_addrs
+                    .insert(card.raft_addr.clone(), id.clone());
+                membership
+                    .http_addrs
+                    .insert(card.raft_addr.clone(), card.http_addr.clone());
+            }
+        }
+        membership
+    }
+}
+
+/// What rqlited's `/status` says, as far as the policy needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The leader's node id, when there is one.
+    pub leader: Option<NodeId>,
+    /// This node leads (`store.raft.state` is `Leader`).
+    pub leads: bool,
+    /// The Raft term.
+    pub term: u64,
+    /// This node is a voter of its configuration.
+    pub voter: bool,
+    /// The other members of the configuration.
+    pub num_peers: u64,
+}
+
+impl Status {
+    /// Voters in the configuration as far as `/status` tells: this node and its peers, when it
+    /// votes.
+    pub fn voters(&self) -> u16 {
+        if self.voter {
+            u16::try_from(self.num_peers.saturating_add(1)).unwrap_or(u16::MAX)
+        } else {
+            0
+        }
+    }
+}
+
+/// One entry of rqlited's `/nodes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Its node id.
+    pub id: NodeId,
+    /// Its Raft address.
+    pub addr: String,
+    /// A voter (not a non-voter).
+    pub voter: bool,
+}
+
+/// Why a listing of rqlited's members was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// To record the voters (for a later `peers.json` recovery).
+    Voters,
+    /// To look for a dead voter to remove (the leader only).
+    Reap,
+}
+
+/// Why rqlited is stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopWhy {
+    /// The node gave its formation up for a leader of another cluster: an rqlited still
+    /// notifying for it could yet form it.
+    FormationGivenUp(ClusterId),
+    /// Leaderless (or removed) too long while `leader` leads its cluster: it is restarted with
+    /// `-join`.
+    Rejoin {
+        /// The Raft address of the live leader.
+        leader: String,
+    },
+    /// Leaderless too long, every voter live at a new address: it is restarted with
+    /// `peers.json`.
+    Recover,
+    /// Volatile mode: its data goes.
+    Wipe,
+}
+
+/// Something the driver must do or pass on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start rqlited on the data directory: with `-bootstrap-expect` when set (a formation; the
+    /// `join` list then names every founder, this node included), with `-join join` otherwise
+    /// (none: resume from the stored configuration). With `peers_json`, write
+    /// `raft/peers.json` with these voters first, and start only if that worked. Answer with
+    /// [`Supervisor::handle_started`].
+    Start {
+        /// `-join` targets (Raft addresses).
+        join: Vec<String>,
+        /// `-bootstrap-expect`.
+        bootstrap_expect: Option<u16>,
+        /// The configuration to write to `raft/peers.json` before the start.
+        peers_json: Vec<(NodeId, String)>,
+    },
+    /// Stop rqlited (SIGTERM, then SIGKILL after a grace).
+    Stop(StopWhy),
+    /// Delete rqlited's data (volatile mode, rqlited already stopped); answer with
+    /// [`Supervisor::handle_wiped`].
+    Wipe,
+    /// The stored state changed: write it durably.
+    Persist(Stored),
+    /// Ask rqlited for its members (`/nodes`); answer with [`Supervisor::handle_listing`].
+    List(Listing),
+    /// Ask rqlited to remove this voter (`/remove`); answer with
+    /// [`Supervisor::handle_removed`].
+    Remove(NodeId),
+    /// Pass this on to the node.
+    Report(Report),
+}
+
+/// What the supervisor tells the node (and its observers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// rqlited's state changed: [`Node::set_db`].
+    Db(DbState),
+    /// rqlited's readiness changed.
+    Ready(bool),
+    /// rqlited ended by itself; it will be restarted.
+    Exited(String),
+    /// rqlited could not be started.
+    StartFailed(String),
+    /// A dead voter was removed.
+    Removed(NodeId),
+    /// The recorded voters changed: [`Node::set_stored_voters`].
+    Voters(Vec<(NodeId, String)>),
+    /// The data was deleted (volatile mode): [`Node::wiped`].
+    Wiped,
+}
