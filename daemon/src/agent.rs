@@ -23,7 +23,6 @@ use crate::process::{self, Reaper};
 use crate::state::DataDir;
 use crate::supervisor::{Supervisor, SupervisorConfig};
 use crate::tasks::Tasks;
-use crate::timers::TimerHeap;
 use rq4d_protocol::supervisor::{Directive, Membership, Report};
 
 /// Runs rq4d until SIGTERM/SIGINT.
@@ -132,7 +131,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         node,
         socket,
         epoch,
-        timers: TimerHeap::default(),
         metrics,
         directive: directive_tx,
         membership: membership_tx,
@@ -176,7 +174,6 @@ struct Agent {
     node: Node,
     socket: UdpSocket,
     epoch: Instant,
-    timers: TimerHeap,
     metrics: Arc<Metrics>,
     directive: watch::Sender<Directive>,
     membership: watch::Sender<Membership>,
@@ -279,19 +276,21 @@ impl Agent {
         let mut buf = vec![0u8; 65_536];
         let mut outcome = Ok(());
         loop {
-            let deadline = tokio::time::Instant::from_std(self.timers.next_deadline());
+            // The node keeps its timers; an hour stands for "none" (it always has some).
+            let deadline = self.node.poll_timeout().map_or_else(
+                || Instant::now() + Duration::from_secs(3600),
+                |at| self.epoch + at,
+            );
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => self.datagram(from, &buf[..len]),
                     Err(error) => tracing::debug!(%error, "gossip socket receive failed"),
                 },
-                () = tokio::time::sleep_until(deadline) => {
+                () = tokio::time::sleep_until(deadline.into()) => {
                     // A stepped system clock must not stamp datagrams out of the replay window.
                     self.node.set_wall_clock(wall_clock_at(self.epoch));
-                    while let Some(timer) = self.timers.pop_due(Instant::now()) {
-                        let now = self.now();
-                        self.node.handle_timer(timer, now);
-                    }
+                    let now = self.now();
+                    self.node.handle_timeout(now);
                 }
                 Some(addrs) = found.recv() => self.discovered(addrs),
                 Some(report) = reports.recv() => self.report(report),
@@ -473,7 +472,7 @@ impl Agent {
         }
     }
 
-    /// Carries out what the node produced: sends, timers, events.
+    /// Carries out what the node produced: sends and events.
     async fn flush(&mut self) {
         while let Some(output) = self.node.poll_output() {
             match output {
@@ -483,9 +482,6 @@ impl Agent {
                     }
                     Err(error) => tracing::debug!(%to, %error, "send failed"),
                 },
-                Output::Schedule { after, timer } => {
-                    self.timers.push(Instant::now() + after, timer)
-                }
                 Output::Event(event) => self.event(event),
             }
         }

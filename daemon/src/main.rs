@@ -11,7 +11,6 @@ mod rqlite;
 mod state;
 mod supervisor;
 mod tasks;
-mod timers;
 
 use std::process::ExitCode;
 

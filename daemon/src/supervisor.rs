@@ -149,7 +149,6 @@ impl Supervisor {
 
     /// Runs until `shutdown` fires, then stops rqlited (SIGTERM, SIGKILL after [`STOP_GRACE`]).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Option<Exit> {
-        let mut next_poll = tokio::time::Instant::now();
         let first = self.directives.borrow().clone();
         let now = self.now();
         self.policy.handle_directive(first, now);
@@ -170,9 +169,9 @@ impl Supervisor {
                     let now = self.now();
                     self.policy.handle_directive(directive, now);
                 }
-                () = tokio::time::sleep_until(next_poll) => {
-                    self.poll().await;
-                    next_poll = tokio::time::Instant::now() + self.policy.poll_every();
+                () = tokio::time::sleep_until((self.epoch + self.policy.poll_timeout()).into()) => {
+                    let now = self.now();
+                    self.policy.handle_timeout(now);
                 }
             }
             self.execute().await;
@@ -188,19 +187,14 @@ impl Supervisor {
     async fn poll(&mut self) {
         let membership = self.membership.borrow().clone();
         self.policy.set_membership(membership);
-        let (ready, status) = if self.policy.running() {
-            let ready = self.client.ready().await.unwrap_or(false);
-            let status = self.client.status().await.ok().map(|s| policy::Status {
-                leader: s.leader.as_deref().and_then(|id| NodeId::new(id).ok()),
-                leads: s.state == "Leader",
-                term: s.term,
-                voter: s.voter,
-                num_peers: s.num_peers,
-            });
-            (ready, status)
-        } else {
-            (false, None)
-        };
+        let ready = self.client.ready().await.unwrap_or(false);
+        let status = self.client.status().await.ok().map(|s| policy::Status {
+            leader: s.leader.as_deref().and_then(|id| NodeId::new(id).ok()),
+            leads: s.state == "Leader",
+            term: s.term,
+            voter: s.voter,
+            num_peers: s.num_peers,
+        });
         let now = self.now();
         self.policy.handle_poll(ready, status, now);
     }
@@ -209,6 +203,7 @@ impl Supervisor {
     async fn execute(&mut self) {
         while let Some(action) = self.policy.poll_action() {
             match action {
+                Action::Poll => self.poll().await,
                 Action::Start {
                     join,
                     bootstrap_expect,

@@ -31,5 +31,5 @@ pub mod wire;
 pub use card::{Agreement, Card, ClusterId, DbState, Running, ViewDigest};
 pub use coordinator::{Conflict, Decision, Split, Waiting};
 pub use identity::{NodeId, NodeIdentity};
-pub use node::{Event, Node, NodeConfig, Output, Refusal, Timer};
+pub use node::{Event, Node, NodeConfig, Output, Refusal};
 pub use seal::{Key, KeyId, Keyring};

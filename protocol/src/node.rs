@@ -1,16 +1,17 @@
 //! One rq4d node as a state machine: foca, the card table and the coordinator behind one API.
 //!
-//! Inputs: [`Node::handle_datagram`], [`Node::handle_timer`], [`Node::discover`],
+//! Inputs: [`Node::handle_datagram`], [`Node::handle_timeout`], [`Node::discover`],
 //! [`Node::set_db`], [`Node::leave`] — each with `now`, the time since an arbitrary epoch chosen
-//! by the driver. Outputs: [`Node::poll_output`] yields datagrams to send, timers to schedule and
-//! [`Event`]s (membership changes, new decisions), in the order they were produced. The daemon
-//! drives it with a UDP socket and a timer heap; the simulator with a virtual network and clock.
-//! Nothing here reads a clock, touches a socket or spawns.
+//! by the driver. Outputs: [`Node::poll_output`] yields datagrams to send and [`Event`]s
+//! (membership changes, new decisions), in the order they were produced, and
+//! [`Node::poll_timeout`] says when the node wants [`Node::handle_timeout`] next: the timers
+//! live in the node. The daemon drives it with a UDP socket and one sleep; the simulator with a
+//! virtual network and clock. Nothing here reads a clock, touches a socket or spawns.
 //!
 //! The parts, each an `impl Node` block of its own: `config` (how a node is set up), `cards`
 //! (pushes, digests, the table's cap), `membership` (what foca reports), `swim` (the screen in
-//! front of foca), `duplicates` (another process with this id); this file holds the types, the
-//! inputs and the decision.
+//! front of foca), `duplicates` (another process with this id), `timers` (the timer table);
+//! this file holds the types, the inputs and the decision.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -44,14 +45,15 @@ mod config;
 mod duplicates;
 mod membership;
 mod swim;
+mod timers;
 
 pub use config::NodeConfig;
 pub use duplicates::{ANSWER_EVERY, CHALLENGE_EVERY, CHALLENGE_FOR};
 pub use swim::RENEW_EVERY;
 
-/// A timer a node asked for; hand it back through [`Node::handle_timer`] when it fires.
+/// A timer in the node's table (see [`Node::poll_timeout`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Timer {
+enum Timer {
     /// One of foca's timers.
     Swim(foca::Timer<NodeIdentity>),
     /// Re-evaluate the decision (settle periods elapse without any input).
@@ -72,13 +74,6 @@ pub enum Output {
         to: SocketAddr,
         /// A complete datagram.
         datagram: Vec<u8>,
-    },
-    /// Call [`Node::handle_timer`] with `timer` after `after`.
-    Schedule {
-        /// Delay from the `now` of the call that produced it.
-        after: Duration,
-        /// The timer.
-        timer: Timer,
     },
     /// Something happened.
     Event(Event),
@@ -197,11 +192,13 @@ pub struct Node {
     /// Something the decision depends on changed since the last evaluation.
     dirty: bool,
     sync_round: usize,
+    timers: timers::Timers,
     outputs: VecDeque<Output>,
 }
 
 impl Node {
-    /// Creates a node and schedules its periodic timers (drain [`Node::poll_output`]).
+    /// Creates a node with its periodic timers set (drain [`Node::poll_output`], then ask
+    /// [`Node::poll_timeout`]).
     pub fn new(config: NodeConfig, now: Duration) -> Self {
         let identity = config.identity.clone();
         let me = Card {
@@ -252,6 +249,7 @@ impl Node {
             founders: None,
             dirty: true,
             sync_round: 0,
+            timers: timers::Timers::default(),
             outputs: VecDeque::new(),
             config,
         };
@@ -464,8 +462,8 @@ impl Node {
         result
     }
 
-    /// Handles a timer previously requested through [`Output::Schedule`].
-    pub fn handle_timer(&mut self, timer: Timer, now: Duration) {
+    /// Carries out a timer that is due.
+    fn fire(&mut self, timer: Timer, now: Duration) {
         self.now = now;
         match timer {
             Timer::Swim(timer) => {
@@ -639,10 +637,6 @@ impl Node {
             self.sender_keys
                 .retain(|addr, _| *addr == from || members.contains(addr));
         }
-    }
-
-    fn schedule(&mut self, after: Duration, timer: Timer) {
-        self.outputs.push_back(Output::Schedule { after, timer });
     }
 }
 

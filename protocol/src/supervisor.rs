@@ -8,8 +8,9 @@
 //! from [`Supervisor::poll_action`], in order. The daemon carries them out with a process, HTTP
 //! and files; the simulator applies them to its model of rqlited: both run this code.
 //!
-//! The driver's half of the contract: it polls rqlited every [`Supervisor::poll_every`] while
-//! rqlited runs and hands the answers to [`Supervisor::handle_poll`]; it answers every
+//! The driver's half of the contract: it calls [`Supervisor::handle_timeout`] when
+//! [`Supervisor::poll_timeout`] says (the supervisor's timer lives here, as the node's does);
+//! it answers every [`Action::Poll`] with [`Supervisor::handle_poll`], every
 //! [`Action::Start`] with [`Supervisor::handle_started`], every [`Action::Wipe`] with
 //! [`Supervisor::handle_wiped`], every [`Action::List`] with [`Supervisor::handle_listing`]
 //! (or nothing, if rqlited could not be asked), every [`Action::Remove`] with
@@ -94,6 +95,11 @@ pub struct Supervisor {
     pending_removal: Option<(NodeId, Duration)>,
     last_reap: Duration,
     last_voters_check: Option<Duration>,
+    /// When rqlited is to be polled next (while none runs: when the directive is acted on
+    /// again).
+    next_poll: Duration,
+    /// When the backoff of a failed or ended rqlited expires (the restart is due then).
+    restart_at: Option<Duration>,
     directive: Option<Directive>,
     membership: Membership,
     actions: VecDeque<Action>,
@@ -118,6 +124,8 @@ impl Supervisor {
             pending_removal: None,
             last_reap: now,
             last_voters_check: None,
+            next_poll: now,
+            restart_at: None,
             directive: None,
             membership: Membership::default(),
             actions: VecDeque::new(),
@@ -144,12 +152,37 @@ impl Supervisor {
         self.ready
     }
 
-    /// How long until the driver should poll rqlited again.
-    pub fn poll_every(&self) -> Duration {
+    /// How long between polls now: rarely once ready, often while starting.
+    fn poll_every(&self) -> Duration {
         if self.ready {
             POLL_READY
         } else {
             POLL_STARTING
+        }
+    }
+
+    /// When [`Supervisor::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Duration {
+        self.restart_at
+            .map_or(self.next_poll, |at| at.min(self.next_poll))
+    }
+
+    /// The timers: a restart whose backoff expired is made; a poll that is due is asked for
+    /// ([`Action::Poll`]) while rqlited runs, and while none runs the directive is acted on
+    /// again.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        let restart = self.restart_at.is_some_and(|at| at <= now);
+        if restart {
+            self.restart_at = None;
+        }
+        let poll = self.next_poll <= now;
+        if poll {
+            self.next_poll = now + self.poll_every();
+        }
+        if poll && self.child.is_some() {
+            self.actions.push_back(Action::Poll);
+        } else if poll || restart {
+            self.act(now);
         }
     }
 
@@ -169,15 +202,14 @@ impl Supervisor {
         self.membership = membership;
     }
 
-    /// rqlited's answers at a poll: `/readyz` (200 or not) and `/status` (`None`: no answer).
-    /// Records what they show, commits the state of a voter, asks for the voters or a removal
-    /// when due, and acts on the directive again (rejoin timers and the backoff expire without
-    /// any other input).
-    /// With rqlited not running the answers are ignored, and only the directive is acted on
-    /// again (a restart after the backoff happens here).
+    /// rqlited's answers to an [`Action::Poll`]: `/readyz` (200 or not) and `/status` (`None`:
+    /// no answer). Records what they show, commits the state of a voter, asks for the voters or
+    /// a removal when due, and acts on the directive again (rejoin timers expire without any
+    /// other input). Answers that arrive after rqlited stopped are ignored.
     pub fn handle_poll(&mut self, ready: bool, status: Option<Status>, now: Duration) {
         if self.child.is_some() {
             self.set_ready(ready);
+            self.next_poll = now + self.poll_every();
             if let Some(status) = status {
                 self.observe(&status, now);
             }
@@ -466,6 +498,7 @@ impl Supervisor {
             self.backoff = BACKOFF_MIN;
         }
         self.next_start = now + self.backoff;
+        self.restart_at = Some(self.next_start);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 

@@ -79,9 +79,9 @@ impl Supervisor {
         }
     }
 
-    /// When to poll next.
-    pub fn poll_every(&self) -> Duration {
-        self.policy.poll_every()
+    /// When [`Supervisor::timeout`] is due next.
+    pub fn poll_timeout(&self) -> Duration {
+        self.policy.poll_timeout()
     }
 
     /// The node's directive changed.
@@ -97,15 +97,17 @@ impl Supervisor {
         self.execute(s)
     }
 
-    /// The daemon's poll: `/status` (readiness is the model's: a voter that sees a leader, as
-    /// rqlited's `/readyz`), then the policy acts again.
-    pub fn poll(&mut self, s: &mut SupCtx) -> Vec<Report> {
+    /// The policy's timers are due.
+    pub fn timeout(&mut self, s: &mut SupCtx) -> Vec<Report> {
+        self.policy.handle_timeout(s.ctx.now);
+        self.execute(s)
+    }
+
+    /// Answers a poll: `/status` (readiness is the model's: a voter that sees a leader, as
+    /// rqlited's `/readyz`).
+    fn poll(&mut self, s: &mut SupCtx) {
         self.policy.set_membership(s.membership.clone());
-        let status = if self.policy.running() {
-            s.rqlite.status(s.host, &s.ctx)
-        } else {
-            None
-        };
+        let status = s.rqlite.status(s.host, &s.ctx);
         let ready = status
             .as_ref()
             .is_some_and(|st| st.leader.is_some() && st.voter);
@@ -117,7 +119,6 @@ impl Supervisor {
             num_peers: u64::from(st.num_peers),
         });
         self.policy.handle_poll(ready, status, s.ctx.now);
-        self.execute(s)
     }
 
     /// Carries out the policy's actions on the model.
@@ -126,6 +127,7 @@ impl Supervisor {
         let now = s.ctx.now;
         while let Some(action) = self.policy.poll_action() {
             match action {
+                Action::Poll => self.poll(s),
                 Action::Start {
                     join,
                     bootstrap_expect,

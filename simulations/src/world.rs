@@ -16,7 +16,7 @@ use rand::{RngExt, SeedableRng};
 use rq4d_protocol::coordinator::Faults;
 use rq4d_protocol::{
     Agreement, ClusterId, DbState, Decision, Event, Node, NodeConfig, NodeId, NodeIdentity, Output,
-    Refusal, Timer, Waiting,
+    Refusal, Waiting,
 };
 
 use crate::dns::Dns;
@@ -154,16 +154,13 @@ enum Ev {
         from: SocketAddr,
         bytes: Vec<u8>,
     },
-    Timer {
+    /// The host's next timeout, its node's or its supervisor's (stale unless it is the one
+    /// armed: see [`Host::wake_at`]).
+    Wake {
         host: usize,
         life: u32,
-        timer: Timer,
     },
     Discover {
-        host: usize,
-        life: u32,
-    },
-    Poll {
         host: usize,
         life: u32,
     },
@@ -184,6 +181,9 @@ pub struct Host {
     pub node: Option<Node>,
     /// The daemon's supervisor (rqlite mode).
     pub sup: Supervisor,
+    /// When the armed wake-up is due: the earliest of the node's and the supervisor's
+    /// timeouts when it was armed.
+    wake_at: Option<Duration>,
     /// Part of the initial set.
     pub initial: bool,
     /// Gone for good (scaled down or its volume lost).
@@ -336,6 +336,7 @@ impl World {
             gone: false,
             ever_started: false,
             static_db,
+            wake_at: None,
             last_generation: 0,
             last_agreement: Agreement::None,
             acks: Vec::new(),
@@ -442,12 +443,10 @@ impl World {
         self.mix(at.as_nanos() as u64);
         match event {
             Ev::Deliver { to, from, bytes } => self.deliver(to, from, &bytes),
-            Ev::Timer { host, life, timer } => {
-                if self.hosts[host].life == life
-                    && let Some(node) = self.hosts[host].node.as_mut()
-                {
-                    node.handle_timer(timer, at);
-                    self.settle(host);
+            Ev::Wake { host, life } => {
+                if self.hosts[host].life == life && self.hosts[host].wake_at == Some(at) {
+                    self.hosts[host].wake_at = None;
+                    self.wake(host);
                 }
             }
             Ev::Discover { host, life } => {
@@ -455,13 +454,6 @@ impl World {
                     self.discover(host);
                     self.queue
                         .push(at + DISCOVERY_EVERY, Ev::Discover { host, life });
-                }
-            }
-            Ev::Poll { host, life } => {
-                if self.hosts[host].life == life && self.hosts[host].node.is_some() {
-                    self.poll(host);
-                    let every = self.hosts[host].sup.poll_every();
-                    self.queue.push(at + every, Ev::Poll { host, life });
                 }
             }
             Ev::Rqlite(effect) => self.rqlite_effect(effect),
@@ -523,8 +515,33 @@ impl World {
     }
 
     /// Drains a node's outputs, and lets the supervisor act on a changed directive, until both
-    /// are quiet (the daemon's `flush` and its directive watch).
+    /// are quiet (the daemon's `flush` and its directive watch); then arms the host's next
+    /// wake-up.
     fn settle(&mut self, host: usize) {
+        self.settle_outputs(host);
+        self.arm(host);
+    }
+
+    /// Schedules the host's wake-up for the earliest timeout of its node and supervisor,
+    /// unless one is armed for that time already.
+    fn arm(&mut self, host: usize) {
+        let h = &self.hosts[host];
+        let Some(node) = h.node.as_ref() else {
+            return;
+        };
+        let supervisor =
+            (self.config.rqlite && h.sup.acted.is_some()).then(|| h.sup.poll_timeout());
+        let next = node.poll_timeout().into_iter().chain(supervisor).min();
+        if next != h.wake_at
+            && let Some(at) = next
+        {
+            let life = h.life;
+            self.hosts[host].wake_at = next;
+            self.queue.push(at.max(self.now), Ev::Wake { host, life });
+        }
+    }
+
+    fn settle_outputs(&mut self, host: usize) {
         loop {
             self.drain(host);
             if !self.config.rqlite {
@@ -746,16 +763,16 @@ impl World {
         }
     }
 
-    fn poll(&mut self, host: usize) {
-        if !self.config.rqlite {
-            return;
+    /// The host's timeouts: the node's, then (once it acted) the supervisor's.
+    fn wake(&mut self, host: usize) {
+        let now = self.now;
+        if let Some(node) = self.hosts[host].node.as_mut() {
+            node.handle_timeout(now);
         }
-        if self.hosts[host].sup.acted.is_none() {
-            return;
+        if self.config.rqlite && self.hosts[host].sup.acted.is_some() {
+            let reports = self.with_supervisor(host, |sup, s| sup.timeout(s));
+            self.apply_reports(host, reports);
         }
-        // The policy acts again after every poll (rejoin timers, backoff expiry).
-        let reports = self.with_supervisor(host, |sup, s| sup.poll(s));
-        self.apply_reports(host, reports);
         self.settle(host);
     }
 
@@ -795,7 +812,6 @@ impl World {
                 rng,
                 ..
             } = self;
-            let life = hosts[host].life;
             let from = network::gossip_addr(hosts[host].ip);
             let Some(node) = hosts[host].node.as_mut() else {
                 return;
@@ -819,9 +835,6 @@ impl World {
                             };
                             queue.push(now + delay, Ev::Deliver { to, from, bytes });
                         }
-                    }
-                    Output::Schedule { after, timer } => {
-                        queue.push(now + after, Ev::Timer { host, life, timer });
                     }
                     Output::Event(event) => events.push(event),
                 }
@@ -987,18 +1000,6 @@ impl World {
         let generation =
             (self.config.generation_base + now.as_millis() as u64 + 1).max(h.last_generation + 1);
         h.last_generation = generation;
-        let (db, cluster_id, formation, stored_voters, acked) = if self.config.rqlite {
-            let disk = &self.rqlite.disks[host];
-            (
-                disk.db_state(),
-                disk.stored.cluster_id(),
-                disk.stored.formation(),
-                disk.stored.voters(),
-                disk.stored.acked(),
-            )
-        } else {
-            (h.static_db.clone(), None, None, Vec::new(), Vec::new())
-        };
         let ip = h.ip;
         let mut config = NodeConfig::new(
             "sim",
@@ -1011,9 +1012,12 @@ impl World {
             format!("{ip}:4001"),
             self.config.expect,
         );
-        config.db = db.clone();
-        config.cluster_id = cluster_id;
-        config.formation = formation;
+        if self.config.rqlite {
+            let disk = &self.rqlite.disks[host];
+            config.restore(&disk.stored, disk.raft_db);
+        } else {
+            config.db = h.static_db.clone();
+        }
         config.settle = self.config.settle;
         config.card_sync = self.config.card_sync;
         config.push_all_up_to = self.config.push_all_up_to;
@@ -1024,8 +1028,6 @@ impl World {
         }
         config.rng_seed = self.config.seed ^ (host as u64).rotate_left(24) ^ generation;
         config.faults = self.config.faults;
-        config.stored_voters = stored_voters;
-        config.acked = acked;
         // Generations are the simulated start time in ms past `generation_base`: the wall
         // clock of the simulated world.
         config.wall_clock = Duration::from_millis(self.config.generation_base);
@@ -1042,12 +1044,10 @@ impl World {
         h.last_agreement = Agreement::None;
         let life = h.life;
         self.dns.register(network::gossip_addr(ip), now);
-        // The daemon's first discovery round and first poll happen at start.
+        // The daemon's first discovery round happens at start.
         let jitter = Duration::from_millis(self.rng.random_range(0..50));
         self.queue.push(now + jitter, Ev::Discover { host, life });
-        if self.config.rqlite {
-            self.queue.push(now, Ev::Poll { host, life });
-        }
+        self.hosts[host].wake_at = None;
         self.settle(host);
     }
 

@@ -160,6 +160,8 @@ pub enum Action {
         /// The configuration to write to `raft/peers.json` before the start.
         peers_json: Vec<(NodeId, String)>,
     },
+    /// Ask rqlited `/readyz` and `/status`; answer with [`Supervisor::handle_poll`].
+    Poll,
     /// Stop rqlited (SIGTERM, then SIGKILL after a grace).
     Stop(StopWhy),
     /// Delete rqlited's data (volatile mode, rqlited already stopped); answer with

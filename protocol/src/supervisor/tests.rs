@@ -123,11 +123,11 @@ fn a_start_that_fails_is_retried_with_a_backoff_that_doubles_to_thirty_seconds()
             failed,
             vec![Action::Report(Report::StartFailed("no such file".into()))]
         );
-        // Poll every 100 ms until it starts again.
+        // Its timer every 100 ms until it starts again.
         let from = at;
         loop {
             at += Duration::from_millis(100);
-            sup.handle_poll(false, None, at);
+            sup.handle_timeout(at);
             if sup.starting.is_some() {
                 break;
             }
@@ -406,4 +406,46 @@ fn the_founders_are_recorded_as_the_voters_when_none_are() {
         "{actions:?}"
     );
     assert_eq!(sup.stored().voters(), founders);
+}
+
+#[test]
+fn the_timer_asks_for_polls_while_rqlited_runs_and_only_the_backoff_while_it_does_not() {
+    let mut sup = supervisor(false);
+    sup.handle_directive(directive(Decision::Wait(crate::Waiting::Starting)), T0);
+    drain(&mut sup);
+    // Nothing runs: the timer acts on the directive, asks no poll, and never falls behind.
+    for _ in 0..5 {
+        let at = sup.poll_timeout();
+        sup.handle_timeout(at);
+        assert!(drain(&mut sup).is_empty());
+        assert!(sup.poll_timeout() > at, "the next timeout is later");
+    }
+    // Running: each due timeout asks for one poll, often while not ready, rarely once ready.
+    let at = sup.poll_timeout();
+    started(&mut sup, join(), at);
+    let due = sup.poll_timeout();
+    sup.handle_timeout(due);
+    assert_eq!(drain(&mut sup), vec![Action::Poll]);
+    assert_eq!(sup.poll_timeout(), due + POLL_STARTING);
+    sup.handle_timeout(due + POLL_STARTING / 2);
+    assert!(drain(&mut sup).is_empty(), "not due yet");
+    sup.handle_poll(true, Some(status(true, Some("n2"), 2)), due);
+    drain(&mut sup);
+    assert_eq!(sup.poll_timeout(), due + POLL_READY);
+    // It exits: the restart is due after the backoff, and made then.
+    sup.handle_exit("exit code 1".into(), due);
+    drain(&mut sup);
+    assert_eq!(sup.poll_timeout(), due + BACKOFF_MIN.min(POLL_READY));
+    let restart = due + BACKOFF_MIN;
+    while sup.poll_timeout() < restart {
+        let at = sup.poll_timeout();
+        sup.handle_timeout(at);
+        assert_eq!(starts(&drain(&mut sup)), 0, "no restart before the backoff");
+    }
+    sup.handle_timeout(sup.poll_timeout());
+    assert_eq!(
+        starts(&drain(&mut sup)),
+        1,
+        "restarted when the backoff expired"
+    );
 }

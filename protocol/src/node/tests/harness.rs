@@ -35,10 +35,10 @@ pub(super) enum Delivery {
         from: SocketAddr,
         bytes: Vec<u8>,
     },
-    Timer(TimerKey),
+    /// The slot's next timeout, its node's or its supervisor's, whichever comes first (stale
+    /// when it moved since it was armed).
+    Wake,
     Discover,
-    /// The driver polls rqlited for the supervisor.
-    Poll,
     /// The model's rqlited of this run (see [`Harness::runs`]) changes state.
     Rqlited {
         run: u64,
@@ -46,28 +46,8 @@ pub(super) enum Delivery {
     },
 }
 
-/// `Timer` is not `Ord`; the queue orders by (time, sequence) and never compares payloads,
-/// but `BinaryHeap` needs the bound, so timers ride in a wrapper that compares equal.
-#[derive(Debug)]
-pub(super) struct TimerKey(pub(super) Timer);
-impl PartialEq for TimerKey {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for TimerKey {}
-impl PartialOrd for TimerKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for TimerKey {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
-}
-
-/// A payload the queue never compares (see [`TimerKey`]).
+/// A payload the queue never compares: the queue orders by (time, sequence), but
+/// `BinaryHeap` needs the bound.
 #[derive(Debug)]
 pub(super) struct Ordered<T>(T);
 impl<T> PartialEq for Ordered<T> {
@@ -106,6 +86,8 @@ pub(super) struct Harness {
     pub(super) queue: BinaryHeap<Reverse<(Duration, u64, usize, Delivery)>>,
     pub(super) nodes: Vec<Option<Node>>,
     supervisors: Vec<Option<Supervisor>>,
+    /// Each slot's armed wake-up (see [`Delivery::Wake`]).
+    wake_at: Vec<Option<Duration>>,
     /// Each slot's last directive handed to its supervisor.
     directives: Vec<Option<Directive>>,
     /// Each slot's rqlited, and how many times it was started (a change scheduled for an
@@ -141,6 +123,7 @@ impl Harness {
             queue: BinaryHeap::new(),
             nodes: (0..n).map(|_| None).collect(),
             supervisors: (0..n).map(|_| None).collect(),
+            wake_at: vec![None; n],
             directives: vec![None; n],
             rqlited: vec![Rqlited::Off; n],
             runs: vec![0; n],
@@ -216,15 +199,16 @@ impl Harness {
         self.supervisors[i] = Some(Supervisor::new(supervisor, stored.clone(), raft_db, now));
         self.stored[i] = stored;
         self.directives[i] = None;
+        self.wake_at[i] = None;
         self.nodes[i] = Some(Node::new(config, now));
         self.at(now, i, Delivery::Discover);
-        self.at(now, i, Delivery::Poll);
         self.drain(i);
     }
 
     /// Stops slot `i` at once, node, supervisor and rqlited (a crash).
     pub(super) fn crash(&mut self, i: usize) {
         self.nodes[i] = None;
+        self.wake_at[i] = None;
         self.supervisors[i] = None;
         self.rqlited[i] = Rqlited::Off;
         self.runs[i] += 1;
@@ -253,9 +237,23 @@ impl Harness {
                 .as_mut()
                 .and_then(Supervisor::poll_action)
             else {
+                self.arm(i);
                 return;
             };
             self.execute(i, action);
+        }
+    }
+
+    /// Schedules slot `i`'s wake-up for its next timeout, unless already armed for it.
+    fn arm(&mut self, i: usize) {
+        let node = self.nodes[i].as_ref().and_then(Node::poll_timeout);
+        let supervisor = self.supervisors[i].as_ref().map(Supervisor::poll_timeout);
+        let next = node.into_iter().chain(supervisor).min();
+        if next != self.wake_at[i]
+            && let Some(at) = next
+        {
+            self.wake_at[i] = next;
+            self.at(at.max(self.now), i, Delivery::Wake);
         }
     }
 
@@ -276,9 +274,6 @@ impl Harness {
                     );
                 }
             }
-            Output::Schedule { after, timer } => {
-                self.at(self.now + after, i, Delivery::Timer(TimerKey(timer)))
-            }
             Output::Event(Event::Decided(decision)) => self.decisions[i].push(decision),
             Output::Event(_) => {}
         }
@@ -289,6 +284,7 @@ impl Harness {
     fn execute(&mut self, i: usize, action: Action) {
         let now = self.now;
         match action {
+            Action::Poll => self.answer_poll(i),
             Action::Start {
                 join,
                 bootstrap_expect,
@@ -465,7 +461,8 @@ impl Harness {
             .collect()
     }
 
-    fn poll(&mut self, i: usize) {
+    /// Answers the supervisor's poll with the model's `/readyz` and `/status`.
+    fn answer_poll(&mut self, i: usize) {
         let now = self.now;
         let status = self.status(i);
         let ready = status
@@ -480,8 +477,6 @@ impl Harness {
         };
         supervisor.set_membership(membership);
         supervisor.handle_poll(ready, status, now);
-        let every = supervisor.poll_every();
-        self.at(now + every, i, Delivery::Poll);
     }
 
     pub(super) fn step(&mut self) -> bool {
@@ -525,13 +520,18 @@ impl Harness {
                     self.refusals.push((i, refusal));
                 }
             }
-            Delivery::Timer(TimerKey(timer)) => {
+            Delivery::Wake => {
                 let now = self.now;
-                if let Some(node) = self.nodes[i].as_mut() {
-                    node.handle_timer(timer, now);
+                if self.wake_at[i] == Some(when)
+                    && let Some(node) = self.nodes[i].as_mut()
+                {
+                    self.wake_at[i] = None;
+                    node.handle_timeout(now);
+                    if let Some(supervisor) = self.supervisors[i].as_mut() {
+                        supervisor.handle_timeout(now);
+                    }
                 }
             }
-            Delivery::Poll => self.poll(i),
             Delivery::Rqlited {
                 run,
                 to: Ordered(to),
