@@ -4,8 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cluster, fail, ok, start, tempdir};
-use rq4d_tests::{find_leader, wait_until};
+use common::{cluster, fail, is_double, ok, start, tempdir};
+use rq4d_tests::{find_leader, start_cluster, wait_until};
 
 #[test]
 fn node_removed_while_running_stays_up_without_leader() {
@@ -145,14 +145,28 @@ fn quorum_loss_makes_the_survivor_step_down() {
     assert!(states.contains(&"Leader".to_string()), "{states:?}");
 }
 
+/// The followers' election and heartbeat timeouts: far longer than any wait of the
+/// test below, so a follower can only come to lead through the leader's handover.
+const NO_ELECTION: [&str; 4] = ["-raft-election-timeout", "600s", "-raft-timeout", "600s"];
+
 #[test]
-fn sigterm_to_leader_exits_0_and_another_node_leads() {
+fn sigterm_to_leader_exits_0_and_hands_leadership_over() {
     let dir = tempdir("sigterm");
-    let mut nodes = cluster(&dir, &["n1", "n2", "n3"]);
+    // n1 bootstraps and leads; n2 and n3 never stand by themselves (NO_ELECTION).
+    let specs = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| match *id {
+            "n1" => common::spec(id, &dir),
+            _ => common::spec(id, &dir).args(&NO_ELECTION),
+        })
+        .collect();
+    let mut nodes = ok(start_cluster(specs));
     let leader = ok(find_leader(&nodes));
+    assert_eq!(nodes[leader].id(), "n1", "only n1 can have been elected");
     let t0 = Instant::now();
     nodes[leader].sigterm().expect("sigterm");
-    let code = ok(nodes[leader].wait_exit(Duration::from_secs(3)));
+    // The deadlines below only catch a hang.
+    let code = ok(nodes[leader].wait_exit(Duration::from_secs(30)));
     let exited = t0.elapsed();
     assert!(code.success(), "{}", nodes[leader].describe());
     assert!(
@@ -162,8 +176,10 @@ fn sigterm_to_leader_exits_0_and_another_node_leads() {
         "{}",
         nodes[leader].describe()
     );
+    // Another node leads long before its own election timer could fire, so it was
+    // handed leadership by the old leader.
     let rest: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-    let next = wait_until("another node to lead", Duration::from_secs(5), || {
+    let next = wait_until("another node to lead", Duration::from_secs(30), || {
         for i in &rest {
             if nodes[*i].raft_state()? == "Leader" && nodes[*i].is_ready() {
                 return Ok(*i);
@@ -175,14 +191,21 @@ fn sigterm_to_leader_exits_0_and_another_node_leads() {
         Ok(i) => i,
         Err(e) => fail(&mut nodes, &e),
     };
-    let took = t0.elapsed();
     eprintln!(
-        "leader exited after {exited:?}; {} leads after {took:?}",
-        nodes[next].id()
+        "leader exited after {exited:?}; {} leads after {:?}",
+        nodes[next].id(),
+        t0.elapsed()
     );
-    assert!(exited < Duration::from_secs(1), "exit took {exited:?}");
-    // The leadership transfer makes the handover much faster than an election timeout.
-    assert!(took < Duration::from_millis(900), "handover took {took:?}");
+    if is_double()
+        && !nodes[next]
+            .log()
+            .contains("received leadership transfer request")
+    {
+        fail(
+            &mut nodes,
+            "the new leader did not log the transfer request",
+        );
+    }
 }
 
 #[test]

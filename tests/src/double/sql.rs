@@ -9,10 +9,14 @@
 //! `SELECT COUNT(*) FROM t`, `SELECT * FROM t`, `SELECT <integer>`,
 //! `DROP TABLE [IF EXISTS] t`, `DELETE FROM t` (no WHERE).
 
+mod lex;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use lex::{P, Tok, tok_text, tokenize};
 
 /// One SQL statement as rqlite's HTTP API carries it: the text plus positional
 /// parameters (from the `["INSERT ... (?)", 1]` form).
@@ -71,148 +75,6 @@ pub struct Table {
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct Db {
     pub tables: BTreeMap<String, Table>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Word(String),
-    Str(String),
-    Num(String),
-    Sym(char),
-}
-
-fn tokenize(sql: &str) -> Result<Vec<Tok>, String> {
-    let mut out = Vec::new();
-    let chars: Vec<char> = sql.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if c == '\'' {
-            let mut s = String::new();
-            i += 1;
-            loop {
-                match chars.get(i) {
-                    None => return Err("unrecognized token: \"'\"".into()),
-                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
-                        s.push('\'');
-                        i += 2;
-                    }
-                    Some('\'') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(ch) => {
-                        s.push(*ch);
-                        i += 1;
-                    }
-                }
-            }
-            out.push(Tok::Str(s));
-        } else if c == '"' || c == '`' || c == '[' {
-            let close = if c == '[' { ']' } else { c };
-            let start = i + 1;
-            let end = chars[start..]
-                .iter()
-                .position(|&ch| ch == close)
-                .ok_or_else(|| format!("unrecognized token: \"{c}\""))?;
-            out.push(Tok::Word(chars[start..start + end].iter().collect()));
-            i = start + end + 1;
-        } else if c.is_ascii_digit() {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                i += 1;
-            }
-            out.push(Tok::Num(chars[start..i].iter().collect()));
-        } else if c.is_alphanumeric() || c == '_' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-            out.push(Tok::Word(chars[start..i].iter().collect()));
-        } else {
-            out.push(Tok::Sym(c));
-            i += 1;
-        }
-    }
-    while out.last() == Some(&Tok::Sym(';')) {
-        out.pop();
-    }
-    Ok(out)
-}
-
-/// A cursor over tokens with the small set of matching helpers the grammar needs.
-struct P {
-    toks: Vec<Tok>,
-    pos: usize,
-}
-
-impl P {
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
-    }
-    fn kw(&mut self, word: &str) -> bool {
-        if let Some(Tok::Word(w)) = self.peek()
-            && w.eq_ignore_ascii_case(word)
-        {
-            self.pos += 1;
-            return true;
-        }
-        false
-    }
-    fn sym(&mut self, c: char) -> bool {
-        if self.peek() == Some(&Tok::Sym(c)) {
-            self.pos += 1;
-            return true;
-        }
-        false
-    }
-    fn near(&self) -> String {
-        match self.peek() {
-            None => "incomplete input".into(),
-            Some(t) => format!("near \"{}\": syntax error", tok_text(t)),
-        }
-    }
-    fn expect_kw(&mut self, word: &str) -> Result<(), String> {
-        if self.kw(word) {
-            Ok(())
-        } else {
-            Err(self.near())
-        }
-    }
-    fn expect_sym(&mut self, c: char) -> Result<(), String> {
-        if self.sym(c) {
-            Ok(())
-        } else {
-            Err(self.near())
-        }
-    }
-    fn ident(&mut self) -> Result<String, String> {
-        match self.peek() {
-            Some(Tok::Word(w)) => {
-                let w = w.clone();
-                self.pos += 1;
-                Ok(w)
-            }
-            _ => Err(self.near()),
-        }
-    }
-    fn done(&self) -> Result<(), String> {
-        if self.pos == self.toks.len() {
-            Ok(())
-        } else {
-            Err(self.near())
-        }
-    }
-}
-
-fn tok_text(t: &Tok) -> String {
-    match t {
-        Tok::Word(w) | Tok::Num(w) => w.clone(),
-        Tok::Str(s) => format!("'{s}'"),
-        Tok::Sym(c) => c.to_string(),
-    }
 }
 
 /// Words that end a column's type name in a column definition.
@@ -635,78 +497,4 @@ fn unsupported(sql: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn st(sql: &str, params: Vec<Value>) -> Stmt {
-        Stmt {
-            sql: sql.into(),
-            params,
-        }
-    }
-
-    #[test]
-    fn create_insert_count_select() {
-        let mut db = Db::default();
-        let r = db.execute(
-            &[
-                st(
-                    "CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT)",
-                    vec![],
-                ),
-                st("INSERT INTO foo(name) VALUES(?)", vec![json!("fiona")]),
-                st("insert into foo(id, name) values(5, 'bob')", vec![]),
-                st("CREATE TABLE IF NOT EXISTS foo (x)", vec![]),
-                st("CREATE TABLE foo (x)", vec![]),
-                st("UPDATE foo SET name = 'x'", vec![]),
-            ],
-            false,
-        );
-        assert_eq!(r[0], json!({}));
-        assert_eq!(r[1], json!({"last_insert_id": 1, "rows_affected": 1}));
-        assert_eq!(r[2], json!({"last_insert_id": 5, "rows_affected": 1}));
-        assert_eq!(r[3], json!({}));
-        assert_eq!(r[4], json!({"error": "table foo already exists"}));
-        assert!(
-            r[5]["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("unsupported"))
-        );
-        let q = db.query(&[
-            st("SELECT COUNT(*) FROM foo", vec![]),
-            st("SELECT * FROM foo", vec![]),
-            st("SELECT * FROM bar", vec![]),
-        ]);
-        assert_eq!(
-            q[0],
-            json!({"columns": ["COUNT(*)"], "types": ["integer"], "values": [[2]]})
-        );
-        assert_eq!(
-            q[1],
-            json!({"columns": ["id", "name"], "types": ["integer", "text"], "values": [[1, "fiona"], [5, "bob"]]})
-        );
-        assert_eq!(q[2], json!({"error": "no such table: bar"}));
-    }
-
-    #[test]
-    fn transaction_rolls_back() {
-        let mut db = Db::default();
-        let r = db.execute(
-            &[
-                st("CREATE TABLE t (a)", vec![]),
-                st("INSERT INTO nope VALUES(1)", vec![]),
-            ],
-            true,
-        );
-        assert_eq!(r.len(), 2);
-        assert!(db.tables.is_empty());
-    }
-
-    #[test]
-    fn body_forms() {
-        let b = br#"["CREATE TABLE t (a)", ["INSERT INTO t(a) VALUES(?)", 7]]"#;
-        let s = parse_body(b).expect("parse");
-        assert_eq!(s[1].params, vec![json!(7)]);
-        assert!(parse_body(b"{}").is_err());
-    }
-}
+mod tests;
