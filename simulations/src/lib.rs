@@ -13,6 +13,7 @@
 //! * [`measure`] — the measurements behind the report's figures.
 //! * [`reference`] — the reference models (Serf's convergence, memberlist's timeouts).
 //! * [`report`] — the markdown report and its SVG plots.
+//! * [`stats`] — quantiles of measured durations.
 //!
 //! Everything is deterministic: one seed gives one run, event for event.
 #![forbid(unsafe_code)]
@@ -28,5 +29,6 @@ pub mod report;
 pub mod rqlite;
 pub mod scenario;
 pub mod search;
+pub mod stats;
 pub mod supervisor;
 pub mod world;

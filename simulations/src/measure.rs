@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use rq4d_protocol::{DbState, NodeConfig, NodeId, Running};
 
 use crate::network::LinkParams;
-use crate::report::quantile;
 use crate::scenario::node_id;
+use crate::stats::quantile;
 use crate::world::{Action, World, WorldConfig};
 
 /// Nodes above this size hear of only a sample of the DNS answer (as real resolvers truncate).

@@ -11,6 +11,7 @@ use crate::measure::{self, Knobs, Limits, Membership, MembershipRun};
 use crate::reference;
 use crate::scenario::LIVENESS_BOUND;
 use crate::search::Summary;
+use crate::stats::quantile;
 
 /// What `rq4d-sim report` writes.
 #[derive(Clone, Debug)]
@@ -34,15 +35,6 @@ pub struct ReportOptions {
     pub lossy_up_to: usize,
     /// The command line that regenerates the report.
     pub command: String,
-}
-
-/// The `p`-quantile (0..=1) of sorted durations.
-pub fn quantile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 fn secs(d: Option<Duration>) -> String {
