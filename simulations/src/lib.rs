@@ -7,6 +7,7 @@
 //! * [`rqlite`] — rqlited's membership behaviour (bootstrap, join, elections, removal, disks).
 //! * [`supervisor`] — the daemon's supervisor, rule for rule, against the model.
 //! * [`world`] — hosts, the event loop, scenario actions, the trace.
+//! * [`violation`] — what a failed property is (its kind, when, what happened).
 //! * [`invariants`] — the safety and liveness properties and how failures are classified.
 //! * [`scenario`] — random scenarios from a seed, and the checked run.
 //! * [`search`] — many scenarios on all cores.
@@ -31,4 +32,5 @@ pub mod scenario;
 pub mod search;
 pub mod stats;
 pub mod supervisor;
+pub mod violation;
 pub mod world;

@@ -819,12 +819,12 @@ fn plot_formation(
 }
 
 /// A violation's class for the summary: its kind, and the diagnosis of a liveness failure.
-pub fn violation_class(v: &crate::invariants::Violation) -> String {
+pub fn violation_class(v: &crate::violation::Violation) -> String {
     let diagnosis = v
         .detail
         .split_once(" (")
         .and_then(|(_, rest)| rest.split(':').next())
-        .filter(|_| v.kind == crate::invariants::Kind::NotConverged)
+        .filter(|_| v.kind == crate::violation::Kind::NotConverged)
         .unwrap_or("");
     if diagnosis.is_empty() {
         v.kind.to_string()

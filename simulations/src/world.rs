@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+use rq4d_protocol::claims::ClaimError;
 use rq4d_protocol::coordinator::Faults;
 use rq4d_protocol::{
     Agreement, ClusterId, DbState, Decision, Event, Node, NodeConfig, NodeId, NodeIdentity, Output,
@@ -20,11 +21,11 @@ use rq4d_protocol::{
 };
 
 use crate::dns::Dns;
-use crate::invariants::{self, Violation};
 use crate::network::{self, Addresses, LinkParams, Network};
 use crate::queue::EventQueue;
 use crate::rqlite::{Ctx, Effect, HostInfo, Rqlite};
 use crate::supervisor::{Report, SupCtx, Supervisor};
+use crate::violation::Violation;
 use rq4d_protocol::supervisor::{Directive, Membership};
 
 /// As in the daemon: discovery runs every 3 s.
@@ -213,6 +214,65 @@ pub struct Bootstrap {
     pub from_initial_set: bool,
 }
 
+/// What happened at a transition that can break a safety property: recorded by the world at that
+/// very moment and handed to its [`Judge`] before the run goes on.
+#[derive(Clone, Copy, Debug)]
+pub enum Fact<'a> {
+    /// rqlited carried out a bootstrap (handed over before it joins [`World::bootstraps`]).
+    Bootstrapped(&'a Bootstrap),
+    /// A new Raft cluster exists (an index into the model's clusters), under the rq4d cluster id
+    /// its founder recorded.
+    ClusterFounded {
+        /// The cluster.
+        cluster: usize,
+    },
+    /// A host's rqlited was added to a cluster's configuration.
+    Joined {
+        /// Host.
+        host: usize,
+        /// The cluster it joined.
+        cluster: usize,
+        /// The cluster its disk held committed data of before, if another one.
+        had_data_of: Option<usize>,
+    },
+    /// A host's supervisor deleted its data.
+    Wiped {
+        /// Host.
+        host: usize,
+    },
+    /// A host's node decided to bootstrap.
+    DecidedBootstrap {
+        /// Host.
+        host: usize,
+    },
+    /// A host's node refused a claim.
+    ClaimRefused {
+        /// Host.
+        host: usize,
+        /// Why.
+        error: &'a ClaimError,
+    },
+}
+
+impl Fact<'_> {
+    /// The host the fact is about, when there is one.
+    fn host(&self) -> Option<usize> {
+        match *self {
+            Self::Bootstrapped(bootstrap) => Some(bootstrap.host),
+            Self::ClusterFounded { .. } => None,
+            Self::Joined { host, .. }
+            | Self::Wiped { host }
+            | Self::DecidedBootstrap { host }
+            | Self::ClaimRefused { host, .. } => Some(host),
+        }
+    }
+}
+
+/// Judges a fact at the moment it happens: the violation it is, if any. The world is given one
+/// when it is built (the crate's properties: `invariants::judge`), so that the world need not
+/// know the properties, nor they be checked after the fact.
+pub type Judge = fn(&World, &Fact<'_>) -> Option<Violation>;
+
 /// Membership events observed by nodes (for the figures).
 #[derive(Clone, Debug)]
 pub struct MemberEvent {
@@ -276,11 +336,13 @@ pub struct World {
     /// A running hash of everything that happened: equal digests, equal runs.
     pub digest: u64,
     initial_size: usize,
+    judge: Judge,
 }
 
 impl World {
-    /// An empty world.
-    pub fn new(config: WorldConfig) -> Self {
+    /// An empty world, whose transitions `judge` judges (the crate's properties:
+    /// `invariants::judge`).
+    pub fn new(config: WorldConfig, judge: Judge) -> Self {
         let rng = SmallRng::seed_from_u64(config.seed ^ 0x51_u64.rotate_left(40));
         let mut world = Self {
             now: Duration::ZERO,
@@ -302,6 +364,7 @@ impl World {
             counters: Counters::default(),
             digest: 0xcbf2_9ce4_8422_2325,
             initial_size: 0,
+            judge,
             config,
         };
         if world.config.rqlite {
@@ -485,8 +548,10 @@ impl World {
             Ok(()) => {}
             Err(Refusal::Claim(error)) => {
                 self.counters.refused += 1;
-                let v = invariants::honest_claim_refused(self, host, &error);
-                self.violation(v);
+                self.judge(&Fact::ClaimRefused {
+                    host,
+                    error: &error,
+                });
             }
             Err(_) => self.counters.refused += 1,
         }
@@ -618,10 +683,7 @@ impl World {
                         node.wiped(now);
                         changed = true;
                     }
-                    if !self.config.volatile {
-                        let v = invariants::data_lost(self, host);
-                        self.violation(v);
-                    }
+                    self.judge(&Fact::Wiped { host });
                 }
                 Report::Removed(id) => {
                     self.note(Some(host), || format!("leader removes voter {id}"));
@@ -654,9 +716,7 @@ impl World {
                     format!("rqlited bootstraps new Raft cluster #{cluster}")
                 });
                 self.record_bootstrap(host);
-                if let Some(v) = invariants::check_cluster_id(self, cluster) {
-                    self.violation(v);
-                }
+                self.judge(&Fact::ClusterFounded { cluster });
             }
             Effect::Joined {
                 host,
@@ -666,10 +726,11 @@ impl World {
                 self.note(Some(host), || {
                     format!("rqlited joined Raft cluster #{cluster}")
                 });
-                if let Some(old) = had_data_of {
-                    let v = invariants::data_joined_other(self, host, old, cluster);
-                    self.violation(v);
-                }
+                self.judge(&Fact::Joined {
+                    host,
+                    cluster,
+                    had_data_of,
+                });
             }
         }
     }
@@ -695,17 +756,24 @@ impl World {
             view,
             from_initial_set,
         };
-        if let Some(v) = invariants::check_bootstrap(self, &bootstrap) {
-            if v.window {
-                self.note(Some(host), || {
-                    format!("SEED-ISOLATION WINDOW: {}", v.detail)
-                });
-                self.windows.push(v);
-            } else {
-                self.violation(v);
-            }
-        }
+        self.judge(&Fact::Bootstrapped(&bootstrap));
         self.bootstraps.push(bootstrap);
+    }
+
+    /// Hands `fact` to the judge and records what it finds: a violation, or a double bootstrap
+    /// the seed-isolation window explains (counted apart).
+    fn judge(&mut self, fact: &Fact<'_>) {
+        let Some(v) = (self.judge)(self, fact) else {
+            return;
+        };
+        if v.window {
+            self.note(fact.host(), || {
+                format!("SEED-ISOLATION WINDOW: {}", v.detail)
+            });
+            self.windows.push(v);
+        } else {
+            self.violation(v);
+        }
     }
 
     /// Records a safety violation.
@@ -910,11 +978,7 @@ impl World {
                     self.formations.insert(*cluster_id, founders);
                 }
                 if matches!(decision, Decision::Bootstrap { .. }) {
-                    let card_db = self.hosts[host].node.as_ref().map(|n| n.card().db.clone());
-                    if card_db.is_some_and(|db| db != DbState::Empty) {
-                        let v = invariants::bootstrap_with_data(self, host);
-                        self.violation(v);
-                    }
+                    self.judge(&Fact::DecidedBootstrap { host });
                 }
                 if matches!(decision, Decision::Wait(Waiting::Cards { .. })) {
                     self.noise(Some(host), || format!("decides: {}", decision.describe()));
@@ -926,8 +990,10 @@ impl World {
                 self.note(Some(host), || format!("duplicate node id at {addr}"));
             }
             Event::ClaimRefused(error) => {
-                let v = invariants::honest_claim_refused(self, host, &error);
-                self.violation(v);
+                self.judge(&Fact::ClaimRefused {
+                    host,
+                    error: &error,
+                });
             }
             Event::IdentityOutbid { generation } => {
                 self.note(Some(host), || {
