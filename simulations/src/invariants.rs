@@ -1,7 +1,9 @@
 //! The properties every run must keep, and how a failure is classified.
 //!
 //! Safety is checked at the very transitions that can break it, which is the same as checking
-//! after every step (nothing else changes a disk or creates a cluster):
+//! after every step (nothing else changes a disk or creates a cluster): the world records each
+//! such transition as a [`Fact`] and hands it, at that moment, to the judge it was built with;
+//! [`judge`] is this module's:
 //!
 //! * **one bootstrap** — from one initial set with `expect` > half of it, at most one Raft
 //!   cluster is bootstrapped by nodes of that set. A second one is a violation, unless it is
@@ -16,63 +18,38 @@
 //!
 //! Liveness is checked at the end of a scenario: once the network is whole and at least
 //! `expect` nodes are up, every live node must be a voter of one cluster with a leader within
-//! [`crate::scenario::LIVENESS_BOUND`]. A run that does not get there is a violation unless the
-//! situation is one rqlite itself cannot leave (a majority of the configuration gone or moved
-//! to new addresses: the `peers.json` case rq4d does not handle yet), or follows a window split.
-
-use std::fmt;
-use std::time::Duration;
+//! [`crate::scenario::LIVENESS_BOUND`]. A run that does not get there is a violation unless it is
+//! a situation rq4d leaves to a human by design — fewer than `expect` nodes up, a formation one
+//! of whose founders is gone for good, a split outside volatile mode — or one rqlite itself
+//! cannot leave: a majority of the configuration not up at its configured addresses while not
+//! every voter is back (`peers.json` needs every voter), or it follows a window split.
 
 use rq4d_protocol::claims::ClaimError;
-use rq4d_protocol::{Agreement, ClusterId, NodeId};
+use rq4d_protocol::{Agreement, ClusterId, DbState, NodeId};
 
-use crate::world::{Bootstrap, World};
+pub use crate::violation::{Kind, Violation};
+use crate::world::{Bootstrap, Fact, World};
 
-/// What went wrong.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    /// Two clusters bootstrapped from one initial set.
-    DoubleBootstrap,
-    /// A node with data joined another cluster as a fresh node.
-    DataJoinedOther,
-    /// A node's data was deleted outside volatile mode.
-    DataLost,
-    /// A node with data decided to bootstrap.
-    BootstrapWithData,
-    /// A second Raft cluster was bootstrapped under the rq4d cluster id of an existing one: a
-    /// split that rq4d's split detection (which compares cluster ids) cannot see.
-    ClusterIdReused,
-    /// The cluster did not form within the bound.
-    NotConverged,
-    /// A node refused a claim of an honest node (a bound too tight).
-    HonestClaimRefused,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::DoubleBootstrap => "double-bootstrap",
-            Self::DataJoinedOther => "data-joined-other-cluster",
-            Self::DataLost => "data-lost",
-            Self::BootstrapWithData => "bootstrap-with-data",
-            Self::ClusterIdReused => "cluster-id-reused",
-            Self::NotConverged => "not-converged",
-            Self::HonestClaimRefused => "honest-claim-refused",
-        })
+/// The judge of the properties above: a fact the world records at a transition, judged at that
+/// very moment (the world hands it over before it goes on). `None`: the fact breaks nothing.
+pub fn judge(world: &World, fact: &Fact<'_>) -> Option<Violation> {
+    match *fact {
+        Fact::Bootstrapped(bootstrap) => check_bootstrap(world, bootstrap),
+        Fact::ClusterFounded { cluster } => check_cluster_id(world, cluster),
+        Fact::Joined {
+            host,
+            cluster,
+            had_data_of,
+        } => had_data_of.map(|old| data_joined_other(world, host, old, cluster)),
+        Fact::Wiped { host } => (!world.config.volatile).then(|| data_lost(world, host)),
+        Fact::DecidedBootstrap { host } => {
+            let card_db = world.hosts[host].node.as_ref().map(|n| &n.card().db);
+            card_db
+                .is_some_and(|db| *db != DbState::Empty)
+                .then(|| bootstrap_with_data(world, host))
+        }
+        Fact::ClaimRefused { host, error } => Some(honest_claim_refused(world, host, error)),
     }
-}
-
-/// One failure of a property.
-#[derive(Clone, Debug)]
-pub struct Violation {
-    /// Which property.
-    pub kind: Kind,
-    /// When.
-    pub at: Duration,
-    /// What happened, readable.
-    pub detail: String,
-    /// A double bootstrap explained by the seed-isolation window.
-    pub window: bool,
 }
 
 fn ids(view: &[NodeId]) -> String {

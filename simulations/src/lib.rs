@@ -7,12 +7,14 @@
 //! * [`rqlite`] — rqlited's membership behaviour (bootstrap, join, elections, removal, disks).
 //! * [`supervisor`] — the daemon's supervisor, rule for rule, against the model.
 //! * [`world`] — hosts, the event loop, scenario actions, the trace.
+//! * [`violation`] — what a failed property is (its kind, when, what happened).
 //! * [`invariants`] — the safety and liveness properties and how failures are classified.
 //! * [`scenario`] — random scenarios from a seed, and the checked run.
 //! * [`search`] — many scenarios on all cores.
 //! * [`measure`] — the measurements behind the report's figures.
 //! * [`reference`] — the reference models (Serf's convergence, memberlist's timeouts).
 //! * [`report`] — the markdown report and its SVG plots.
+//! * [`stats`] — quantiles of measured durations.
 //!
 //! Everything is deterministic: one seed gives one run, event for event.
 #![forbid(unsafe_code)]
@@ -28,5 +30,7 @@ pub mod report;
 pub mod rqlite;
 pub mod scenario;
 pub mod search;
+pub mod stats;
 pub mod supervisor;
+pub mod violation;
 pub mod world;

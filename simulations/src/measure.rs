@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use rq4d_protocol::{DbState, NodeConfig, NodeId, Running};
 
+use crate::invariants;
 use crate::network::LinkParams;
-use crate::report::quantile;
 use crate::scenario::node_id;
+use crate::stats::quantile;
 use crate::world::{Action, World, WorldConfig};
 
 /// Nodes above this size hear of only a sample of the DNS answer (as real resolvers truncate).
@@ -100,7 +101,7 @@ fn membership_world(n: usize, loss: f64, seed: u64, knobs: &Knobs) -> World {
     config.push_all_up_to = knobs.push_all_up_to;
     config.relay_fanout = knobs.relay_fanout;
     config.card_sync = knobs.card_sync;
-    let mut world = World::new(config);
+    let mut world = World::new(config, invariants::judge);
     let leader = node_id(0);
     let voters = u16::try_from(n.min(5)).unwrap_or(5);
     for h in 0..n + 1 {
@@ -374,7 +375,7 @@ pub fn formation(n: usize, loss: f64, seed: u64) -> Option<Duration> {
         loss,
         ..LinkParams::lan()
     };
-    let mut world = World::new(config);
+    let mut world = World::new(config, invariants::judge);
     for h in 0..n {
         world.add_host(node_id(h), true, DbState::Empty);
         world.schedule(

@@ -12,8 +12,9 @@ use rand::{RngExt, SeedableRng};
 use rq4d_protocol::coordinator::Faults;
 use rq4d_protocol::{DbState, NodeId};
 
-use crate::invariants::{self, Kind, Violation};
+use crate::invariants;
 use crate::network::LinkParams;
+use crate::violation::{Kind, Violation};
 use crate::world::{Action, World, WorldConfig};
 
 /// How long after the last fault the cluster must have formed: every live node a voter of one
@@ -325,7 +326,7 @@ impl Scenario {
         config.dns_lag = self.dns_lag;
         config.trace = trace;
         config.quiet = quiet;
-        let mut world = World::new(config);
+        let mut world = World::new(config, invariants::judge);
         for h in 0..self.hosts {
             world.add_host(node_id(h), h < self.size, DbState::Empty);
         }

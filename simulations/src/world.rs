@@ -6,6 +6,25 @@
 //! gives one run, event for event. The world plays the daemon's part for each node exactly as
 //! `daemon/src/agent.rs` does: datagrams in, timers from one heap, discovery every 3 s to the
 //! addresses that are not live members already, supervisor reports fed back with `set_db`.
+//!
+//! This file is the event loop: the world's state, the events, delivery, discovery, the node's
+//! outputs, and the scenario's actions (start, crash, scale down, replace, the network). The rest
+//! of the world, one idea a file:
+//!
+//! * `config` — how the world is set up ([`WorldConfig`]) and what a scenario does to it
+//!   ([`Action`]);
+//! * `record` — what a run leaves on record for the invariants and the figures, and the
+//!   [`Fact`]s handed to the judge;
+//! * `observe` — recording them at the very transitions: bootstraps, agreements, node events,
+//!   the digest, convergence;
+//! * `supervise` — each host's rqlited under the daemon's supervisor, and the Raft model's ticks;
+//! * `describe` — the readable trace, the host summary, descriptions of states and actions.
+
+mod config;
+mod describe;
+mod observe;
+mod record;
+mod supervise;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,140 +32,24 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
-use rq4d_protocol::coordinator::Faults;
 use rq4d_protocol::{
-    Agreement, ClusterId, DbState, Decision, Event, Node, NodeConfig, NodeId, NodeIdentity, Output,
-    Refusal, Waiting,
+    Agreement, ClusterId, DbState, Node, NodeConfig, NodeId, NodeIdentity, Output, Refusal,
 };
 
 use crate::dns::Dns;
-use crate::invariants::{self, Violation};
-use crate::network::{self, Addresses, LinkParams, Network};
+use crate::network::{self, Addresses, Network};
 use crate::queue::EventQueue;
-use crate::rqlite::{Ctx, Effect, HostInfo, Rqlite};
-use crate::supervisor::{Report, SupCtx, Supervisor};
-use rq4d_protocol::supervisor::{Directive, Membership};
+use crate::rqlite::{Effect, HostInfo, Rqlite};
+use crate::supervisor::Supervisor;
+use crate::violation::Violation;
+
+pub use config::{Action, WorldConfig};
+pub use record::{Bootstrap, Counters, Fact, MemberEvent};
 
 /// As in the daemon: discovery runs every 3 s.
 pub const DISCOVERY_EVERY: Duration = Duration::from_secs(3);
 /// How often the rqlite model runs its elections.
 const RAFT_TICK: Duration = Duration::from_millis(100);
-
-/// How the world is set up.
-#[derive(Clone, Debug)]
-pub struct WorldConfig {
-    /// Seeds every random choice of the run.
-    pub seed: u64,
-    /// `--expect` on every node.
-    pub expect: u16,
-    /// `--volatile` on every node.
-    pub volatile: bool,
-    /// Deliberately broken rules (tests of the search only).
-    pub faults: Faults,
-    /// How links behave.
-    pub link: LinkParams,
-    /// DNS lag.
-    pub dns_lag: Duration,
-    /// DNS answers hold at most this many records.
-    pub dns_limit: Option<usize>,
-    /// `--settle`.
-    pub settle: Duration,
-    /// Card anti-entropy period.
-    pub card_sync: Duration,
-    /// Card pushes go to everyone up to this many members.
-    pub push_all_up_to: usize,
-    /// Card relay fanout.
-    pub relay_fanout: usize,
-    /// foca's config is `NodeConfig::swim_config(swim_size)`; `None`: the daemon's
-    /// `expect.max(3)`.
-    pub swim_size: Option<u32>,
-    /// `--reap-after`.
-    pub reap_after: Duration,
-    /// Run rqlited (model) under the supervisor; off: each host's database state is fixed.
-    pub rqlite: bool,
-    /// Keep a readable trace.
-    pub trace: bool,
-    /// Leave the trace's noise out: who sees whom up or down, and nodes waiting for cards.
-    pub quiet: bool,
-    /// Record who acknowledged which seed and who saw whom down (to classify double
-    /// bootstraps).
-    pub track_agreement: bool,
-    /// Added to every generation (the start time in milliseconds): the daemon's generations
-    /// are wall-clock milliseconds, about 1.7 × 10¹², whose varints are 4–5 bytes longer on
-    /// the wire than a small simulated clock's. The membership figures set it so that their
-    /// byte counts are the daemon's; the scenario search leaves it at 0.
-    pub generation_base: u64,
-}
-
-impl WorldConfig {
-    /// The daemon's defaults, for a cluster expecting `expect` nodes.
-    pub fn daemon_defaults(seed: u64, expect: u16) -> Self {
-        Self {
-            seed,
-            expect,
-            volatile: false,
-            faults: Faults::default(),
-            link: LinkParams::lan(),
-            dns_lag: Duration::ZERO,
-            dns_limit: None,
-            // The daemon's `--settle` default: safety does not rest on it.
-            settle: Duration::ZERO,
-            card_sync: NodeConfig::CARD_SYNC,
-            push_all_up_to: NodeConfig::PUSH_ALL_UP_TO,
-            relay_fanout: NodeConfig::RELAY_FANOUT,
-            swim_size: None,
-            reap_after: Duration::from_secs(60),
-            rqlite: true,
-            trace: false,
-            quiet: false,
-            track_agreement: true,
-            generation_base: 0,
-        }
-    }
-}
-
-/// Something done to the world from outside (a scenario step).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// Starts a host's container (its first start, or after a `Crash`).
-    Start {
-        /// Host.
-        host: usize,
-        /// Restart at a new IP (same id, same volume).
-        new_address: bool,
-    },
-    /// Kills a host's container: no goodbye, rqlited killed, the volume kept.
-    Crash {
-        /// Host.
-        host: usize,
-    },
-    /// Stops a host for good, gracefully (scale-down): leaves the gossip, stops rqlited.
-    ScaleDown {
-        /// Host.
-        host: usize,
-    },
-    /// Loses a host's volume: the host is gone; `replacement` (a new id, empty volume) starts.
-    Replace {
-        /// The host whose volume is lost.
-        host: usize,
-        /// The new host that takes its place.
-        replacement: usize,
-    },
-    /// Splits the hosts into groups that cannot reach each other.
-    Partition {
-        /// The groups.
-        groups: Vec<Vec<usize>>,
-    },
-    /// These hosts cannot send to the others (but still receive).
-    CutOneWay {
-        /// The muted hosts.
-        hosts: Vec<usize>,
-    },
-    /// Removes every partition.
-    Heal,
-    /// Changes the loss rate of every link.
-    SetLoss(f64),
-}
 
 enum Ev {
     Deliver {
@@ -200,44 +103,10 @@ pub struct Host {
     pub downs: Vec<(Duration, NodeId)>,
 }
 
-/// A bootstrap that rqlited carried out: a new Raft cluster.
-#[derive(Clone, Debug)]
-pub struct Bootstrap {
-    /// When.
-    pub at: Duration,
-    /// The seed's host.
-    pub host: usize,
-    /// The seed and the live members it saw.
-    pub view: Vec<NodeId>,
-    /// Every node of the view belongs to the initial set.
-    pub from_initial_set: bool,
-}
-
-/// Membership events observed by nodes (for the figures).
-#[derive(Clone, Debug)]
-pub struct MemberEvent {
-    /// When.
-    pub at: Duration,
-    /// Which host saw it.
-    pub observer: usize,
-    /// About whom.
-    pub subject: NodeId,
-    /// Up (true) or down.
-    pub up: bool,
-}
-
-/// Counters of one run.
-#[derive(Clone, Debug, Default)]
-pub struct Counters {
-    /// Events processed.
-    pub events: u64,
-    /// Datagrams refused by nodes.
-    pub refused: u64,
-    /// `MemberDown` about a member whose container was running that life.
-    pub false_downs: u64,
-    /// All `MemberDown` events.
-    pub downs: u64,
-}
+/// Judges a fact at the moment it happens: the violation it is, if any. The world is given one
+/// when it is built (the crate's properties: `invariants::judge`), so that the world need not
+/// know the properties, nor they be checked after the fact.
+pub type Judge = fn(&World, &Fact<'_>) -> Option<Violation>;
 
 /// The world. See the module docs.
 pub struct World {
@@ -276,11 +145,13 @@ pub struct World {
     /// A running hash of everything that happened: equal digests, equal runs.
     pub digest: u64,
     initial_size: usize,
+    judge: Judge,
 }
 
 impl World {
-    /// An empty world.
-    pub fn new(config: WorldConfig) -> Self {
+    /// An empty world, whose transitions `judge` judges (the crate's properties:
+    /// `invariants::judge`).
+    pub fn new(config: WorldConfig, judge: Judge) -> Self {
         let rng = SmallRng::seed_from_u64(config.seed ^ 0x51_u64.rotate_left(40));
         let mut world = Self {
             now: Duration::ZERO,
@@ -302,6 +173,7 @@ impl World {
             counters: Counters::default(),
             digest: 0xcbf2_9ce4_8422_2325,
             initial_size: 0,
+            judge,
             config,
         };
         if world.config.rqlite {
@@ -401,25 +273,6 @@ impl World {
         }
     }
 
-    fn note(&mut self, host: Option<usize>, text: impl FnOnce() -> String) {
-        if self.config.trace {
-            let who = host.map_or_else(|| "world".to_string(), |h| self.hosts[h].id.to_string());
-            let line = format!("{:>10.3}s {who:<8} {}", self.now.as_secs_f64(), text());
-            self.trace.push(line);
-        }
-    }
-
-    /// A note the quiet trace leaves out.
-    fn noise(&mut self, host: Option<usize>, text: impl FnOnce() -> String) {
-        if !self.config.quiet {
-            self.note(host, text);
-        }
-    }
-
-    fn mix(&mut self, value: u64) {
-        self.digest = (self.digest ^ value).wrapping_mul(0x0100_0000_01b3);
-    }
-
     /// Runs events until none is due at or before `until`; returns false when the queue is empty.
     pub fn run_until(&mut self, until: Duration) -> bool {
         while let Some(at) = self.queue.peek_time() {
@@ -477,8 +330,10 @@ impl World {
             Ok(()) => {}
             Err(Refusal::Claim(error)) => {
                 self.counters.refused += 1;
-                let v = invariants::honest_claim_refused(self, host, &error);
-                self.violation(v);
+                self.judge(&Fact::ClaimRefused {
+                    host,
+                    error: &error,
+                });
             }
             Err(_) => self.counters.refused += 1,
         }
@@ -512,290 +367,6 @@ impl World {
             }
         }
         self.settle(host);
-    }
-
-    /// Drains a node's outputs, and lets the supervisor act on a changed directive, until both
-    /// are quiet (the daemon's `flush` and its directive watch); then arms the host's next
-    /// wake-up.
-    fn settle(&mut self, host: usize) {
-        self.settle_outputs(host);
-        self.arm(host);
-    }
-
-    /// Schedules the host's wake-up for the earliest timeout of its node and supervisor,
-    /// unless one is armed for that time already.
-    fn arm(&mut self, host: usize) {
-        let h = &self.hosts[host];
-        let Some(node) = h.node.as_ref() else {
-            return;
-        };
-        let supervisor =
-            (self.config.rqlite && h.sup.acted.is_some()).then(|| h.sup.poll_timeout());
-        let next = node.poll_timeout().into_iter().chain(supervisor).min();
-        if next != h.wake_at
-            && let Some(at) = next
-        {
-            let life = h.life;
-            self.hosts[host].wake_at = next;
-            self.queue.push(at.max(self.now), Ev::Wake { host, life });
-        }
-    }
-
-    fn settle_outputs(&mut self, host: usize) {
-        loop {
-            self.drain(host);
-            if !self.config.rqlite {
-                return;
-            }
-            let Some(node) = self.hosts[host].node.as_ref() else {
-                return;
-            };
-            let directive = Directive::of(node);
-            if self.hosts[host].sup.acted.as_ref() == Some(&directive) {
-                return;
-            }
-            self.hosts[host].sup.acted = Some(directive.clone());
-            let reports = self.with_supervisor(host, |sup, s| sup.act(&directive, s));
-            if !self.apply_reports(host, reports) {
-                return;
-            }
-        }
-    }
-
-    fn with_supervisor<T>(
-        &mut self,
-        host: usize,
-        f: impl FnOnce(&mut Supervisor, &mut SupCtx) -> T,
-    ) -> T {
-        let Self {
-            hosts,
-            rqlite,
-            net,
-            addresses,
-            rng,
-            now,
-            ..
-        } = self;
-        let h = &mut hosts[host];
-        let membership = h.node.as_ref().map(Membership::of).unwrap_or_default();
-        let mut s = SupCtx {
-            host,
-            rqlite,
-            ctx: Ctx {
-                net,
-                addresses,
-                now: *now,
-            },
-            rng,
-            membership,
-        };
-        f(&mut h.sup, &mut s)
-    }
-
-    /// Carries out supervisor reports; true when the node's state changed (so it may decide
-    /// again).
-    fn apply_reports(&mut self, host: usize, reports: Vec<Report>) -> bool {
-        let mut changed = false;
-        for report in reports {
-            match report {
-                Report::Db(db) => {
-                    self.note(Some(host), || {
-                        format!("rqlited state: {}", describe_db(&db))
-                    });
-                    let now = self.now;
-                    if let Some(node) = self.hosts[host].node.as_mut() {
-                        node.set_db(db, now);
-                        changed = true;
-                    }
-                }
-                Report::Effects(effects) => {
-                    for effect in effects {
-                        self.schedule_effect(effect);
-                    }
-                }
-                Report::Started(join, expect) => self.note(Some(host), || {
-                    if expect > 0 {
-                        format!(
-                            "starts rqlited -bootstrap-expect {expect} -join {}",
-                            join.join(",")
-                        )
-                    } else if join.is_empty() {
-                        "starts rqlited without -join".into()
-                    } else {
-                        format!("starts rqlited -join {}", join.join(","))
-                    }
-                }),
-                Report::Rejoin => self.note(Some(host), || {
-                    "rqlited leaderless too long: restarting it".into()
-                }),
-                Report::Wiped => {
-                    self.note(Some(host), || "wipes its data (volatile mode)".into());
-                    let now = self.now;
-                    if let Some(node) = self.hosts[host].node.as_mut() {
-                        node.wiped(now);
-                        changed = true;
-                    }
-                    if !self.config.volatile {
-                        let v = invariants::data_lost(self, host);
-                        self.violation(v);
-                    }
-                }
-                Report::Removed(id) => {
-                    self.note(Some(host), || format!("leader removes voter {id}"));
-                }
-                Report::Voters(voters) => {
-                    if let Some(node) = self.hosts[host].node.as_mut() {
-                        node.set_stored_voters(voters);
-                        changed = true;
-                    }
-                }
-                Report::PeersJson(peers) => self.note(Some(host), || {
-                    let list: Vec<String> =
-                        peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
-                    format!("writes raft/peers.json: {}", list.join(", "))
-                }),
-            }
-        }
-        changed
-    }
-
-    fn schedule_effect(&mut self, effect: Effect) {
-        match effect {
-            Effect::JoinAttempt { after, .. }
-            | Effect::FormAttempt { after, .. }
-            | Effect::Exit { after, .. } => {
-                self.queue.push(self.now + after, Ev::Rqlite(effect));
-            }
-            Effect::Bootstrapped { host, cluster } => {
-                self.note(Some(host), || {
-                    format!("rqlited bootstraps new Raft cluster #{cluster}")
-                });
-                self.record_bootstrap(host);
-                if let Some(v) = invariants::check_cluster_id(self, cluster) {
-                    self.violation(v);
-                }
-            }
-            Effect::Joined {
-                host,
-                cluster,
-                had_data_of,
-            } => {
-                self.note(Some(host), || {
-                    format!("rqlited joined Raft cluster #{cluster}")
-                });
-                if let Some(old) = had_data_of {
-                    let v = invariants::data_joined_other(self, host, old, cluster);
-                    self.violation(v);
-                }
-            }
-        }
-    }
-
-    fn record_bootstrap(&mut self, host: usize) {
-        let Some(node) = self.hosts[host].node.as_ref() else {
-            return;
-        };
-        let mut view: Vec<NodeId> = node
-            .members()
-            .iter()
-            .filter(|(_, m)| m.alive)
-            .map(|(id, _)| id.clone())
-            .collect();
-        view.push(self.hosts[host].id.clone());
-        view.sort();
-        let from_initial_set = view
-            .iter()
-            .all(|id| self.host_by_id(id).is_some_and(|h| self.hosts[h].initial));
-        let bootstrap = Bootstrap {
-            at: self.now,
-            host,
-            view,
-            from_initial_set,
-        };
-        if let Some(v) = invariants::check_bootstrap(self, &bootstrap) {
-            if v.window {
-                self.note(Some(host), || {
-                    format!("SEED-ISOLATION WINDOW: {}", v.detail)
-                });
-                self.windows.push(v);
-            } else {
-                self.violation(v);
-            }
-        }
-        self.bootstraps.push(bootstrap);
-    }
-
-    /// Records a safety violation.
-    pub fn violation(&mut self, v: Violation) {
-        let text = format!("VIOLATION {}: {}", v.kind, v.detail);
-        self.note(None, || text);
-        self.violations.push(v);
-    }
-
-    fn rqlite_effect(&mut self, effect: Effect) {
-        match effect {
-            Effect::JoinAttempt { host, pid, .. } | Effect::FormAttempt { host, pid, .. } => {
-                let ctx = Ctx {
-                    net: &self.net,
-                    addresses: &self.addresses,
-                    now: self.now,
-                };
-                let effects = if matches!(effect, Effect::FormAttempt { .. }) {
-                    self.rqlite.form_attempt(host, pid, &mut self.rng, &ctx)
-                } else {
-                    self.rqlite.join_attempt(host, pid, &ctx)
-                };
-                for effect in effects {
-                    self.schedule_effect(effect);
-                }
-            }
-            Effect::Exit { host, pid, why, .. } => {
-                if self.rqlite.exit(host, pid) {
-                    self.note(Some(host), || format!("rqlited exits: {why}"));
-                    if self.hosts[host].node.is_some() {
-                        let reports = self.with_supervisor(host, |sup, s| sup.exited(s));
-                        self.apply_reports(host, reports);
-                        self.settle(host);
-                    }
-                }
-            }
-            other => self.schedule_effect(other),
-        }
-    }
-
-    /// The host's timeouts: the node's, then (once it acted) the supervisor's.
-    fn wake(&mut self, host: usize) {
-        let now = self.now;
-        if let Some(node) = self.hosts[host].node.as_mut() {
-            node.handle_timeout(now);
-        }
-        if self.config.rqlite && self.hosts[host].sup.acted.is_some() {
-            let reports = self.with_supervisor(host, |sup, s| sup.timeout(s));
-            self.apply_reports(host, reports);
-        }
-        self.settle(host);
-    }
-
-    fn raft_tick(&mut self) {
-        let changes = {
-            let ctx = Ctx {
-                net: &self.net,
-                addresses: &self.addresses,
-                now: self.now,
-            };
-            self.rqlite.raft_tick(&mut self.rng, &ctx)
-        };
-        for (cluster, leader) in changes {
-            match leader {
-                Some(h) => {
-                    let term = self.rqlite.clusters[cluster].term;
-                    self.note(Some(h), || {
-                        format!("becomes leader of Raft cluster #{cluster} (term {term})")
-                    });
-                }
-                None => self.note(None, || format!("Raft cluster #{cluster} lost its leader")),
-            }
-        }
     }
 
     /// Drains one node's outputs: datagrams onto the network, timers into the queue, events
@@ -848,114 +419,8 @@ impl World {
         }
     }
 
-    fn track_agreement(&mut self, host: usize) {
-        let Some(node) = self.hosts[host].node.as_ref() else {
-            return;
-        };
-        let agreement = &node.card().agreement;
-        if *agreement == self.hosts[host].last_agreement {
-            return;
-        }
-        let agreement = agreement.clone();
-        if let Agreement::Ack { seed, .. } = &agreement {
-            let seed = seed.clone();
-            self.hosts[host].acks.push((self.now, seed.clone()));
-            self.note(Some(host), || format!("acknowledges seed {seed}"));
-        } else if let Agreement::Propose { .. } = &agreement {
-            self.note(Some(host), || "proposes itself as seed".into());
-        }
-        self.hosts[host].last_agreement = agreement;
-    }
-
-    fn node_event(&mut self, host: usize, event: Event) {
-        match event {
-            Event::MemberUp(id) => {
-                self.mix(1);
-                if self.record_members {
-                    self.member_log.push(MemberEvent {
-                        at: self.now,
-                        observer: host,
-                        subject: id.node_id.clone(),
-                        up: true,
-                    });
-                }
-                self.noise(Some(host), || format!("sees {} up", id.node_id));
-            }
-            Event::MemberDown(id) => {
-                self.mix(2);
-                self.counters.downs += 1;
-                // The life declared down is still running (a restart would have a larger
-                // generation than any the old life could have been renewed to).
-                let really_alive = self.host_by_id(&id.node_id).is_some_and(|h| {
-                    self.hosts[h].node.is_some() && self.hosts[h].last_generation <= id.generation
-                });
-                if really_alive {
-                    self.counters.false_downs += 1;
-                }
-                if self.config.track_agreement {
-                    self.hosts[host].downs.push((self.now, id.node_id.clone()));
-                }
-                if self.record_members {
-                    self.member_log.push(MemberEvent {
-                        at: self.now,
-                        observer: host,
-                        subject: id.node_id.clone(),
-                        up: false,
-                    });
-                }
-                self.noise(Some(host), || format!("sees {} down", id.node_id));
-            }
-            Event::Decided(decision) => {
-                self.mix(3);
-                if let Decision::Bootstrap { cluster_id, .. } = &decision
-                    && !self.formations.contains_key(cluster_id)
-                    && let Some(node) = self.hosts[host].node.as_ref()
-                {
-                    // The first founder to decide is the seed: its view is the agreed one.
-                    let mut founders: Vec<NodeId> = node
-                        .members()
-                        .iter()
-                        .filter(|(_, m)| m.alive)
-                        .map(|(id, _)| id.clone())
-                        .chain([self.hosts[host].id.clone()])
-                        .collect();
-                    founders.sort();
-                    self.formations.insert(*cluster_id, founders);
-                }
-                if matches!(decision, Decision::Bootstrap { .. }) {
-                    let card_db = self.hosts[host].node.as_ref().map(|n| n.card().db.clone());
-                    if card_db.is_some_and(|db| db != DbState::Empty) {
-                        let v = invariants::bootstrap_with_data(self, host);
-                        self.violation(v);
-                    }
-                }
-                if matches!(decision, Decision::Wait(Waiting::Cards { .. })) {
-                    self.noise(Some(host), || format!("decides: {}", decision.describe()));
-                } else {
-                    self.note(Some(host), || format!("decides: {}", decision.describe()));
-                }
-            }
-            Event::DuplicateNodeId { addr } => {
-                self.note(Some(host), || format!("duplicate node id at {addr}"));
-            }
-            Event::ClaimRefused(error) => {
-                let v = invariants::honest_claim_refused(self, host, &error);
-                self.violation(v);
-            }
-            Event::IdentityOutbid { generation } => {
-                self.note(Some(host), || {
-                    format!("outbids another life of its id: generation {generation}")
-                });
-            }
-            Event::Idle => {}
-        }
-    }
-
     fn act(&mut self, action: Action) {
-        if self.config.trace {
-            let text = describe_action(&action, &self.hosts);
-            self.note(None, || format!("scenario: {text}"));
-        }
+        self.note_action(&action);
         match action {
             Action::Start { host, new_address } => self.start(host, new_address),
             Action::Crash { host } => self.crash(host),
@@ -1044,7 +509,7 @@ impl World {
         h.last_agreement = Agreement::None;
         let life = h.life;
         self.dns.register(network::gossip_addr(ip), now);
-        // The daemon's first discovery round happens at start.
+        // The daemon's first discovery round and first poll happen at start.
         let jitter = Duration::from_millis(self.rng.random_range(0..50));
         self.queue.push(now + jitter, Ev::Discover { host, life });
         self.hosts[host].wake_at = None;
@@ -1065,140 +530,8 @@ impl World {
         }
     }
 
-    /// True when every live node is a running voter of one Raft cluster that has a live leader
-    /// all of them see, and at least `expect` nodes are live.
-    pub fn converged(&self) -> bool {
-        let live: Vec<usize> = self.live_hosts().collect();
-        if live.len() < usize::from(self.config.expect) {
-            return false;
-        }
-        let Some(cluster) = live.first().and_then(|&h| self.rqlite.disks[h].cluster) else {
-            return false;
-        };
-        let Some(leader) = self.rqlite.clusters[cluster].leader else {
-            return false;
-        };
-        let ctx = Ctx {
-            net: &self.net,
-            addresses: &self.addresses,
-            now: self.now,
-        };
-        let leader_id = &self.hosts[leader].id;
-        // Followers must be reachable at their configured addresses (the leader replicates
-        // there); the leader itself only needs to be a voter (Raft knows it by id).
-        live.iter().all(|&h| {
-            self.rqlite.disks[h].cluster == Some(cluster)
-                && (self.rqlite.member_ok(h)
-                    || (h == leader && self.rqlite.participant(h) == Some(cluster)))
-                && self
-                    .rqlite
-                    .status(h, &ctx)
-                    .is_some_and(|s| s.leader.as_ref() == Some(leader_id))
-        })
-    }
-
-    /// A one-line summary per host, for reports on failure.
-    pub fn summary(&self) -> String {
-        let mut out = String::new();
-        for (h, host) in self.hosts.iter().enumerate() {
-            let disk = &self.rqlite.disks[h];
-            let state = match &host.node {
-                None if host.gone => "gone".to_string(),
-                None => "down".to_string(),
-                Some(node) => format!(
-                    "up as generation {}, {} live members ({}), card {}, decision: {}",
-                    node.identity().generation,
-                    node.members().values().filter(|m| m.alive).count(),
-                    node.members()
-                        .iter()
-                        .map(|(id, m)| format!(
-                            "{id}@{} {}",
-                            m.identity.generation,
-                            if m.alive { "up" } else { "down" }
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    describe_db(&node.card().db),
-                    node.decision().describe()
-                ),
-            };
-            out.push_str(&format!(
-                "  {} ({}): {state}; disk: cluster {:?} committed {} id {:?}; rqlited {}\n",
-                host.id,
-                host.ip,
-                disk.cluster,
-                disk.stored.committed,
-                disk.stored.cluster_id(),
-                if self.rqlite.member_ok(h) {
-                    "member"
-                } else if self.rqlite.procs[h].is_some() {
-                    "running (not a member)"
-                } else {
-                    "stopped"
-                },
-            ));
-        }
-        for (c, cluster) in self.rqlite.clusters.iter().enumerate() {
-            let voters: Vec<String> = cluster.voters.keys().map(|id| id.to_string()).collect();
-            out.push_str(&format!(
-                "  Raft cluster #{c}: founded by {} at {:.3}s, leader {:?}, voters [{}]\n",
-                self.hosts[cluster.founder].id,
-                cluster.founded_at.as_secs_f64(),
-                cluster.leader.map(|l| self.hosts[l].id.to_string()),
-                voters.join(", ")
-            ));
-        }
-        out
-    }
-
     /// Events waiting in the queue.
     pub fn pending(&self) -> usize {
         self.queue.len()
-    }
-}
-
-/// A short description of a database state.
-pub fn describe_db(db: &DbState) -> String {
-    match db {
-        DbState::Empty => "empty".into(),
-        DbState::HasData { last_voters } => format!("has data ({last_voters} voters)"),
-        DbState::Starting => "starting".into(),
-        DbState::Running(r) => format!(
-            "running (leader {}, term {}, {} voters{})",
-            r.leader.as_ref().map_or("none", |l| l.as_str()),
-            r.term,
-            r.voters,
-            if r.voter { "" } else { ", not a voter" }
-        ),
-    }
-}
-
-fn describe_action(action: &Action, hosts: &[Host]) -> String {
-    let name = |h: &usize| hosts.get(*h).map_or("?".to_string(), |h| h.id.to_string());
-    let names = |hs: &Vec<usize>| hs.iter().map(name).collect::<Vec<_>>().join(",");
-    match action {
-        Action::Start { host, new_address } => format!(
-            "start {}{}",
-            name(host),
-            if *new_address {
-                " at a new address"
-            } else {
-                ""
-            }
-        ),
-        Action::Crash { host } => format!("crash {}", name(host)),
-        Action::ScaleDown { host } => format!("scale down {}", name(host)),
-        Action::Replace { host, replacement } => format!(
-            "{} loses its volume; {} replaces it",
-            name(host),
-            name(replacement)
-        ),
-        Action::Partition { groups } => format!(
-            "partition [{}]",
-            groups.iter().map(names).collect::<Vec<_>>().join("] [")
-        ),
-        Action::CutOneWay { hosts } => format!("{} can no longer send", names(hosts)),
-        Action::Heal => "network healed".into(),
-        Action::SetLoss(loss) => format!("loss set to {:.0}%", loss * 100.0),
     }
 }

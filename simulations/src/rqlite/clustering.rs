@@ -1,0 +1,341 @@
+//! How rqlited gets into a cluster: a start (resume, bootstrap alone, `-join`,
+//! `-bootstrap-expect`), the rounds of `-join` attempts and of the bootstrapper's notifications,
+//! admission by a leader, and giving up.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::RngExt;
+use rand::rngs::SmallRng;
+
+use super::raft::election_timeout;
+use super::{Ctx, Effect, Phase, Process, RaftCluster, Rqlite};
+
+/// The first `-join` attempt.
+const FIRST_JOIN_AFTER: Duration = Duration::from_millis(50);
+/// `-join-interval`.
+const JOIN_INTERVAL: Duration = Duration::from_secs(3);
+/// `-join-attempts`.
+const JOIN_ATTEMPTS: u8 = 5;
+/// A single-node cluster given `-join` exits this fast.
+const SINGLE_NODE_REFUSAL_AFTER: Duration = Duration::from_millis(30);
+/// `-bootstrap-expect-timeout`.
+const BOOTSTRAP_EXPECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Rqlite {
+    /// Starts rqlited on `host` with `-join join` (empty: none) and `-bootstrap-expect expect`
+    /// (0: none).
+    pub fn start(
+        &mut self,
+        host: usize,
+        join: &[String],
+        expect: u16,
+        rng: &mut SmallRng,
+        ctx: &Ctx,
+    ) -> Vec<Effect> {
+        let me = self.hosts[host].raft.clone();
+        let join: Vec<String> = join.iter().filter(|t| **t != me).cloned().collect();
+        self.next_pid += 1;
+        let pid = self.next_pid;
+        self.disks[host].raft_db = true;
+        if let (Some(peers), Some(cluster)) =
+            (self.disks[host].peers_json.take(), self.disks[host].cluster)
+        {
+            // rqlite's recovery: the configuration is replaced by the file's.
+            self.clusters[cluster].voters = peers.into_iter().collect();
+        }
+        let mut effects = Vec::new();
+        let phase = if expect > 0 && self.disks[host].cluster.is_none() {
+            effects.push(Effect::FormAttempt {
+                host,
+                pid,
+                after: FIRST_JOIN_AFTER,
+            });
+            Phase::Forming
+        } else if join.is_empty() {
+            match self.disks[host].cluster {
+                Some(cluster) => {
+                    // Resume from the stored configuration.
+                    let c = &mut self.clusters[cluster];
+                    if c.leader.is_none() {
+                        let at = ctx.now + election_timeout(rng);
+                        c.election_at = Some(c.election_at.map_or(at, |e| e.max(ctx.now)));
+                    }
+                    Phase::Member
+                }
+                None => {
+                    let id = self.hosts[host].id.clone();
+                    self.clusters.push(RaftCluster {
+                        founder: host,
+                        founded_at: ctx.now,
+                        cluster_id: self.disks[host].stored.cluster_id(),
+                        voters: BTreeMap::from([(id, me)]),
+                        leader: None,
+                        term: 0,
+                        election_at: Some(
+                            ctx.now + Duration::from_millis(rng.random_range(1200..1800)),
+                        ),
+                    });
+                    let cluster = self.clusters.len() - 1;
+                    self.disks[host].cluster = Some(cluster);
+                    effects.push(Effect::Bootstrapped { host, cluster });
+                    Phase::Member
+                }
+            }
+        } else {
+            let single = self.disks[host].cluster.is_some_and(|c| {
+                self.clusters[c].voters.len() == 1
+                    && self.clusters[c].voters.contains_key(&self.hosts[host].id)
+            });
+            if single {
+                effects.push(Effect::Exit {
+                    host,
+                    pid,
+                    after: SINGLE_NODE_REFUSAL_AFTER,
+                    why: "node is the only node in a single-node cluster, joining other clusters not supported",
+                });
+                Phase::Exiting
+            } else {
+                effects.push(Effect::JoinAttempt {
+                    host,
+                    pid,
+                    after: FIRST_JOIN_AFTER,
+                });
+                Phase::Joining { attempts: 0 }
+            }
+        };
+        self.procs[host] = Some(Process {
+            pid,
+            started_at: ctx.now,
+            join,
+            expect,
+            notified: BTreeMap::new(),
+            phase,
+        });
+        effects
+    }
+
+    /// One round of rqlite's bootstrapper (`-bootstrap-expect`): join a target that answers with
+    /// a reachable leader; failing that, notify every reachable target still forming, and this
+    /// node itself. A node notified by `expect` distinct nodes bootstraps a cluster with all of
+    /// them as voters; the notifiers it reaches take that configuration (the new leader would
+    /// replicate it to them), the others join it later.
+    pub fn form_attempt(
+        &mut self,
+        host: usize,
+        pid: u64,
+        rng: &mut SmallRng,
+        ctx: &Ctx,
+    ) -> Vec<Effect> {
+        let Some(proc) = self.procs[host].as_ref().filter(|p| p.pid == pid) else {
+            return Vec::new();
+        };
+        if proc.phase != Phase::Forming {
+            return Vec::new();
+        }
+        if ctx.now.saturating_sub(proc.started_at) >= BOOTSTRAP_EXPECT_TIMEOUT {
+            return self.give_up(host, pid, "clustering failure: bootstrap failed: timeout");
+        }
+        let join = proc.join.clone();
+        if let Some(cluster) = self.reachable_leader(host, &join, ctx) {
+            return self.admit(host, cluster);
+        }
+        if let Some(cluster) = self.configured_in(host, ctx) {
+            // A cluster formed with this node as a voter while its notification travelled (or
+            // while it restarted): its candidates ask this node for votes and its leader
+            // replicates the configuration to it, as Raft does with any configured voter.
+            self.disks[host].cluster = Some(cluster);
+            if let Some(proc) = self.procs[host].as_mut() {
+                proc.phase = Phase::Member;
+            }
+            return vec![Effect::Joined {
+                host,
+                cluster,
+                had_data_of: None,
+            }];
+        }
+        let mut recipients = vec![host];
+        for target in &join {
+            let Some(t) = ctx.addresses.host_of_raft(target) else {
+                continue;
+            };
+            let forming = self.procs[t]
+                .as_ref()
+                .is_some_and(|p| p.phase == Phase::Forming);
+            if self.hosts[t].raft == *target
+                && forming
+                && ctx.net.connected(host, t)
+                && self.http_up(t, ctx.now)
+            {
+                recipients.push(t);
+            }
+        }
+        let id = self.hosts[host].id.clone();
+        let raft = self.hosts[host].raft.clone();
+        let mut effects = Vec::new();
+        for t in recipients {
+            let Some(proc) = self.procs[t].as_mut().filter(|p| p.phase == Phase::Forming) else {
+                continue;
+            };
+            proc.notified.insert(id.clone(), raft.clone());
+            if proc.notified.len() >= usize::from(proc.expect) {
+                effects.extend(self.bootstrap_notified(t, rng, ctx));
+            }
+        }
+        effects.push(Effect::FormAttempt {
+            host,
+            pid,
+            after: Duration::from_millis(500 + rng.random_range(0..500)),
+        });
+        effects
+    }
+
+    /// `host` reached its expected count of notifications: a new cluster with every notifier as
+    /// a voter.
+    fn bootstrap_notified(&mut self, host: usize, rng: &mut SmallRng, ctx: &Ctx) -> Vec<Effect> {
+        let Some(proc) = self.procs[host].as_mut() else {
+            return Vec::new();
+        };
+        proc.phase = Phase::Member;
+        let voters = proc.notified.clone();
+        // Several nodes may reach the count with the same notifiers: they bootstrap the same
+        // configuration, which Raft takes as one cluster (rqlite.md).
+        let same = (0..self.clusters.len()).find(|&c| {
+            self.clusters[c].founder != host
+                && self.clusters[c].voters.keys().eq(voters.keys())
+                && self.clusters[c].cluster_id == self.disks[host].stored.cluster_id()
+        });
+        if let Some(cluster) = same {
+            self.disks[host].cluster = Some(cluster);
+            return vec![Effect::Joined {
+                host,
+                cluster,
+                had_data_of: None,
+            }];
+        }
+        self.clusters.push(RaftCluster {
+            founder: host,
+            founded_at: ctx.now,
+            cluster_id: self.disks[host].stored.cluster_id(),
+            voters: voters.clone(),
+            leader: None,
+            term: 0,
+            election_at: Some(ctx.now + election_timeout(rng)),
+        });
+        let cluster = self.clusters.len() - 1;
+        self.disks[host].cluster = Some(cluster);
+        for id in voters.keys() {
+            let Some(f) = self.hosts.iter().position(|h| h.id == *id) else {
+                continue;
+            };
+            let forming = self.procs[f]
+                .as_ref()
+                .is_some_and(|p| p.phase == Phase::Forming);
+            if f != host && forming && ctx.net.connected(host, f) {
+                self.disks[f].cluster = Some(cluster);
+                if let Some(proc) = self.procs[f].as_mut() {
+                    proc.phase = Phase::Member;
+                }
+            }
+        }
+        vec![Effect::Bootstrapped { host, cluster }]
+    }
+
+    /// One `-join` attempt: the targets in order; the first that answers with a reachable leader
+    /// admits this node.
+    pub fn join_attempt(&mut self, host: usize, pid: u64, ctx: &Ctx) -> Vec<Effect> {
+        let Some(proc) = self.procs[host].as_ref().filter(|p| p.pid == pid) else {
+            return Vec::new();
+        };
+        let Phase::Joining { attempts } = proc.phase else {
+            return Vec::new();
+        };
+        let join = proc.join.clone();
+        if let Some(cluster) = self.reachable_leader(host, &join, ctx) {
+            return self.admit(host, cluster);
+        }
+        let attempts = attempts + 1;
+        if attempts >= JOIN_ATTEMPTS {
+            return self.give_up(host, pid, "clustering failure: failed to join cluster");
+        }
+        if let Some(proc) = self.procs[host].as_mut() {
+            proc.phase = Phase::Joining { attempts };
+        }
+        vec![Effect::JoinAttempt {
+            host,
+            pid,
+            after: JOIN_INTERVAL,
+        }]
+    }
+
+    /// The newest cluster whose configuration lists `host` (its id at its current address) and
+    /// one of whose running voters `host` can reach.
+    fn configured_in(&self, host: usize, ctx: &Ctx) -> Option<usize> {
+        let id = &self.hosts[host].id;
+        let raft = &self.hosts[host].raft;
+        (0..self.clusters.len()).rev().find(|&c| {
+            self.clusters[c].voters.get(id) == Some(raft)
+                && (0..self.hosts.len()).any(|v| {
+                    v != host && self.participant(v) == Some(c) && ctx.net.connected(host, v)
+                })
+        })
+    }
+
+    /// The cluster of the first target in `join` that answers `host` with a leader `host` can
+    /// reach: the leader itself admits a joiner (whatever address the configuration holds for
+    /// it); a follower answers with the leader's address, so it must hear the leader.
+    fn reachable_leader(&self, host: usize, join: &[String], ctx: &Ctx) -> Option<usize> {
+        join.iter().find_map(|target| {
+            let t = ctx.addresses.host_of_raft(target)?;
+            if self.hosts[t].raft != *target
+                || !ctx.net.connected(host, t)
+                || !self.http_up(t, ctx.now)
+            {
+                return None;
+            }
+            let cluster = self.participant(t)?;
+            let leader = self.clusters[cluster].leader?;
+            if leader != t && (!self.member_ok(t) || !ctx.net.connected(t, leader)) {
+                return None;
+            }
+            ctx.net.connected(host, leader).then_some(cluster)
+        })
+    }
+
+    /// rqlited gives up clustering and exits at once.
+    fn give_up(&mut self, host: usize, pid: u64, why: &'static str) -> Vec<Effect> {
+        if let Some(proc) = self.procs[host].as_mut() {
+            proc.phase = Phase::Exiting;
+        }
+        vec![Effect::Exit {
+            host,
+            pid,
+            after: Duration::ZERO,
+            why,
+        }]
+    }
+
+    /// The leader adds `host` to `cluster`, replacing an entry with its id or its address.
+    fn admit(&mut self, host: usize, cluster: usize) -> Vec<Effect> {
+        let id = self.hosts[host].id.clone();
+        let raft = self.hosts[host].raft.clone();
+        let disk = &mut self.disks[host];
+        let had_data_of = disk
+            .cluster
+            .filter(|c| *c != cluster && disk.stored.committed);
+        disk.cluster = Some(cluster);
+        let voters = &mut self.clusters[cluster].voters;
+        if voters.get(&id) != Some(&raft) {
+            voters.retain(|vid, vaddr| *vid != id && *vaddr != raft);
+            voters.insert(id, raft);
+        }
+        if let Some(proc) = self.procs[host].as_mut() {
+            proc.phase = Phase::Member;
+        }
+        vec![Effect::Joined {
+            host,
+            cluster,
+            had_data_of,
+        }]
+    }
+}

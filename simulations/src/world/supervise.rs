@@ -1,0 +1,252 @@
+//! Each host's rqlited under the daemon's supervisor: the directive the node's decision gives,
+//! the supervisor's reports carried out on the node and the rqlite model, the model's delayed
+//! effects, the host's timeouts, and the Raft model's election ticks.
+
+use rq4d_protocol::supervisor::{Directive, Membership};
+
+use super::describe::describe_db;
+use super::record::Fact;
+use super::{Ev, World};
+use crate::rqlite::{Ctx, Effect};
+use crate::supervisor::{Report, SupCtx, Supervisor};
+
+impl World {
+    /// Drains a node's outputs, and lets the supervisor act on a changed directive, until both
+    /// are quiet (the daemon's `flush` and its directive watch); then arms the host's next
+    /// wake-up.
+    pub(super) fn settle(&mut self, host: usize) {
+        self.settle_outputs(host);
+        self.arm(host);
+    }
+
+    /// Schedules the host's wake-up for the earliest timeout of its node and supervisor,
+    /// unless one is armed for that time already.
+    fn arm(&mut self, host: usize) {
+        let h = &self.hosts[host];
+        let Some(node) = h.node.as_ref() else {
+            return;
+        };
+        let supervisor =
+            (self.config.rqlite && h.sup.acted.is_some()).then(|| h.sup.poll_timeout());
+        let next = node.poll_timeout().into_iter().chain(supervisor).min();
+        if next != h.wake_at
+            && let Some(at) = next
+        {
+            let life = h.life;
+            self.hosts[host].wake_at = next;
+            self.queue.push(at.max(self.now), Ev::Wake { host, life });
+        }
+    }
+
+    fn settle_outputs(&mut self, host: usize) {
+        loop {
+            self.drain(host);
+            if !self.config.rqlite {
+                return;
+            }
+            let Some(node) = self.hosts[host].node.as_ref() else {
+                return;
+            };
+            let directive = Directive::of(node);
+            if self.hosts[host].sup.acted.as_ref() == Some(&directive) {
+                return;
+            }
+            self.hosts[host].sup.acted = Some(directive.clone());
+            let reports = self.with_supervisor(host, |sup, s| sup.act(&directive, s));
+            if !self.apply_reports(host, reports) {
+                return;
+            }
+        }
+    }
+
+    fn with_supervisor<T>(
+        &mut self,
+        host: usize,
+        f: impl FnOnce(&mut Supervisor, &mut SupCtx) -> T,
+    ) -> T {
+        let Self {
+            hosts,
+            rqlite,
+            net,
+            addresses,
+            rng,
+            now,
+            ..
+        } = self;
+        let h = &mut hosts[host];
+        let membership = h.node.as_ref().map(Membership::of).unwrap_or_default();
+        let mut s = SupCtx {
+            host,
+            rqlite,
+            ctx: Ctx {
+                net,
+                addresses,
+                now: *now,
+            },
+            rng,
+            membership,
+        };
+        f(&mut h.sup, &mut s)
+    }
+
+    /// Carries out supervisor reports; true when the node's state changed (so it may decide
+    /// again).
+    fn apply_reports(&mut self, host: usize, reports: Vec<Report>) -> bool {
+        let mut changed = false;
+        for report in reports {
+            match report {
+                Report::Db(db) => {
+                    self.note(Some(host), || {
+                        format!("rqlited state: {}", describe_db(&db))
+                    });
+                    let now = self.now;
+                    if let Some(node) = self.hosts[host].node.as_mut() {
+                        node.set_db(db, now);
+                        changed = true;
+                    }
+                }
+                Report::Effects(effects) => {
+                    for effect in effects {
+                        self.schedule_effect(effect);
+                    }
+                }
+                Report::Started(join, expect) => self.note(Some(host), || {
+                    if expect > 0 {
+                        format!(
+                            "starts rqlited -bootstrap-expect {expect} -join {}",
+                            join.join(",")
+                        )
+                    } else if join.is_empty() {
+                        "starts rqlited without -join".into()
+                    } else {
+                        format!("starts rqlited -join {}", join.join(","))
+                    }
+                }),
+                Report::Rejoin => self.note(Some(host), || {
+                    "rqlited leaderless too long: restarting it".into()
+                }),
+                Report::Wiped => {
+                    self.note(Some(host), || "wipes its data (volatile mode)".into());
+                    let now = self.now;
+                    if let Some(node) = self.hosts[host].node.as_mut() {
+                        node.wiped(now);
+                        changed = true;
+                    }
+                    self.judge(&Fact::Wiped { host });
+                }
+                Report::Removed(id) => {
+                    self.note(Some(host), || format!("leader removes voter {id}"));
+                }
+                Report::Voters(voters) => {
+                    if let Some(node) = self.hosts[host].node.as_mut() {
+                        node.set_stored_voters(voters);
+                        changed = true;
+                    }
+                }
+                Report::PeersJson(peers) => self.note(Some(host), || {
+                    let list: Vec<String> =
+                        peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
+                    format!("writes raft/peers.json: {}", list.join(", "))
+                }),
+            }
+        }
+        changed
+    }
+
+    fn schedule_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::JoinAttempt { after, .. }
+            | Effect::FormAttempt { after, .. }
+            | Effect::Exit { after, .. } => {
+                self.queue.push(self.now + after, Ev::Rqlite(effect));
+            }
+            Effect::Bootstrapped { host, cluster } => {
+                self.note(Some(host), || {
+                    format!("rqlited bootstraps new Raft cluster #{cluster}")
+                });
+                self.record_bootstrap(host);
+                self.judge(&Fact::ClusterFounded { cluster });
+            }
+            Effect::Joined {
+                host,
+                cluster,
+                had_data_of,
+            } => {
+                self.note(Some(host), || {
+                    format!("rqlited joined Raft cluster #{cluster}")
+                });
+                self.judge(&Fact::Joined {
+                    host,
+                    cluster,
+                    had_data_of,
+                });
+            }
+        }
+    }
+
+    pub(super) fn rqlite_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::JoinAttempt { host, pid, .. } | Effect::FormAttempt { host, pid, .. } => {
+                let ctx = Ctx {
+                    net: &self.net,
+                    addresses: &self.addresses,
+                    now: self.now,
+                };
+                let effects = if matches!(effect, Effect::FormAttempt { .. }) {
+                    self.rqlite.form_attempt(host, pid, &mut self.rng, &ctx)
+                } else {
+                    self.rqlite.join_attempt(host, pid, &ctx)
+                };
+                for effect in effects {
+                    self.schedule_effect(effect);
+                }
+            }
+            Effect::Exit { host, pid, why, .. } => {
+                if self.rqlite.exit(host, pid) {
+                    self.note(Some(host), || format!("rqlited exits: {why}"));
+                    if self.hosts[host].node.is_some() {
+                        let reports = self.with_supervisor(host, |sup, s| sup.exited(s));
+                        self.apply_reports(host, reports);
+                        self.settle(host);
+                    }
+                }
+            }
+            other => self.schedule_effect(other),
+        }
+    }
+
+    /// The host's timeouts: the node's, then (once it acted) the supervisor's.
+    pub(super) fn wake(&mut self, host: usize) {
+        let now = self.now;
+        if let Some(node) = self.hosts[host].node.as_mut() {
+            node.handle_timeout(now);
+        }
+        if self.config.rqlite && self.hosts[host].sup.acted.is_some() {
+            let reports = self.with_supervisor(host, |sup, s| sup.timeout(s));
+            self.apply_reports(host, reports);
+        }
+        self.settle(host);
+    }
+
+    pub(super) fn raft_tick(&mut self) {
+        let changes = {
+            let ctx = Ctx {
+                net: &self.net,
+                addresses: &self.addresses,
+                now: self.now,
+            };
+            self.rqlite.raft_tick(&mut self.rng, &ctx)
+        };
+        for (cluster, leader) in changes {
+            match leader {
+                Some(h) => {
+                    let term = self.rqlite.clusters[cluster].term;
+                    self.note(Some(h), || {
+                        format!("becomes leader of Raft cluster #{cluster} (term {term})")
+                    });
+                }
+                None => self.note(None, || format!("Raft cluster #{cluster} lost its leader")),
+            }
+        }
+    }
+}
