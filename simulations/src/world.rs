@@ -4,8 +4,9 @@
 //! Everything happens through one [`EventQueue`] in virtual time; all randomness comes from one
 //! generator seeded by the scenario, and every collection that is iterated is ordered, so a seed
 //! gives one run, event for event. The world plays the daemon's part for each node exactly as
-//! `daemon/src/agent.rs` does: datagrams in, timers from one heap, discovery every 3 s to the
-//! addresses that are not live members already, supervisor reports fed back with `set_db`.
+//! `daemon/src/agent.rs` does: datagrams in, one wake-up per host at the earliest of its node's and
+//! its supervisor's timeouts, discovery every 3 s to the addresses that are not live members
+//! already, supervisor reports fed back with `set_db`.
 //!
 //! This file is the event loop: the world's state, the events, delivery, discovery, the node's
 //! outputs, and the scenario's actions (start, crash, scale down, replace, the network). The rest
@@ -17,7 +18,8 @@
 //!   [`Fact`]s handed to the judge;
 //! * `observe` — recording them at the very transitions: bootstraps, agreements, node events,
 //!   the digest, convergence;
-//! * `supervise` — each host's rqlited under the daemon's supervisor, and the Raft model's ticks;
+//! * `supervise` — each host's rqlited under the daemon's supervisor, the host's timeouts, and the
+//!   Raft model's ticks;
 //! * `describe` — the readable trace, the host summary, descriptions of states and actions.
 
 mod config;
