@@ -10,8 +10,9 @@
 //!
 //! The parts, each an `impl Node` block of its own: `config` (how a node is set up), `cards`
 //! (pushes, digests, the table's cap), `membership` (what foca reports), `swim` (the screen in
-//! front of foca), `duplicates` (another process with this id), `timers` (the timer table);
-//! this file holds the types, the inputs and the decision.
+//! front of foca), `duplicates` (another process with this id), `timers` (the timer table),
+//! `outputs` (what the driver gets back); this file holds the node's state, its inputs and the
+//! decision.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -20,15 +21,13 @@ use std::time::Duration;
 use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use thiserror::Error;
 
 use crate::card::{Agreement, Card, CardTable, ClusterId, DbState, ViewDigest};
-use crate::claims::ClaimError;
 use crate::codec::WireCodec;
 use crate::coordinator::{self, Conflict, Decision, View, Waiting};
 use crate::identity::{NodeId, NodeIdentity};
 use crate::seal::{KeyId, Keyring, Sealer};
-use crate::wire::{self, Kind, WireError};
+use crate::wire::{self, Kind};
 
 /// How often a node announces to one peer it learnt of from a card but foca does not know yet.
 const GREET_EVERY: Duration = Duration::from_secs(1);
@@ -44,94 +43,15 @@ mod cards;
 mod config;
 mod duplicates;
 mod membership;
+mod outputs;
 mod swim;
 mod timers;
 
 pub use config::NodeConfig;
 pub use duplicates::{ANSWER_EVERY, CHALLENGE_EVERY, CHALLENGE_FOR};
+pub use outputs::{Event, Output, Refusal};
 pub use swim::RENEW_EVERY;
-
-/// A timer in the node's table (see [`Node::poll_timeout`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Timer {
-    /// One of foca's timers.
-    Swim(foca::Timer<NodeIdentity>),
-    /// Re-evaluate the decision (settle periods elapse without any input).
-    Tick,
-    /// Send a card digest to a random member.
-    CardSync,
-    /// The settle period of a membership change has passed: re-evaluate at once rather than at
-    /// the next tick (cold-start latency).
-    Settled,
-}
-
-/// Something the driver must do or may want to know.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// Send `datagram` to `to` over UDP.
-    Send {
-        /// Destination.
-        to: SocketAddr,
-        /// A complete datagram.
-        datagram: Vec<u8>,
-    },
-    /// Something happened.
-    Event(Event),
-}
-
-/// What a node reports to its driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A member became reachable.
-    MemberUp(NodeIdentity),
-    /// A member was declared down.
-    MemberDown(NodeIdentity),
-    /// The decision changed.
-    Decided(Decision),
-    /// Another live process uses this node's id: a human must settle it. Reported once per
-    /// offending address.
-    DuplicateNodeId {
-        /// Where the impostor gossips from.
-        addr: SocketAddr,
-    },
-    /// foca knows no live member: the driver should announce to its discovery targets.
-    Idle,
-    /// A claim no honest node makes was taken out of a datagram (the rest of it was used).
-    ClaimRefused(ClaimError),
-    /// This running node took a generation above another life of its id, so that the members
-    /// keep it rather than the other process.
-    IdentityOutbid {
-        /// The new generation.
-        generation: u64,
-    },
-}
-
-/// Why a datagram was dropped. Every variant is counted by the daemon.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The envelope or a card payload was malformed, foreign or of another version.
-    #[error(transparent)]
-    Wire(#[from] WireError),
-    /// foca refused the SWIM payload.
-    #[error("swim: {0}")]
-    Swim(String),
-    /// The datagram came from this very node (e.g. its own address came back from discovery).
-    #[error("datagram from this node itself")]
-    FromMyself,
-    /// The datagram came from another process using this node's id.
-    #[error("datagram from another process with this node's id at {0}")]
-    DuplicateNodeId(SocketAddr),
-    /// The datagram claims what no honest node can (see [`crate::claims`]).
-    #[error(transparent)]
-    Claim(#[from] ClaimError),
-    /// A card digest from an address no live member gossips from.
-    #[error("card digest from {0}, which is not a live member's address")]
-    NotAMember(SocketAddr),
-    /// "You are down" within [`RENEW_EVERY`] of the last renewal, or while another live
-    /// process may hold this node's id: not answered with another renewal.
-    #[error("a renewal of this node's identity is not due")]
-    Renewing,
-}
+use timers::Timer;
 
 /// A member as this node knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::card::Running;
 use crate::seal::{Key, Keyring, Sealer};
-use crate::wire::Envelope;
+use crate::wire::{Envelope, WireError};
 
 mod harness;
 

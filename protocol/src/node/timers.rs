@@ -8,7 +8,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Node, Timer};
+use super::Node;
+use crate::identity::NodeIdentity;
+
+/// A timer in the node's table (see [`Node::poll_timeout`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// One of foca's timers.
+    Swim(foca::Timer<NodeIdentity>),
+    /// Re-evaluate the decision (settle periods elapse without any input).
+    Tick,
+    /// Send a card digest to a random member.
+    CardSync,
+    /// The settle period of a membership change has passed: re-evaluate at once rather than at
+    /// the next tick (cold-start latency).
+    Settled,
+}
 
 /// Pending timers, earliest first; equal deadlines in the order they were set.
 #[derive(Debug, Default)]
