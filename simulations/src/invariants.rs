@@ -15,6 +15,9 @@
 //! * **honest claims pass** — every simulated node is honest, so a claim refused by the bounds
 //!   of `rq4d_protocol::claims` is a bound that misfires (a generation, version or address an
 //!   honest node does produce).
+//! * **nobody outside changes anything** — in a keyed world, every datagram of a sender without
+//!   the key (open, sealed with another key, or a replay of a real one) is refused by the seal
+//!   and leaves the node as it was (see `world/forgery.rs`);
 //!
 //! Liveness is checked at the end of a scenario: once the network is whole and at least
 //! `expect` nodes are up, every live node must be a voter of one cluster with a leader within
@@ -25,10 +28,11 @@
 //! every voter is back (`peers.json` needs every voter), or it follows a window split.
 
 use rq4d_protocol::claims::ClaimError;
-use rq4d_protocol::{Agreement, ClusterId, DbState, NodeId};
+use rq4d_protocol::wire::WireError;
+use rq4d_protocol::{Agreement, ClusterId, DbState, NodeId, Refusal};
 
 pub use crate::violation::{Kind, Violation};
-use crate::world::{Bootstrap, Fact, World};
+use crate::world::{Bootstrap, Fact, Forgery, World};
 
 /// The judge of the properties above: a fact the world records at a transition, judged at that
 /// very moment (the world hands it over before it goes on). `None`: the fact breaks nothing.
@@ -49,6 +53,12 @@ pub fn judge(world: &World, fact: &Fact<'_>) -> Option<Violation> {
                 .then(|| bootstrap_with_data(world, host))
         }
         Fact::ClaimRefused { host, error } => Some(honest_claim_refused(world, host, error)),
+        Fact::Forged {
+            host,
+            forgery,
+            outcome,
+            changed,
+        } => forgery_taken(world, host, forgery, outcome, changed),
     }
 }
 
@@ -57,6 +67,30 @@ fn ids(view: &[NodeId]) -> String {
         .map(NodeId::as_str)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A forged datagram must be refused by the seal and change nothing.
+fn forgery_taken(
+    world: &World,
+    host: usize,
+    forgery: Forgery,
+    outcome: &Result<(), Refusal>,
+    changed: bool,
+) -> Option<Violation> {
+    let sealed_out = matches!(outcome, Err(Refusal::Wire(WireError::Seal(_))));
+    if sealed_out && !changed {
+        return None;
+    }
+    Some(Violation {
+        kind: Kind::ForgeryTaken,
+        at: world.now,
+        detail: format!(
+            "{} {} a forgery ({forgery:?}): {outcome:?}",
+            world.hosts[host].id,
+            if changed { "was changed by" } else { "took" },
+        ),
+        window: false,
+    })
 }
 
 /// Checks a new bootstrap against the earlier ones.

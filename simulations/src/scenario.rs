@@ -10,12 +10,13 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use rq4d_protocol::coordinator::Faults;
+use rq4d_protocol::seal::{Key, Keyring};
 use rq4d_protocol::{DbState, NodeId};
 
 use crate::invariants;
 use crate::network::LinkParams;
 use crate::violation::{Kind, Violation};
-use crate::world::{Action, World, WorldConfig};
+use crate::world::{Action, Forgery, World, WorldConfig};
 
 /// How long after the last fault the cluster must have formed: every live node a voter of one
 /// cluster with a leader. Chosen above the slowest formation the search has seen (see the
@@ -75,6 +76,8 @@ pub struct Scenario {
     pub quiet_from: Duration,
     /// Broken rules.
     pub faults: Faults,
+    /// Every node seals its gossip with a cluster key (and forgeries may come).
+    pub keyed: bool,
     /// One line describing the draw.
     pub description: String,
 }
@@ -96,6 +99,10 @@ pub struct Outcome {
     pub excused: Option<String>,
     /// Events processed.
     pub events: u64,
+    /// Its nodes sealed their gossip.
+    pub keyed: bool,
+    /// Forged datagrams handed to its nodes (every one must have been refused).
+    pub forged: u64,
     /// Virtual time at the end.
     pub sim_time: Duration,
     /// Hash of everything that happened.
@@ -284,6 +291,24 @@ impl Scenario {
                 },
             ));
         }
+        // Drawn last, so that every earlier draw of a seed stays what it was. Volatile mode
+        // needs a key, as the daemon insists; a third of the other scenarios seal too.
+        let keyed = volatile || rng.random_bool(0.3);
+        if keyed {
+            notes.push("sealed".into());
+            for _ in 0..rng.random_range(0..=3) {
+                let at = Duration::from_millis(
+                    rng.random_range(0..quiet_from.as_millis() as u64 + 10_000),
+                );
+                let forgery = match rng.random_range(0..3) {
+                    0 => Forgery::Open,
+                    1 => Forgery::WrongKey,
+                    _ => Forgery::Replay,
+                };
+                actions.push((at, Action::Forge(forgery)));
+                notes.push(format!("forged {forgery:?}"));
+            }
+        }
         actions.sort_by_key(|(at, _)| *at);
         let description = format!(
             "seed {seed}: {size} nodes, expect {expect}{}, start {style_name} (gap {gap_ms} ms), loss {:.0}%, dup {:.1}%, reorder {:.1}%, latency {:?}+{:?}, dns lag {:?}, faults [{}], quiet from {:.1}s",
@@ -308,6 +333,7 @@ impl Scenario {
             actions,
             quiet_from,
             faults: params.faults,
+            keyed,
             description,
         }
     }
@@ -322,6 +348,11 @@ impl Scenario {
         let mut config = WorldConfig::daemon_defaults(self.seed, self.expect);
         config.volatile = self.volatile;
         config.faults = self.faults;
+        config.keyring = self.keyed.then(|| {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&self.seed.to_be_bytes());
+            Keyring::single(Key::from_bytes(key))
+        });
         config.link = self.link.clone();
         config.dns_lag = self.dns_lag;
         config.trace = trace;
@@ -399,6 +430,8 @@ impl Scenario {
             converged_after,
             excused,
             events: world.counters.events,
+            keyed: self.keyed,
+            forged: world.counters.forged,
             sim_time: world.now,
             digest: world.digest,
             summary: world.summary(),

@@ -38,6 +38,10 @@ pub struct Summary {
     pub events: u64,
     /// Virtual time simulated in all.
     pub sim_time: Duration,
+    /// Scenarios whose nodes sealed their gossip.
+    pub keyed: usize,
+    /// Forged datagrams handed to nodes in all.
+    pub forged: u64,
     /// Wall time.
     pub wall: Duration,
     /// Index (0-based) of the first failing scenario.
@@ -71,6 +75,8 @@ pub fn search(
                     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                     s.scenarios += 1;
                     s.events += outcome.events;
+                    s.keyed += usize::from(outcome.keyed);
+                    s.forged += outcome.forged;
                     s.sim_time += outcome.sim_time;
                     if let Some(after) = outcome.converged_after {
                         s.convergence.push(after);

@@ -24,6 +24,8 @@ pub enum Kind {
     NotConverged,
     /// A node refused a claim of an honest node (a bound too tight).
     HonestClaimRefused,
+    /// A node took a datagram of a sender without the cluster's key, or one changed it.
+    ForgeryTaken,
 }
 
 impl fmt::Display for Kind {
@@ -36,6 +38,7 @@ impl fmt::Display for Kind {
             Self::ClusterIdReused => "cluster-id-reused",
             Self::NotConverged => "not-converged",
             Self::HonestClaimRefused => "honest-claim-refused",
+            Self::ForgeryTaken => "forgery-taken",
         })
     }
 }

@@ -24,6 +24,7 @@
 
 mod config;
 mod describe;
+mod forgery;
 mod observe;
 mod record;
 mod supervise;
@@ -45,7 +46,7 @@ use crate::rqlite::{Effect, HostInfo, Rqlite};
 use crate::supervisor::Supervisor;
 use crate::violation::Violation;
 
-pub use config::{Action, WorldConfig};
+pub use config::{Action, Forgery, WorldConfig};
 pub use record::{Bootstrap, Counters, Fact, MemberEvent};
 
 /// As in the daemon: discovery runs every 3 s.
@@ -103,6 +104,8 @@ pub struct Host {
     pub acks: Vec<(Duration, NodeId)>,
     /// When this host's gossip declared whom down.
     pub downs: Vec<(Duration, NodeId)>,
+    /// The last datagram its node received (keyed worlds only: what a replay sends again).
+    captured: Option<forgery::Captured>,
 }
 
 /// Judges a fact at the moment it happens: the violation it is, if any. The world is given one
@@ -211,6 +214,7 @@ impl World {
             ever_started: false,
             static_db,
             wake_at: None,
+            captured: None,
             last_generation: 0,
             last_agreement: Agreement::None,
             acks: Vec::new(),
@@ -325,9 +329,19 @@ impl World {
             return;
         };
         let now = self.now;
-        let Some(node) = self.hosts[host].node.as_mut() else {
+        let life = self.hosts[host].life;
+        let keyed = self.config.keyring.is_some();
+        let h = &mut self.hosts[host];
+        let Some(node) = h.node.as_mut() else {
             return;
         };
+        if keyed {
+            h.captured = Some(forgery::Captured {
+                from,
+                bytes: bytes.to_vec(),
+                life,
+            });
+        }
         match node.handle_datagram(from, bytes, now) {
             Ok(()) => {}
             Err(Refusal::Claim(error)) => {
@@ -444,6 +458,7 @@ impl World {
             Action::CutOneWay { hosts } => self.net.cut_one_way(&hosts),
             Action::Heal => self.net.heal(),
             Action::SetLoss(loss) => self.net.params.loss = loss,
+            Action::Forge(forgery) => self.forge(forgery),
         }
     }
 
@@ -500,6 +515,11 @@ impl World {
         config.wall_clock = Duration::from_millis(self.config.generation_base);
         // The daemon's cap is for real clusters; the simulator's largest runs exceed it.
         config.max_members = NodeConfig::MAX_MEMBERS.max(2 * hosts);
+        config.keyring = self.config.keyring.clone();
+        // One salt per life, as the daemon draws one per process.
+        let life = h.life;
+        config.nonce_salt[..8].copy_from_slice(&(host as u64).to_be_bytes());
+        config.nonce_salt[8..12].copy_from_slice(&life.to_be_bytes());
         h.node = Some(Node::new(config, now));
         h.sup = Supervisor::new(
             now,
@@ -509,9 +529,8 @@ impl World {
             self.config.volatile,
         );
         h.last_agreement = Agreement::None;
-        let life = h.life;
         self.dns.register(network::gossip_addr(ip), now);
-        // The daemon's first discovery round and first poll happen at start.
+        // The daemon's first discovery round happens at start.
         let jitter = Duration::from_millis(self.rng.random_range(0..50));
         self.queue.push(now + jitter, Ev::Discover { host, life });
         self.hosts[host].wake_at = None;

@@ -162,3 +162,48 @@ fn assert_replays_pass(cases: &[(u64, &str)]) {
         );
     }
 }
+
+/// The first of the search's scenarios that seal their gossip and bring forgeries of each kind.
+fn forged_scenarios() -> Vec<Scenario> {
+    use rq4d_simulations::world::Action;
+    (0..200)
+        .map(|k| Scenario::random(scenario_seed(7, k), &small(Faults::default())))
+        .filter(|s| s.keyed && s.actions.iter().any(|(_, a)| matches!(a, Action::Forge(_))))
+        .take(20)
+        .collect()
+}
+
+#[test]
+fn forgeries_from_outside_a_sealed_cluster_are_all_refused_and_change_nothing() {
+    let scenarios = forged_scenarios();
+    assert!(scenarios.len() >= 10, "enough scenarios with forgeries");
+    let mut forged = 0;
+    for scenario in &scenarios {
+        let outcome = scenario.run(false);
+        forged += outcome.forged;
+        assert!(
+            outcome.violations.is_empty(),
+            "seed {}: {:?}",
+            scenario.seed,
+            outcome.violations
+        );
+    }
+    assert!(forged > 0, "forged datagrams reached the nodes");
+}
+
+#[test]
+fn the_same_forgeries_at_an_open_cluster_are_caught() {
+    use rq4d_simulations::invariants::Kind;
+    let caught = forged_scenarios()
+        .into_iter()
+        .map(|mut scenario| {
+            scenario.keyed = false;
+            scenario.run(false)
+        })
+        .filter(|o| o.violations.iter().any(|v| v.kind == Kind::ForgeryTaken))
+        .count();
+    assert!(
+        caught > 0,
+        "without a key, open forgeries are taken, and the check must say so"
+    );
+}

@@ -48,6 +48,11 @@ pub fn search_markdown(
     );
     let _ = writeln!(
         out,
+        "| sealed scenarios / forged datagrams from outside, each refused and changing nothing | {} / {} |",
+        summary.keyed, summary.forged
+    );
+    let _ = writeln!(
+        out,
         "| simulated time / events / wall | {:.1} h / {} / {:.0} s |",
         summary.sim_time.as_secs_f64() / 3600.0,
         summary.events,

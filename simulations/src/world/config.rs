@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use rq4d_protocol::NodeConfig;
 use rq4d_protocol::coordinator::Faults;
+use rq4d_protocol::{Keyring, NodeConfig};
 
 use crate::network::LinkParams;
 
@@ -52,6 +52,9 @@ pub struct WorldConfig {
     /// the wire than a small simulated clock's. The membership figures set it so that their
     /// byte counts are the daemon's; the scenario search leaves it at 0.
     pub generation_base: u64,
+    /// The cluster keyring every node seals its gossip with (`--gossip-key`); `None`: open
+    /// gossip. Volatile mode needs one, as the daemon insists.
+    pub keyring: Option<Keyring>,
 }
 
 impl WorldConfig {
@@ -77,6 +80,7 @@ impl WorldConfig {
             quiet: false,
             track_agreement: true,
             generation_base: 0,
+            keyring: None,
         }
     }
 }
@@ -122,4 +126,18 @@ pub enum Action {
     Heal,
     /// Changes the loss rate of every link.
     SetLoss(f64),
+    /// A sender outside the cluster sends every live node a forgery (see `world/forgery.rs`).
+    Forge(Forgery),
+}
+
+/// What a sender without the cluster's key can send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forgery {
+    /// Open datagrams: SWIM gossip declaring every live member down in a later life, and a card
+    /// push naming a leader of another cluster.
+    Open,
+    /// The same, sealed with a key that is not the cluster's.
+    WrongKey,
+    /// A datagram the node really received, sent again from its sender's address.
+    Replay,
 }

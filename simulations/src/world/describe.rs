@@ -131,5 +131,6 @@ fn describe_action(action: &Action, hosts: &[Host]) -> String {
         Action::CutOneWay { hosts } => format!("{} can no longer send", names(hosts)),
         Action::Heal => "network healed".into(),
         Action::SetLoss(loss) => format!("loss set to {:.0}%", loss * 100.0),
+        Action::Forge(forgery) => format!("a stranger sends every live node: {forgery:?}"),
     }
 }

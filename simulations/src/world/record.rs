@@ -1,13 +1,15 @@
 //! What a run leaves on record for the invariants and the figures — bootstraps, membership
 //! events, counters — and the facts the world hands to its judge at the very transitions.
 //!
-//! Plain values (this module imports nothing of the world), so that the world's state can hold
+//! Plain values (this module imports nothing of the world but its configuration), so that the world's state can hold
 //! them and `invariants` can read them without the world knowing the invariants.
 
 use std::time::Duration;
 
-use rq4d_protocol::NodeId;
 use rq4d_protocol::claims::ClaimError;
+use rq4d_protocol::{NodeId, Refusal};
+
+use super::config::Forgery;
 
 /// A bootstrap that rqlited carried out: a new Raft cluster.
 #[derive(Clone, Debug)]
@@ -53,6 +55,18 @@ pub enum Fact<'a> {
         /// Host.
         host: usize,
     },
+    /// A datagram of a sender outside the cluster (no key, another key, or a replay) reached
+    /// a host's node.
+    Forged {
+        /// Host.
+        host: usize,
+        /// What was forged.
+        forgery: Forgery,
+        /// The node's answer.
+        outcome: &'a Result<(), Refusal>,
+        /// Something of the node changed (its card, decision, members, outputs or timeout).
+        changed: bool,
+    },
     /// A host's node refused a claim.
     ClaimRefused {
         /// Host.
@@ -71,6 +85,7 @@ impl Fact<'_> {
             Self::Joined { host, .. }
             | Self::Wiped { host }
             | Self::DecidedBootstrap { host }
+            | Self::Forged { host, .. }
             | Self::ClaimRefused { host, .. } => Some(host),
         }
     }
@@ -100,4 +115,6 @@ pub struct Counters {
     pub false_downs: u64,
     /// All `MemberDown` events.
     pub downs: u64,
+    /// Forged datagrams handed to nodes.
+    pub forged: u64,
 }
