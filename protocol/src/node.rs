@@ -342,7 +342,29 @@ impl Node {
             self.me.db = db;
             self.card_changed(true);
         }
+        self.adopt_founders();
         self.reevaluate(now);
+    }
+
+    /// The voters recorded for this node's cluster (see [`NodeConfig::stored_voters`]).
+    pub fn stored_voters(&self) -> &[(NodeId, String)] {
+        &self.config.stored_voters
+    }
+
+    /// A founder whose rqlited is a voter of the formed cluster, with no voters recorded yet,
+    /// takes the founders as them: `-bootstrap-expect` forms the cluster with exactly the
+    /// founders, so they are its first configuration, and a cluster whose founders all crash
+    /// before its first election can still be recovered with `peers.json` (simulator finding
+    /// 14). The supervisor persists them from the directive.
+    fn adopt_founders(&mut self) {
+        let voter = self.me.db.running().is_some_and(|r| r.voter);
+        if voter && self.config.stored_voters.is_empty() {
+            let founders = self.founders();
+            if !founders.is_empty() {
+                self.config.stored_voters = founders;
+                self.dirty = true;
+            }
+        }
     }
 
     /// The driver deleted this node's data (volatile mode, after [`Decision::Wipe`]): the node

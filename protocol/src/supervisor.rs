@@ -228,20 +228,6 @@ impl Supervisor {
             if self.stored.commit(cluster, voters) {
                 self.persist();
             }
-            let founders = self
-                .directive
-                .as_ref()
-                .map(|d| d.founders.clone())
-                .unwrap_or_default();
-            // A formed cluster's first configuration is its founders: recorded now, so a
-            // recovery is possible even if no leader is ever seen (simulator finding 14).
-            if self.stored.voters.is_empty()
-                && !founders.is_empty()
-                && self.stored.record_voters(&founders)
-            {
-                self.persist();
-                self.report(Report::Voters(founders));
-            }
         }
         if healthy {
             self.leaderless_since = None;
@@ -392,6 +378,14 @@ impl Supervisor {
             self.persist();
         }
         if self.stored.record_acked(&directive.acked) {
+            self.persist();
+        }
+        // The node's first voters (its founders, adopted by the node itself) are persisted;
+        // later ones come from the listing, which tells the node.
+        if self.stored.voters.is_empty()
+            && !directive.voters.is_empty()
+            && self.stored.record_voters(&directive.voters)
+        {
             self.persist();
         }
         if let Some(Child {

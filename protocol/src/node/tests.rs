@@ -96,7 +96,7 @@ fn all_started_together_found_one_cluster_seeded_by_the_smallest_id() {
 }
 
 #[test]
-fn every_founder_knows_all_founders_once_the_cluster_formed() {
+fn every_founder_knows_all_founders_and_records_them_as_its_voters_once_formed() {
     for n in SIZES {
         let order: Vec<usize> = (0..n).collect();
         let mut harness = start_in_order(n, &order, Duration::ZERO);
@@ -115,6 +115,26 @@ fn every_founder_knows_all_founders_once_the_cluster_formed() {
             let mut want = expected.clone();
             want.sort();
             assert_eq!(known, want, "{}:\n{}", harness.ids[i], harness.report());
+            // A voter of the formed cluster takes them as its first voters, and its supervisor
+            // persists them.
+            let mut adopted = node.stored_voters().to_vec();
+            adopted.sort();
+            assert_eq!(
+                adopted,
+                want,
+                "{} adopted:\n{}",
+                harness.ids[i],
+                harness.report()
+            );
+            let mut stored = harness.stored[i].voters();
+            stored.sort();
+            assert_eq!(
+                stored,
+                want,
+                "{} persisted:\n{}",
+                harness.ids[i],
+                harness.report()
+            );
         }
     }
 }

@@ -24,9 +24,10 @@ pub struct Directive {
     pub formation: Option<u16>,
     /// The clusters of the proposals this node acknowledged (kept until it has data).
     pub acked: Vec<ClusterId>,
-    /// The founders of its formation `(id, Raft address)`, once all are known: the formed
-    /// cluster's first configuration, recorded as its voters when none are recorded yet.
-    pub founders: Vec<(NodeId, String)>,
+    /// The voters `(id, Raft address)` the node holds recorded: its formation's founders once
+    /// it is a voter of the formed cluster ([`Node::stored_voters`]), or what the supervisor
+    /// listed. Persisted when none are stored yet.
+    pub voters: Vec<(NodeId, String)>,
 }
 
 impl Directive {
@@ -37,7 +38,7 @@ impl Directive {
             cluster_id: node.card().cluster_id,
             formation: node.card().formation,
             acked: node.acked().to_vec(),
-            founders: node.founders(),
+            voters: node.stored_voters().to_vec(),
         }
     }
 }

@@ -23,7 +23,7 @@ fn directive(decision: Decision) -> Directive {
         cluster_id: None,
         formation: None,
         acked: Vec::new(),
-        founders: Vec::new(),
+        voters: Vec::new(),
     }
 }
 
@@ -381,31 +381,49 @@ fn voters_are_recorded_when_their_count_changes_and_every_five_seconds() {
 }
 
 #[test]
-fn the_founders_are_recorded_as_the_voters_when_none_are() {
+fn the_voters_the_node_adopted_are_persisted_when_none_are_stored_and_never_over_a_listing() {
     let mut sup = supervisor(false);
     let founders = vec![
         (id("n1"), "10.0.0.1:4002".to_string()),
         (id("n2"), "10.0.0.2:4002".to_string()),
     ];
-    let mut forming = directive(Decision::Bootstrap {
-        cluster_id: ClusterId(7),
-        expect: 2,
-        targets: vec!["10.0.0.1:4002".into(), "10.0.0.2:4002".into()],
-    });
-    forming.cluster_id = Some(ClusterId(7));
-    forming.founders = founders.clone();
-    sup.handle_directive(forming, T0);
-    drain(&mut sup);
-    sup.handle_started(Ok(()), T0);
-    drain(&mut sup);
-    // A voter of the formed cluster that has never seen a leader.
-    sup.handle_poll(false, Some(status(true, None, 1)), secs(1));
+    let mut formed = directive(Decision::Run);
+    formed.cluster_id = Some(ClusterId(7));
+    formed.voters = founders.clone();
+    sup.handle_directive(formed.clone(), T0);
     let actions = drain(&mut sup);
     assert!(
-        actions.contains(&Action::Report(Report::Voters(founders.clone()))),
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Persist(s) if s.voters() == founders)),
         "{actions:?}"
     );
-    assert_eq!(sup.stored().voters(), founders);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Report(Report::Voters(_)))),
+        "the node has them already: {actions:?}"
+    );
+    // A listing records other voters; a directive still naming the founders does not undo it.
+    started(&mut sup, join(), secs(1));
+    let listed = [
+        Listed {
+            id: id("n1"),
+            addr: "10.0.0.1:4002".into(),
+            voter: true,
+        },
+        Listed {
+            id: id("n3"),
+            addr: "10.0.0.3:4002".into(),
+            voter: true,
+        },
+    ];
+    sup.handle_listing(Listing::Voters, &listed, secs(2));
+    drain(&mut sup);
+    sup.handle_directive(formed, secs(3));
+    drain(&mut sup);
+    let recorded: Vec<NodeId> = sup.stored().voters().into_iter().map(|(i, _)| i).collect();
+    assert_eq!(recorded, vec![id("n1"), id("n3")]);
 }
 
 #[test]
