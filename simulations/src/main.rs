@@ -76,7 +76,7 @@ enum Command {
         #[arg(long, default_value = "simulations/report")]
         out: PathBuf,
         /// Cluster sizes for the membership figures.
-        #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000")]
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
         sizes: Vec<usize>,
         /// Seeds per formation measurement.
         #[arg(long, default_value_t = 20)]

@@ -57,8 +57,8 @@ pub(super) fn markdown(
     };
     let _ = writeln!(
         out,
-        "Settings: the daemon's defaults everywhere (tick 250 ms, {card_sync}, `push_all_up_to` 32, `relay_fanout` 2, settle 0, reap-after 60 s) and foca's config from `NodeConfig::swim_config(N)`. Links: 0.5 ms ±50 % per link, 0.2 ms mean exponential jitter; loss as stated. DNS answers hold all records up to 32 nodes, a random sample of 16 above (as real resolvers truncate). Membership runs start every node at once, already a `Running` member of one cluster, so they measure gossip, not bootstrap. From {} nodes on, every node starts with the full membership restored (foca's `apply_many` without broadcast and every card held: `Node::restore_members`), since gossiping it up from nothing costs millions of datagrams before the first figure (bench.md); the figures are taken after a steady window either way.\n",
-        options.restore_from
+        "Settings: the daemon's defaults everywhere (tick 250 ms, {card_sync}, `push_all_up_to` 32, `relay_fanout` 2, settle 0, reap-after 60 s) and foca's config from `NodeConfig::swim_config(N)`. Links: 0.5 ms ±50 % per link, 0.2 ms mean exponential jitter; loss as stated. DNS answers hold all records up to 32 nodes, a random sample of 16 above (as real resolvers truncate). Membership runs start every node at once, already a `Running` member of one cluster, so they measure gossip, not bootstrap. {}\n",
+        restore_note(options)
     );
 
     let _ = writeln!(
@@ -273,5 +273,20 @@ fn notes(out: &mut String, runs: &[Membership]) {
                 .as_ref()
                 .map_or_else(String::new, |n| format!(" — **{n}**")),
         );
+    }
+}
+
+/// How the membership runs start: gossiped up from nothing, or restored from some size on.
+fn restore_note(options: &ReportOptions) -> String {
+    let largest = options.sizes.iter().copied().max().unwrap_or(0);
+    if largest < options.restore_from {
+        format!(
+            "Every size is gossiped up from an empty start: each node knows only what DNS tells it, and the warm-up column is the simulated time until every node sees every other (its wall time is under each table). The report covers up to {largest} nodes: rqlite clusters have 3 to 15 voters, and a node holding every other is N² state on foca's linear member table, so 10 000-node figures are not a goal (bench.md)."
+        )
+    } else {
+        format!(
+            "From {} nodes on, every node starts with the full membership restored (foca's `apply_many` without broadcast and every card held: `Node::restore_members`), since gossiping it up from nothing costs millions of datagrams before the first figure (bench.md); the figures are taken after a steady window either way.",
+            options.restore_from
+        )
     }
 }
