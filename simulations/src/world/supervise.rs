@@ -215,12 +215,16 @@ impl World {
         }
     }
 
-    /// The host's timeouts: the node's, then (once it acted) the supervisor's.
+    /// The host's timeouts: the node's, its outputs carried out, then (once it acted) the
+    /// supervisor's — as the daemon's two tasks do: what the node decided at its timeout is
+    /// seen before anything the supervisor then reports changes the node (simulator finding: a
+    /// decision judged against a card the next report had already changed).
     pub(super) fn wake(&mut self, host: usize) {
         let now = self.now;
         if let Some(node) = self.hosts[host].node.as_mut() {
             node.handle_timeout(now);
         }
+        self.settle(host);
         if self.config.rqlite && self.hosts[host].sup.acted.is_some() {
             let reports = self.with_supervisor(host, |sup, s| sup.timeout(s));
             self.apply_reports(host, reports);
