@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::figures::{
-    FRACTIONS, FalseDownCell, Formation, LOSSES, ReportOptions, false_down_seeds,
+    FRACTIONS, FalseDownCell, Formation, LOSSES, ReportOptions, STEADY_RESTORED_FROM,
+    false_down_seeds,
 };
 use crate::measure::{self, Membership};
 use crate::reference;
@@ -128,6 +129,10 @@ pub(super) fn markdown(
         "\n## False \"down\" verdicts per node-hour (no node fails; loss on every link)\n"
     );
     let _ = writeln!(out, "![false downs](false-downs.svg)\n");
+    let _ = writeln!(
+        out,
+        "The lossless cell's first seed is the run above; the other runs measure only a steady window, and from {STEADY_RESTORED_FROM} nodes on they start with the membership restored (`Node::restore_members`): how the members came to know each other does not change the steady state, and a gossiped-up warm-up of 1 000 nodes costs tens of wall minutes.\n"
+    );
     let _ = writeln!(
         out,
         "| N | loss | seeds | node-hours observed | rq4d false downs per node-hour (lowest – highest seed) | memberlist suspicions per node-hour (upper bound of its false downs) | ratio |"
