@@ -44,7 +44,7 @@ ENV RQ4D_RQLITED=/rqlited \
 VOLUME /data
 # rqlite HTTP, rqlite Raft, rq4d gossip, rq4d status API (/health, /members, /metrics)
 EXPOSE 4001/tcp 4002/tcp 7946/udp 7947/tcp
-HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["/rq4d", "health"]
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["/rq4d", "health", "--live"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/rq4d"]
 
@@ -83,7 +83,7 @@ ENV RQ4D_RQLITED=/rqlited \
     NO_COLOR=1
 VOLUME /data
 EXPOSE 4001/tcp 4002/tcp 7946/udp 7947/tcp
-HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["/rq4d", "health"]
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["/rq4d", "health", "--live"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/rq4d"]
 CMD []

@@ -438,6 +438,7 @@ impl Agent {
                 }
                 let _ = reply.send(Health {
                     healthy: gossip && self.ready && member && !conflict,
+                    live: true,
                     gossip,
                     gossip_authenticated: authenticated,
                     rqlited_ready: self.ready,

@@ -1,6 +1,8 @@
-//! The status API: `/health` for Docker's HEALTHCHECK, `/members` as JSON, `/metrics` for
-//! Prometheus. Handlers never touch the node: they ask the gossip loop through a channel and get
-//! a snapshot back, so the node stays owned by one task.
+//! The status API: `/health/live` and `/health/ready` for the orchestrator's probes (`/health`
+//! is `/health/ready`), `/members` as JSON, `/metrics` for Prometheus. Handlers never touch the
+//! node: they ask the gossip loop through a channel and get a snapshot back, so the node stays
+//! owned by one task — which is also what makes `/health/live` mean something: it answers only
+//! while that loop runs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,11 +20,19 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::Metrics;
 use crate::tasks::Tasks;
 
-/// `/health`'s answer.
+/// The answer of `/health/live` and `/health/ready`; which of its verdicts sets the status
+/// code depends on the path ([`Probe`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
-    /// 200 only when true.
+    /// Ready: rqlited is a voter that sees a leader, and nothing conflicts (`/health/ready`'s
+    /// 200). Named `healthy` because `/health` has always meant this.
     pub healthy: bool,
+    /// Live: the gossip loop answered, so the process and its gossip work (`/health/live`'s
+    /// 200). True in every answer: a loop that is stuck does not answer at all, and the probe
+    /// times out. It never depends on the cluster: a node waiting for its peers, or in a
+    /// cluster without quorum, is live — restarting it would only make things worse.
+    #[serde(default)]
+    pub live: bool,
     /// Gossip socket up and at least this node known.
     pub gossip: bool,
     /// Gossip is sealed with a cluster keyring.
@@ -88,7 +98,9 @@ pub async fn serve(
         .await
         .with_context(|| format!("--api-addr {addr}: cannot listen"))?;
     let app = Router::new()
-        .route("/health", get(health))
+        .route("/health", get(ready))
+        .route("/health/ready", get(ready))
+        .route("/health/live", get(live))
         .route("/members", get(members))
         .route("/metrics", get(metrics_text))
         .with_state(Shared { requests, metrics });
@@ -110,10 +122,48 @@ async fn ask<T>(shared: &Shared, make: impl FnOnce(oneshot::Sender<T>) -> Reques
     rx.await.ok()
 }
 
-async fn health(State(shared): State<Shared>) -> Response {
-    match ask(&shared, Request::Health).await {
+/// Which verdict of [`Health`] a probe answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// `/health/live`: the process and its gossip work. For Swarm's and Kubernetes' liveness,
+    /// and the image's HEALTHCHECK, since Swarm keeps a task out of the DNS its peers discover
+    /// each other through until it passes.
+    Live,
+    /// `/health/ready` (and `/health`): a voter that sees a leader. For Kubernetes' readiness
+    /// and Compose's healthcheck.
+    Ready,
+}
+
+impl Probe {
+    /// The path that answers it.
+    pub fn path(self) -> &'static str {
+        match self {
+            Probe::Live => "/health/live",
+            Probe::Ready => "/health/ready",
+        }
+    }
+
+    /// Whether `health` passes it.
+    pub fn passes(self, health: &Health) -> bool {
+        match self {
+            Probe::Live => health.live,
+            Probe::Ready => health.healthy,
+        }
+    }
+}
+
+async fn ready(State(shared): State<Shared>) -> Response {
+    probe(&shared, Probe::Ready).await
+}
+
+async fn live(State(shared): State<Shared>) -> Response {
+    probe(&shared, Probe::Live).await
+}
+
+async fn probe(shared: &Shared, probe: Probe) -> Response {
+    match ask(shared, Request::Health).await {
         Some(health) => {
-            let code = if health.healthy {
+            let code = if probe.passes(&health) {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -59,12 +59,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Exit 0 when a running rq4d reports healthy, 1 otherwise (for Docker's HEALTHCHECK in an
-    /// image without a shell or curl).
+    /// Exit 0 when a running rq4d is ready (a voter that sees a leader), 1 otherwise; with
+    /// --live, when it is live (its process and gossip work, whatever the cluster's state).
+    /// For HEALTHCHECKs in an image without a shell or curl: the image's uses --live.
     Health {
         /// The status API of the rq4d to ask.
         #[arg(long, env = "RQ4D_API", default_value = "127.0.0.1:7947")]
         api: String,
+        /// Ask /health/live instead of /health/ready. Swarm keeps a task out of its service's
+        /// DNS until its HEALTHCHECK passes, and peers find each other through that DNS: a
+        /// readiness check there would keep a cluster from ever forming.
+        #[arg(long)]
+        live: bool,
     },
     /// Print a new random gossip key (32 bytes, base64), for --gossip-key or a keyring file.
     Keygen,

@@ -40,8 +40,13 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Some(Command::Health { api }) => {
-            return match runtime.block_on(members::health(&api)) {
+        Some(Command::Health { api, live }) => {
+            let probe = if live {
+                api::Probe::Live
+            } else {
+                api::Probe::Ready
+            };
+            return match runtime.block_on(members::health(&api, probe)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(error) => {

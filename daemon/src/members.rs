@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rq4d_protocol::{Card, DbState, KeyId};
 
-use crate::api::{MemberDoc, MembersDoc};
+use crate::api::{MemberDoc, MembersDoc, Probe};
 
 /// Fetches `/members` from `api` and prints it.
 pub async fn print(api: &str, json: bool) -> anyhow::Result<()> {
@@ -110,14 +110,14 @@ pub fn keyring_table(doc: &MembersDoc) -> String {
     out
 }
 
-/// Asks `/health`; prints its answer; `Ok(true)` on 200.
-pub async fn health(api: &str) -> anyhow::Result<bool> {
+/// Asks the `probe`'s path; prints its answer; `Ok(true)` on 200.
+pub async fn health(api: &str, probe: Probe) -> anyhow::Result<bool> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
         .context("http client")?;
     let response = client
-        .get(format!("http://{api}/health"))
+        .get(format!("http://{api}{}", probe.path()))
         .send()
         .await
         .with_context(|| format!("cannot reach rq4d at {api}"))?;
