@@ -50,32 +50,8 @@ for v in $(comm -23 <(printf '%s\n' $before) <(printf '%s\n' $after)); do
     docker volume rm "$v" >/dev/null 2>&1 || true
 done
 
-echo "waiting for $n healthy nodes under one leader ..." >&2
-deadline=$(( $(date +%s) + 180 ))
-while :; do
-    ids=$(docker ps -q --filter "label=com.docker.compose.project=$project" \
-        --filter "label=com.docker.compose.service=db")
-    healthy=0
-    leaders=""
-    for id in $ids; do
-        if out=$(docker exec "$id" /rq4d members --json 2>/dev/null) \
-            && docker exec "$id" /rq4d health >/dev/null 2>&1; then
-            healthy=$((healthy + 1))
-            leader=$(printf '%s' "$out" | grep -o '"leader":"[^"]*"' | head -n1)
-            leaders="$leaders $leader"
-        fi
-    done
-    # shellcheck disable=SC2086 # one line per leader
-    distinct=$(printf '%s\n' $leaders | sort -u | grep -c . || true)
-    if [[ $healthy -eq $n && $(wc -w <<<"$ids") -eq $n && $distinct -eq 1 ]]; then
-        break
-    fi
-    if (( $(date +%s) > deadline )); then
-        echo "not formed after 180 s ($healthy of $n healthy); see: ${compose[*]} logs" >&2
-        exit 1
-    fi
-    sleep 1
-done
+ids=$(scripts/wait-formed.sh "$n" "${compose[*]} logs" \
+    --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=db")
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 first=$(head -n1 <<<"$ids")
 docker exec "$first" /rq4d members

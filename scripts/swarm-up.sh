@@ -55,31 +55,8 @@ start=$(date +%s.%N)
 docker stack deploy --prune -c compose/swarm.yaml "$stack" >&2
 
 service=${stack}_db
-echo "waiting for $n ready replicas under one leader ..." >&2
-deadline=$(( $(date +%s) + 180 ))
-while :; do
-    ids=$(docker ps -q --filter "label=com.docker.swarm.service.name=$service")
-    ready=0
-    leaders=""
-    for id in $ids; do
-        if out=$(docker exec "$id" /rq4d members --json 2>/dev/null) \
-            && docker exec "$id" /rq4d health >/dev/null 2>&1; then
-            ready=$((ready + 1))
-            leader=$(printf '%s' "$out" | grep -o '"leader":"[^"]*"' | head -n1)
-            leaders="$leaders $leader"
-        fi
-    done
-    # shellcheck disable=SC2086 # one line per leader
-    distinct=$(printf '%s\n' $leaders | sort -u | grep -c . || true)
-    if [[ $ready -eq $n && $(wc -w <<<"$ids") -eq $n && $distinct -eq 1 ]]; then
-        break
-    fi
-    if (( $(date +%s) > deadline )); then
-        echo "not formed after 180 s ($ready of $n ready); see: docker service ps $service; docker service logs $service" >&2
-        exit 1
-    fi
-    sleep 1
-done
+ids=$(scripts/wait-formed.sh "$n" "docker service ps $service; docker service logs $service" \
+    --filter "label=com.docker.swarm.service.name=$service")
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 first=$(head -n1 <<<"$ids")
 docker exec "$first" /rq4d members
