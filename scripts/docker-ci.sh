@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # CI's Docker stage: builds the image, brings up the README's 3-node cluster, lets two intruders
-# loose on its network and removes it, checks the two-host mimic, and runs the short chaos test. Prints "SKIPPED" and exits 0 when no Docker
-# Engine answers. Everything it starts is removed on exit, also on failure.
+# loose on its network and removes it, checks the two-host mimic, runs the short chaos test and
+# then the Swarm check (the stack on a single-node swarm: scale, rolling update, two tasks killed).
+# Prints "SKIPPED" and exits 0 when no Docker Engine answers. Everything it starts is removed on
+# exit, also on failure.
 #
 #   scripts/docker-ci.sh                 # what .ci/run calls
 #   CHAOS_ROUNDS=20 scripts/docker-ci.sh
@@ -50,3 +52,8 @@ echo "== docker: short chaos run (compose/chaos.py)"
 # shellcheck disable=SC2086 # CHAOS_ARGS holds several options
 python3 compose/chaos.py --image "$RQ4D_IMAGE" --rounds "${CHAOS_ROUNDS:-10}" --max-minutes 15 \
     --artifacts "${TMPDIR:-/tmp}/rq4d-chaos-ci-$$" ${CHAOS_ARGS:-}
+
+# After the chaos run, never during it: initialising or leaving a swarm re-plumbs the engine's
+# networks, and the chaos driver's bridge would lose its containers mid-round.
+echo "== docker: Swarm stack (compose/swarm_check.py: form, scale 3 -> 5 -> 3, rolling update, kill 2 of 3)"
+python3 compose/swarm_check.py --image "$RQ4D_IMAGE" --max-minutes 15
