@@ -33,7 +33,9 @@ LABEL org.opencontainers.image.title="rq4d" \
 # The context holds rq4d and rqlited (static binaries) and an empty tmp/.
 COPY rq4d rqlited /
 COPY tmp /tmp
-ENV RQ4D_RQLITED=/rqlited \
+# PATH: `docker exec <container> rq4d members` finds /rq4d (a scratch image has no PATH at all).
+ENV PATH=/ \
+    RQ4D_RQLITED=/rqlited \
     RQ4D_DATA_DIR=/data \
     RQ4D_GOSSIP_BIND=0.0.0.0:7946 \
     RQ4D_API_ADDR=0.0.0.0:7947 \
@@ -52,7 +54,7 @@ ENTRYPOINT ["/rq4d"]
 # The usual build, for machines that reach Docker Hub. Nothing below is used by `--target
 # prebuilt`.
 
-# rqlited, pinned: the version rq4d is tested against (shared/reference/rqlite.md: v8.43.x).
+# rqlited, pinned: the version rq4d is tested against (docs/rqlited.md: v8.43.3).
 FROM rqlite/rqlite:8.43.3 AS rqlite
 
 FROM rust:1.95-bookworm AS build
@@ -73,7 +75,9 @@ LABEL org.opencontainers.image.title="rq4d" \
       rq4d.rqlited="rqlite/rqlite:8.43.3"
 COPY --from=build /rq4d /rq4d
 RUN ln -sf /bin/rqlited /rqlited && mkdir -p /data
-ENV RQ4D_RQLITED=/rqlited \
+# PATH: `docker exec <container> rq4d members` finds /rq4d.
+ENV PATH=/:${PATH} \
+    RQ4D_RQLITED=/rqlited \
     RQ4D_DATA_DIR=/data \
     RQ4D_GOSSIP_BIND=0.0.0.0:7946 \
     RQ4D_API_ADDR=0.0.0.0:7947 \

@@ -430,9 +430,9 @@ class Chaos:
             self.projects.remove(project)
 
     def cleanup(self) -> None:
+        # Stopped, not dropped: the summary, written after the cleanup, reports its counts.
         if self.writer:
             self.writer.stop()
-            self.writer = None
         if self.partitioned:
             self.heal_partition()
         for project in list(self.projects):
@@ -712,10 +712,13 @@ class Chaos:
     def leader(self) -> Container | None:
         return next((c for c in self.live() if c.node_id == self.last_leader), None)
 
-    def went_down(self, c: Container, state: str) -> None:
+    def went_down(self, c: Container, state: str, since: float) -> None:
+        """`since`: when the fault began — before `docker stop` or `rm -f`, which return only
+        once the container is gone (seconds later with a real rqlited): the reaper's clock
+        starts when gossip sees the node go, not when docker reports it."""
         c.state = state
         if c.down_since is None:
-            c.down_since = time.monotonic()
+            c.down_since = since
 
     def came_up(self, c: Container) -> None:
         c.state = "running"
@@ -726,19 +729,22 @@ class Chaos:
         live = self.live()
         if kind == "kill-follower":
             c = self.pick([x for x in live if x.node_id != self.last_leader] or live)
+            began = time.monotonic()
             docker("kill", "-s", "KILL", c.cid)
-            self.went_down(c, "stopped")
+            self.went_down(c, "stopped", began)
             return f"SIGKILL {c.name} (follower)"
         if kind == "kill-leader":
             c = self.leader() or self.pick(live)
+            began = time.monotonic()
             docker("kill", "-s", "KILL", c.cid)
-            self.went_down(c, "stopped")
+            self.went_down(c, "stopped", began)
             return f"SIGKILL {c.name} (leader)"
         if kind == "stop":
             c = self.pick(live)
             role = "leader" if c.node_id == self.last_leader else "follower"
+            began = time.monotonic()
             docker("stop", c.cid, timeout=60)
-            self.went_down(c, "stopped")
+            self.went_down(c, "stopped", began)
             return f"docker stop {c.name} ({role})"
         if kind == "pause":
             c = self.pick(live)
@@ -759,8 +765,9 @@ class Chaos:
             c = self.pick(pool)
             was = c.state
             self.save_one(self.artifacts / "removed", c)
+            began = time.monotonic()
             docker("rm", "-f", "-v", c.cid, timeout=60)
-            self.went_down(c, "removed")
+            self.went_down(c, "removed", began)
             return f"remove {c.name} for good (was {was})"
         if kind == "restart":
             stopped = [x for x in self.containers.values() if x.state == "stopped"]

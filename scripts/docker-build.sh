@@ -3,7 +3,7 @@
 # host, copied into an empty image (the Dockerfile's `prebuilt` stage).
 #
 #   scripts/docker-build.sh                 # rq4d + the rqlited TEST DOUBLE -> rq4d:test-double
-#   RQLITED=/path/to/rqlited scripts/docker-build.sh   # a real, static rqlited -> rq4d:<version>
+#   RQLITED=/path/to/rqlited scripts/docker-build.sh   # a real, static rqlited -> rq4d:<version>-local
 #
 # Options (environment): RQ4D_IMAGE (the tag to give; default as above), CARGO_TARGET_DIR
 # (default: target), RQ4D_SKIP_CARGO=1 (reuse binaries already built), RQ4D_GIT_REV=<rev>
@@ -47,13 +47,17 @@ done
 version=$("$bins/rq4d" --version | awk '{print $2}')
 if [[ -n ${RQLITED:-} ]]; then
     rqlited=$RQLITED
-    kind="rqlited $("$rqlited" -version 2>&1 | head -n1 | tr -d '\r' || true)"
+    # `rqlited -version` prints "rqlited 8.43.3 (commit ...)": keep "rqlited 8.43.3".
+    kind=$("$rqlited" -version 2>&1 | head -n1 | tr -d '\r' | awk '{ print $1, $2 }' || true)
+    [[ $kind == rqlited\ * ]] || kind="rqlited ${kind:-(version unknown)}"
     static "$rqlited" || {
         echo "RQLITED=$rqlited is not a static binary; an image FROM scratch cannot run it." >&2
         echo "Use the registry build (docker build .) or a static rqlited." >&2
         exit 1
     }
-    tag=${RQ4D_IMAGE:-rq4d:$version}
+    # Not rq4d:<version>, the release's tag (`docker build .`): a build from host binaries
+    # must never overwrite it.
+    tag=${RQ4D_IMAGE:-rq4d:$version-local}
 else
     rqlited=$bins/rqlited-double
     kind=test-double

@@ -54,14 +54,14 @@ ids=$(scripts/wait-formed.sh "$n" "${compose[*]} logs" \
     --filter "label=com.docker.compose.project=$project" --filter "label=com.docker.compose.service=db")
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 first=$(head -n1 <<<"$ids")
-docker exec "$first" /rq4d members
+docker exec "$first" rq4d members
 echo
 echo "$n nodes formed one cluster in ${took}s (image $RQ4D_IMAGE, project $project)."
 echo "rqlite HTTP API of each node (reachable from this host):"
 for id in $ids; do
     docker inspect -f '  {{.Name}}  http://{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}:4001' "$id" | sed 's|/||'
 done
-echo "members: docker exec $(docker inspect -f '{{.Name}}' "$first" | tr -d /) /rq4d members"
+echo "members: docker exec $(docker inspect -f '{{.Name}}' "$first" | tr -d /) rq4d members"
 echo "gossip is sealed with the key in compose/.secrets/$project.key"
 if [[ $project == rq4d ]]; then
     echo "remove:  scripts/docker-down.sh"

@@ -33,11 +33,12 @@ TXT
     exit 1
   fi
   echo "==> building the rqlited TEST DOUBLE (not rqlite: no replication, for demonstration only)"
-  cargo build --release -q -p rq4d-tests --bin rqlited-double
+  echo "    (the first build compiles for a few minutes; cargo shows its progress)"
+  cargo build --release -p rq4d-tests --bin rqlited-double
   rqlited=$PWD/target/release/rqlited-double
 fi
 echo "==> building rq4d"
-cargo build --release -q -p rq4d
+cargo build --release -p rq4d
 rq4d=$PWD/target/release/rq4d
 
 base=$PWD/local-cluster
@@ -46,6 +47,8 @@ seeds=$(for i in $(seq 1 "$n"); do printf '127.0.1.%s:7946,' "$i"; done)
 seeds=${seeds%,}
 pids=()
 stop() {
+  # Once: Ctrl-C runs this for INT and would run it again on EXIT.
+  trap - EXIT INT TERM
   echo; echo "==> stopping (SIGTERM)"
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true

@@ -59,11 +59,11 @@ ids=$(scripts/wait-formed.sh "$n" "docker service ps $service; docker service lo
     --filter "label=com.docker.swarm.service.name=$service")
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 first=$(head -n1 <<<"$ids")
-docker exec "$first" /rq4d members
+docker exec "$first" rq4d members
 echo
 echo "$n replicas formed one cluster in ${took}s (image $RQ4D_IMAGE, stack $stack)."
 echo "applications on the stack's network (${stack}_rqlite, attachable) connect to http://db:4001 (endpoint mode ${RQ4D_ENDPOINT_MODE:-vip})"
-echo "members: docker exec \$(docker ps -q --filter label=com.docker.swarm.service.name=$service | head -n1) /rq4d members"
+echo "members: docker exec \$(docker ps -q --filter label=com.docker.swarm.service.name=$service | head -n1) rq4d members"
 echo "gossip is sealed with the key in compose/.secrets/$stack.key (the Swarm secret ${stack}_gossip_keyring)"
 if [[ $stack == rq4d ]]; then
     echo "remove:  scripts/swarm-down.sh"

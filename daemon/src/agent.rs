@@ -19,6 +19,8 @@ use crate::api::{self, Health, MemberDoc, MembersDoc, Request};
 use crate::config::Config;
 use crate::discovery::{self, Sources};
 use crate::metrics::{self, Metrics};
+use crate::orphan;
+use crate::preflight::{self, Refused};
 use crate::process::{self, Reaper};
 use crate::state::DataDir;
 use crate::supervisor::{Supervisor, SupervisorConfig};
@@ -27,15 +29,26 @@ use rq4d_protocol::supervisor::{Directive, Membership, Report};
 
 /// Runs rq4d until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Before the port checks: a leftover rqlited of this directory holds its ports.
+    orphan::stop_leftover(&config.data_dir, &config.data_dir.join("rqlite")).await;
+    let rqlited = preflight::check(&config)?;
     process::become_subreaper();
     let mut tasks = Tasks::default();
     let processes = Reaper::start(&mut tasks)?;
-    let mut data = DataDir::open(&config.data_dir)?;
-    let node_id = data.resolve_node_id(config.node_id.as_ref())?;
+    let mut data = DataDir::open(&config.data_dir)
+        .map_err(|e| Refused::new(&config, "--data-dir", format!("{e:#}")))?;
+    let node_id = data
+        .resolve_node_id(config.node_id.as_ref())
+        .map_err(|e| Refused::new(&config, "--node-id", format!("{e:#}")))?;
 
-    let socket = UdpSocket::bind(config.gossip_bind)
-        .await
-        .with_context(|| format!("--gossip-bind {}: cannot bind", config.gossip_bind))?;
+    // Checked free a moment ago, so only a race ends here.
+    let socket = UdpSocket::bind(config.gossip_bind).await.map_err(|e| {
+        Refused::new(
+            &config,
+            "--gossip-bind",
+            preflight::why_not(config.gossip_bind, &e),
+        )
+    })?;
     if config.broadcast {
         socket
             .set_broadcast(true)
@@ -55,7 +68,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let gossip_addr = SocketAddr::new(advertise, bind.port());
     let listen_ip = config.gossip_bind.ip();
     let supervisor_config = SupervisorConfig {
-        rqlited: config.rqlited.clone(),
+        rqlited,
         node_id: node_id.clone(),
         http_bind: SocketAddr::new(listen_ip, config.http_port).to_string(),
         http_adv: SocketAddr::new(advertise, config.http_port).to_string(),

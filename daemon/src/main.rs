@@ -6,20 +6,25 @@ mod config;
 mod discovery;
 mod members;
 mod metrics;
+mod orphan;
+mod preflight;
 mod process;
 mod rqlite;
 mod state;
 mod supervisor;
 mod tasks;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use config::{Cli, Command, LogFormat};
+use config::{Command, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config::parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,7 +37,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Members { api, json }) => {
-            return match runtime.block_on(members::print(&api, json)) {
+            return match runtime.block_on(members::print(&api.to_string(), json)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("rq4d members: {error:#}");
@@ -46,7 +51,7 @@ fn main() -> ExitCode {
             } else {
                 api::Probe::Ready
             };
-            return match runtime.block_on(members::health(&api, probe)) {
+            return match runtime.block_on(members::health(&api.to_string(), probe)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(error) => {
@@ -65,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Keyring { api }) => {
-            return match runtime.block_on(members::print_keyring(&api)) {
+            return match runtime.block_on(members::print_keyring(&api.to_string())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("rq4d keyring: {error:#}");
@@ -79,10 +84,14 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => error.exit(),
     };
-    init_logging(config.log_format);
+    init_logging(&config);
     match runtime.block_on(agent::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(refused) = error.downcast_ref::<preflight::Refused>() {
+                // Like a bad flag: clap's wording and exit code.
+                config::flag_error(&refused.flag, &refused.message).exit();
+            }
             tracing::error!("{error:#}");
             if error.downcast_ref::<agent::IdInUse>().is_some() {
                 ExitCode::from(3)
@@ -93,12 +102,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("RQ4D_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr, in colour only when it is a terminal and NO_COLOR is unset (a log file or
+/// `docker logs` gets no escape codes).
+fn init_logging(config: &Config) {
+    // Checked by `RunArgs::validate`; "info" is never reached.
+    let filter = EnvFilter::builder()
+        .parse(&config.log_filter)
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
-    match format {
+    match config.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }

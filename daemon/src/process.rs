@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tracing::Level;
 
 use crate::tasks::Tasks;
 
@@ -138,9 +139,34 @@ fn relay(name: &'static str, pipe: impl Into<std::os::fd::OwnedFd>) -> Option<Jo
     Some(tokio::spawn(async move {
         let mut lines = BufReader::new(receiver).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            tracing::info!(target: "rqlited", child = name, "{line}");
+            match level_of(&line) {
+                Level::ERROR => tracing::error!(target: "rqlited", child = name, "{line}"),
+                Level::WARN => tracing::warn!(target: "rqlited", child = name, "{line}"),
+                Level::DEBUG | Level::TRACE => {
+                    tracing::debug!(target: "rqlited", child = name, "{line}");
+                }
+                _ => tracing::info!(target: "rqlited", child = name, "{line}"),
+            }
         }
     }))
+}
+
+/// The level of one line of rqlited's output: the tag it carries (`[WARN]`, `[ERROR]`, ...;
+/// hashicorp/raft's logger writes them), else info — so that a warning of rqlited's is one
+/// of rq4d's log too.
+fn level_of(line: &str) -> Level {
+    const TAGS: [(&str, Level); 6] = [
+        ("[ERROR]", Level::ERROR),
+        ("[ERR]", Level::ERROR),
+        ("[WARN]", Level::WARN),
+        ("[INFO]", Level::INFO),
+        ("[DEBUG]", Level::DEBUG),
+        ("[TRACE]", Level::TRACE),
+    ];
+    TAGS.iter()
+        .filter_map(|(tag, level)| line.find(tag).map(|at| (at, *level)))
+        .min_by_key(|(at, _)| *at)
+        .map_or(Level::INFO, |(_, level)| level)
 }
 
 impl Child {
@@ -200,5 +226,39 @@ impl Child {
 pub fn become_subreaper() {
     if let Err(error) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::debug!(%error, "cannot become a child subreaper");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rqlited_lines_keep_their_level() {
+        let cases = [
+            (
+                "2026-12-04T10:00:00.000Z [WARN]  raft: heartbeat timeout reached",
+                Level::WARN,
+            ),
+            (
+                "[raft] 2026/12/04 10:00:00 [ERROR] raft: failed to contact",
+                Level::ERROR,
+            ),
+            (
+                "2026-12-04T10:00:00.000Z [DEBUG] raft: vote granted",
+                Level::DEBUG,
+            ),
+            (
+                "[store] 2026/12/04 10:00:00 opening store with node ID db-1",
+                Level::INFO,
+            ),
+            (
+                "2026-12-04T10:00:00.000Z [INFO]  raft: a message quoting [WARN]",
+                Level::INFO,
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(level_of(line), want, "{line}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! A small client for the parts of rqlited's HTTP API a supervisor needs: `/readyz`, `/status`,
-//! `/nodes` and `/remove` (shapes in `shared/reference/rqlite.md`).
+//! `/nodes` and `/remove` (shapes in `docs/rqlited.md`, "HTTP API").
 
 use std::time::Duration;
 

@@ -79,6 +79,11 @@ impl DataDir {
         self.root.join("rqlite")
     }
 
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// True when rqlited's `raft.db` exists.
     pub fn raft_db_exists(&self) -> bool {
         self.rqlite_dir().join("raft.db").exists()
@@ -94,8 +99,8 @@ impl DataDir {
     pub fn resolve_node_id(&mut self, flag: Option<&NodeId>) -> anyhow::Result<NodeId> {
         let id = match (&self.stored.node_id, flag) {
             (Some(stored), Some(flag)) if stored != flag && self.has_data() => bail!(
-                "--node-id {flag}: the data directory {} holds the state of node {stored}; \
-                 a node's id cannot change once it has data",
+                "{flag} is not the id of this data: the data directory {} holds the state of \
+                 node {stored}, and a node's id cannot change once it has data",
                 self.root.display()
             ),
             (_, Some(flag)) => flag.clone(),
@@ -254,7 +259,10 @@ mod tests {
         change(&mut dir, |s| s.commit(Some(ClusterId(5)), 3));
         let mut again = DataDir::open(&root).expect("opens");
         let err = again.resolve_node_id(Some(&id("n2"))).expect_err("refused");
-        assert!(err.to_string().contains("--node-id"), "{err}");
+        assert!(
+            err.to_string().contains("holds the state of node n1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use rq4d_protocol::supervisor::{
 };
 use tokio::sync::{mpsc, watch};
 
+use crate::orphan;
 use crate::process::{Child, Exit, Reaper};
 use crate::rqlite::Rqlite;
 use crate::state::DataDir;
@@ -179,6 +180,7 @@ impl Supervisor {
         let mut child = self.child.take()?;
         tracing::info!(pid = child.pid(), "stopping rqlited");
         let exit = child.stop(STOP_GRACE).await;
+        orphan::forget(self.data.root());
         tracing::info!(%exit, "rqlited stopped");
         Some(exit)
     }
@@ -307,6 +309,7 @@ impl Supervisor {
         command.args(&args);
         match self.processes.spawn("rqlited", command) {
             Ok(child) => {
+                orphan::record(self.data.root(), child.pid());
                 self.child = Some(child);
                 Ok(())
             }
@@ -339,6 +342,7 @@ impl Supervisor {
         }
         if let Some(mut child) = self.child.take() {
             let exit = child.stop(STOP_GRACE).await;
+            orphan::forget(self.data.root());
             tracing::info!(%exit, "rqlited stopped");
         }
     }

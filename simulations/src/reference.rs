@@ -1,14 +1,15 @@
-//! The reference models the report compares rq4d with (`shared/reference/gossip.md`).
+//! The reference models the report compares rq4d with, built from published figures: SWIM
+//! (Das, Gupta, Motivala 2002), HashiCorp memberlist's LAN defaults and Serf's convergence model.
 //!
 //! * **Serf's convergence model** — an update spreads like an epidemic: with gossip every
 //!   200 ms to 3 members and no loss, the informed fraction after `k` rounds follows the
 //!   logistic curve `f(k) = 1 / (1 + (N − 1)·e^(−r·k))` with `r = 1.5` per round (fanout / 2).
-//!   This reproduces the figures gossip.md quotes (99.9 % after 1.54 s at N = 100, 1.84 s at
+//!   This reproduces Serf's convergence figures (99.9 % after 1.54 s at N = 100, 1.84 s at
 //!   1 000, 2.15 s at 10 000). Loss scales `r` by `(1 − loss)`.
 //! * **memberlist's timeouts** (LAN defaults) — a crash is first detected after
 //!   `e/(e−1)` ≈ 1.58 probe periods of 1 s (SWIM), then suspected for `4·max(1, log10 N)` s,
 //!   then the "dead" verdict spreads by the model above: 11 s at N = 100, 15 s at 1 000, 20 s at
-//!   10 000, as gossip.md says.
+//!   10 000, end to end.
 //! * **memberlist's false suspicions** — a healthy member is suspected when the direct probe
 //!   (ping + ack: 2 datagrams) and all 3 indirect probes (4 datagrams each) fail; each member
 //!   is probed about once per second. The suspicion becomes a "down" only if not refuted within
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 /// Serf's gossip interval.
 const GOSSIP_INTERVAL: f64 = 0.2;
-/// Logistic growth per round (fanout 3 / 2), calibrated on gossip.md's figures.
+/// Logistic growth per round (fanout 3 / 2), calibrated on Serf's convergence figures.
 const GROWTH_PER_ROUND: f64 = 1.5;
 
 /// Time for an update to reach fraction `p` of `n` nodes (Serf's model) at `loss`.
@@ -66,7 +67,7 @@ pub fn memberlist_bytes_per_node_sec(n: usize) -> f64 {
 }
 
 /// rqlite's own `-bootstrap-expect` formation time measured on loopback for 3 nodes
-/// (rqlite.md: 1.13–1.67 s); the midpoint.
+/// (docs/rqlited.md, "Startup": 1.13–1.67 s); the midpoint.
 pub const RQLITE_BOOTSTRAP_EXPECT_3: Duration = Duration::from_millis(1400);
 
 #[cfg(test)]

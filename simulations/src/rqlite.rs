@@ -1,4 +1,4 @@
-//! A model of rqlited's membership behaviour, as `shared/reference/rqlite.md` records it.
+//! A model of rqlited's membership behaviour, as `docs/rqlited.md` records it.
 //!
 //! What is modelled is what decides whether rq4d makes one cluster: which start creates a
 //! cluster, which joins succeed, when a cluster has a leader, what survives a restart, and the

@@ -127,6 +127,12 @@ impl Rq4d {
         }
     }
 
+    /// SIGKILL of rq4d alone, as `kill -9` does outside a container: its rqlited is left running.
+    pub fn kill_alone(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM.
     pub fn terminate(&self) {
         signal(self.pid(), "TERM");

@@ -99,6 +99,43 @@ fn move_the_leader(n: usize) {
     );
 }
 
+/// Killed outside a container (`kill -9` of rq4d alone), rq4d leaves its rqlited running on the
+/// node's ports; the next rq4d on the same data directory stops that leftover and starts its own
+/// instead of failing on "address already in use" for ever.
+#[test]
+fn an_rqlited_left_by_a_killed_rq4d_is_stopped_by_the_next_one() {
+    let (mut cluster, _) = Cluster::formed("leftover", 1, &[]);
+    let node = cluster.node("n1");
+    let leftover = child_pids(node.pid());
+    assert_eq!(leftover.len(), 1, "rq4d runs one rqlited");
+    node.kill_alone();
+    assert!(
+        alive(leftover[0]),
+        "kill -9 of rq4d alone leaves its rqlited running"
+    );
+    cluster.start("n1", 0);
+    let seen = wait_until(
+        "the new rq4d ready, the leftover rqlited gone",
+        FORM_DEADLINE,
+        || {
+            let node = cluster.node("n1");
+            let health = node.health()?;
+            if alive(leftover[0]) || health.0 != 200 {
+                return Err(format!(
+                    "leftover alive: {}; health {health:?}",
+                    alive(leftover[0])
+                ));
+            }
+            Ok(node.log())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", cluster.node("n1").log()));
+    assert!(
+        seen.contains("left by an earlier rq4d"),
+        "the new rq4d says what it did:\n{seen}"
+    );
+}
+
 #[test]
 fn sigterm_stops_rqlited_and_exits_cleanly_without_orphans() {
     sigterm(3);

@@ -199,7 +199,7 @@ impl Rqlite {
         proc.phase = Phase::Member;
         let voters = proc.notified.clone();
         // Several nodes may reach the count with the same notifiers: they bootstrap the same
-        // configuration, which Raft takes as one cluster (rqlite.md).
+        // configuration, which Raft takes as one cluster (docs/rqlited.md, "Startup").
         let same = (0..self.clusters.len()).find(|&c| {
             self.clusters[c].founder != host
                 && self.clusters[c].voters.keys().eq(voters.keys())

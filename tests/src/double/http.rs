@@ -1,5 +1,5 @@
 //! rqlited's HTTP API surface as far as a supervisor uses it, with the status codes
-//! and bodies observed on real rqlited v8.43.3 (see `shared/reference/rqlite.md`).
+//! and bodies observed on real rqlited v8.43.3 (see `docs/rqlited.md`, "HTTP API").
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};

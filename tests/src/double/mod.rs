@@ -2,8 +2,8 @@
 //! run by the dozen, in milliseconds, without Go, SQLite or a download.
 //!
 //! It takes rqlited's command line and answers rqlited's HTTP API, and it behaves
-//! like rqlited in every situation of the "Observed edge behaviour" table of
-//! `shared/reference/rqlite.md` that concerns membership, leadership and HTTP.
+//! like rqlited in every situation of the "Corner cases observed on v8.43.3"
+//! table of `docs/rqlited.md` that concerns membership, leadership and HTTP.
 //! A supervisor that works against the double should therefore work against the
 //! real server; anything the double cannot tell you is listed below.
 //!
