@@ -49,7 +49,7 @@ wait_formed() {
 }
 
 vxlan_packets() {
-    iptables -L INPUT -v -x -n | awk '/rq4d-e2-vxlan/ { print $1 }'
+    iptables -L INPUT -v -x -n 2>/dev/null | awk '/rq4d-e2-vxlan/ { print $1 }'
 }
 
 up() {

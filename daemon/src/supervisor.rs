@@ -241,6 +241,7 @@ impl Supervisor {
                                     id: NodeId::new(n.id.as_str()).ok()?,
                                     addr: n.addr.clone(),
                                     voter: n.voter,
+                                    reachable: n.reachable,
                                 })
                             })
                             .collect();

@@ -7,6 +7,13 @@
 //! one at a time (the caller waits for the removal to show before asking again), and never when
 //! the live voters would then fall short of a majority of the smaller configuration: a removal
 //! that loses quorum would stall the cluster instead of healing it.
+//!
+//! Gossip's "dead" is one witness; the leader's rqlited is another. A voter that rqlited's
+//! `/nodes` reaches is not dead (unless another node answers at its address), so it never
+//! counts as down here. Right after a partition heals, Raft hears from the far side within a
+//! heartbeat while gossip takes seconds to see it again: on a two-engine swarm the far side's
+//! new leader removed a voter its own Raft had just heard from, on gossip's stale word, and
+//! once Swarm stopped the far side's old tasks the rest had lost their quorum for good.
 
 use std::time::Duration;
 

@@ -279,6 +279,7 @@ impl Supervisor {
     /// One voter that gossip has seen dead for `reap_after`, if quorum allows: the longest dead
     /// first, or at once one whose Raft address a live member with another id advertises. One
     /// at a time: the last removal must show in `/nodes` first (or `PENDING_REMOVAL_FOR` pass).
+    /// Never one that the leader's rqlited reaches: see [`crate::reaper`].
     fn pick_removal(&mut self, nodes: &[Listed], now: Duration) -> Option<NodeId> {
         if let Some((pending, since)) = &self.pending_removal
             && now.saturating_sub(*since) < PENDING_REMOVAL_FOR
@@ -291,7 +292,14 @@ impl Supervisor {
             .iter()
             .filter(|n| n.voter)
             .map(|n| {
-                let down_since = if n.id == self.config.node_id {
+                let address_taken = self
+                    .membership
+                    .raft_addrs
+                    .get(&n.addr)
+                    .is_some_and(|holder| *holder != n.id);
+                // Reached by the leader's rqlited: alive, whatever gossip last heard. (Not when
+                // another node holds its address: that one answers in its place.)
+                let down_since = if n.id == self.config.node_id || (n.reachable && !address_taken) {
                     None
                 } else {
                     match self.membership.members.get(&n.id) {
@@ -300,11 +308,6 @@ impl Supervisor {
                         None => Some(self.started),
                     }
                 };
-                let address_taken = self
-                    .membership
-                    .raft_addrs
-                    .get(&n.addr)
-                    .is_some_and(|holder| *holder != n.id);
                 Voter {
                     id: n.id.clone(),
                     down_since,

@@ -155,7 +155,7 @@ impl Supervisor {
                 }
                 Action::Persist(stored) => s.rqlite.disks[s.host].stored = stored,
                 Action::List(listing) => {
-                    let nodes = listed(s.rqlite, s.host);
+                    let nodes = listed(s.rqlite, s.host, &s.ctx);
                     self.policy.handle_listing(listing, &nodes, now);
                 }
                 Action::Remove(victim) => {
@@ -179,8 +179,10 @@ impl Supervisor {
     }
 }
 
-/// The model's `/nodes` on `host`: the voters of its cluster.
-fn listed(rqlite: &Rqlite, host: usize) -> Vec<Listed> {
+/// The model's `/nodes` on `host`: the voters of its cluster, each reachable when the host
+/// holding its Raft address runs rqlited and the network joins the two both ways (rqlited's
+/// check is a request and its answer).
+fn listed(rqlite: &Rqlite, host: usize, ctx: &Ctx) -> Vec<Listed> {
     let Some(cluster) = rqlite.disks[host].cluster else {
         return Vec::new();
     };
@@ -191,6 +193,10 @@ fn listed(rqlite: &Rqlite, host: usize) -> Vec<Listed> {
             id: id.clone(),
             addr: addr.clone(),
             voter: true,
+            reachable: ctx
+                .addresses
+                .host_of_raft(addr)
+                .is_some_and(|at| rqlite.procs[at].is_some() && ctx.net.connected(host, at)),
         })
         .collect()
 }

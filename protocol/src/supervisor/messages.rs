@@ -115,6 +115,9 @@ pub struct Listed {
     pub addr: String,
     /// A voter (not a non-voter).
     pub voter: bool,
+    /// The leader's rqlited reached it just now (`/nodes` contacts every member): Raft's own
+    /// word that it is alive, which can be ahead of gossip's (see [`crate::reaper`]).
+    pub reachable: bool,
 }
 
 /// Why a listing of rqlited's members was asked for.

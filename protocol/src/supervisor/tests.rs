@@ -291,6 +291,8 @@ fn listed(ids: &[&str]) -> Vec<Listed> {
             id: id(n),
             addr: format!("{n}:4002"),
             voter: true,
+            // Dead ones in these tests are unreachable, as they would be to rqlited.
+            reachable: false,
         })
         .collect()
 }
@@ -332,6 +334,40 @@ fn the_leader_removes_one_dead_voter_at_a_time_and_waits_for_it_to_show() {
     assert_eq!(drain(&mut sup), vec![]);
     sup.handle_listing(Listing::Reap, &listed(&["n1", "n2", "n3", "n5"]), secs(14));
     assert_eq!(drain(&mut sup), vec![Action::Remove(id("n5"))]);
+}
+
+/// Right after a partition heals Raft hears from the far side before gossip does: a voter that
+/// the leader's rqlited reaches is alive, whatever gossip last said — unless another node now
+/// holds its address and answers for it.
+#[test]
+fn a_voter_the_leaders_rqlited_reaches_is_never_removed_on_gossips_word() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    let mut membership = Membership::default();
+    for (n, down) in [("n2", None), ("n3", Some(T0)), ("n4", Some(T0))] {
+        membership.members.insert(id(n), down);
+    }
+    sup.set_membership(membership.clone());
+    let mut four = listed(&["n1", "n2", "n3", "n4"]);
+    for n in &mut four {
+        n.reachable = true;
+    }
+    sup.handle_listing(Listing::Reap, &four, secs(60));
+    assert_eq!(drain(&mut sup), vec![], "every voter answers rqlited");
+    four[3].reachable = false;
+    sup.handle_listing(Listing::Reap, &four, secs(60));
+    assert_eq!(
+        drain(&mut sup),
+        vec![Action::Remove(id("n4"))],
+        "the one rqlited cannot reach goes"
+    );
+    sup.handle_removed(id("n4"), false, secs(60));
+    drain(&mut sup);
+    // n3's address now belongs to n9: what answers there is not n3.
+    membership.raft_addrs.insert("n3:4002".into(), id("n9"));
+    sup.set_membership(membership);
+    sup.handle_listing(Listing::Reap, &four[..3], secs(61));
+    assert_eq!(drain(&mut sup), vec![Action::Remove(id("n3"))]);
 }
 
 #[test]
@@ -411,11 +447,13 @@ fn the_voters_the_node_adopted_are_persisted_when_none_are_stored_and_never_over
             id: id("n1"),
             addr: "10.0.0.1:4002".into(),
             voter: true,
+            reachable: true,
         },
         Listed {
             id: id("n3"),
             addr: "10.0.0.3:4002".into(),
             voter: true,
+            reachable: true,
         },
     ];
     sup.handle_listing(Listing::Voters, &listed, secs(2));

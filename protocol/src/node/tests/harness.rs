@@ -457,6 +457,8 @@ impl Harness {
                 id: self.ids[j].clone(),
                 addr: Self::raft_addr(j),
                 voter: true,
+                // Only members that follow the leader are listed: they answer.
+                reachable: true,
             })
             .collect()
     }
