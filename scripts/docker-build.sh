@@ -17,6 +17,10 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 src=$root
 revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n ${RQ4D_GIT_REV:-} ]]; then
+    # A target directory of its own: cargo keys a workspace's path packages by their path in
+    # the workspace, so a build of the extracted copy and one of the work tree would share
+    # fingerprints, and the next work-tree build would reuse the copy's crates as fresh.
+    target_dir=${CARGO_TARGET_DIR:-$root/target/docker-rev}
     revision=$(git rev-parse --short "$RQ4D_GIT_REV")
     src=$target_dir/docker-src
     rm -rf "$src" && mkdir -p "$src"

@@ -71,6 +71,10 @@ up() {
         || iptables -I INPUT -i "$host_if" -p udp --dport 4789 -m comment --comment rq4d-e2-vxlan
     if ! d2 info >/dev/null 2>&1; then
         mkdir -p "$run" /var/lib/rq4d-e2
+        # A pid file left by an engine that is gone keeps a new one from starting.
+        if [[ -f $run/dockerd.pid ]] && ! kill -0 "$(cat "$run/dockerd.pid")" 2>/dev/null; then
+            rm -f "$run/dockerd.pid"
+        fi
         echo '{}' >"$run/daemon.json"
         # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup mounts dockerd needs.
         nsenter --net="/run/netns/$ns" dockerd --config-file "$run/daemon.json" \
@@ -126,8 +130,13 @@ cut() {
 
 down() {
     docker stack rm "$stack" >/dev/null 2>&1 || true
+    # Exited containers still hold their volumes: wait until none is left on either engine.
     for _ in $(seq 60); do
-        [[ -z $(tasks) ]] && break
+        left=""
+        for engine in $(engines); do
+            left+=$(docker -H "$engine" ps -aq --filter "label=com.docker.stack.namespace=$stack" 2>/dev/null)
+        done
+        [[ -z $left ]] && break
         sleep 1
     done
     d2 swarm leave --force >/dev/null 2>&1 || true
@@ -140,7 +149,10 @@ down() {
     if [[ -f $run/dockerd.pid ]]; then
         kill "$(cat "$run/dockerd.pid")" 2>/dev/null || true
         for _ in $(seq 30); do d2 info >/dev/null 2>&1 || break; sleep 0.5; done
+        rm -f "$run/dockerd.pid"
     fi
+    # Engine 2's images and volumes: nothing else uses its data root.
+    rm -rf /var/lib/rq4d-e2 2>/dev/null || true
     iptables -D INPUT -i "$host_if" -p udp --dport 4789 -m comment --comment rq4d-e2-vxlan 2>/dev/null || true
     ip link del "$host_if" 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
