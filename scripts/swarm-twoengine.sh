@@ -151,8 +151,10 @@ down() {
         for _ in $(seq 30); do d2 info >/dev/null 2>&1 || break; sleep 0.5; done
         rm -f "$run/dockerd.pid"
     fi
-    # Engine 2's images and volumes: nothing else uses its data root.
-    rm -rf /var/lib/rq4d-e2 2>/dev/null || true
+    # Engine 2's images and volumes: nothing else uses its data root (which dockerd mounts
+    # onto itself, and may leave mounted).
+    umount -l /var/lib/rq4d-e2 2>/dev/null || true
+    rm -rf /var/lib/rq4d-e2 "$run" 2>/dev/null || true
     iptables -D INPUT -i "$host_if" -p udp --dport 4789 -m comment --comment rq4d-e2-vxlan 2>/dev/null || true
     ip link del "$host_if" 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
