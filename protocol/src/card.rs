@@ -28,7 +28,7 @@ use crate::wire::{self, MAX_PAYLOAD, WireError};
 /// The id of one rqlite cluster, minted by the seed that bootstrapped it and adopted by every
 /// node that joins it. Two ids among the live members is a split.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ClusterId(pub u64);
+pub struct ClusterId(#[serde(with = "crate::hex64")] pub u64);
 
 impl std::fmt::Display for ClusterId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,7 +45,7 @@ impl std::fmt::Debug for ClusterId {
 /// A hash of the sorted ids of a set of live members: two nodes with the same digest see the same
 /// membership.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-pub struct ViewDigest(pub u64);
+pub struct ViewDigest(#[serde(with = "crate::hex64")] pub u64);
 
 impl ViewDigest {
     /// The digest of a set of node ids (order does not matter; each id must appear once).

@@ -20,6 +20,7 @@ pub mod card;
 pub mod claims;
 pub mod codec;
 pub mod coordinator;
+mod hex64;
 pub mod identity;
 pub mod node;
 pub mod reaper;
