@@ -40,15 +40,17 @@ impl Node {
                         self.notice_newcomer(from, &card, now);
                     }
                     self.greet(&card, now);
-                    if self
-                        .members
-                        .get(&card.node_id)
-                        .is_some_and(|m| card.generation > m.identity.generation)
-                    {
+                    if self.members.get(&card.node_id).is_some_and(|m| {
+                        card.generation > m.identity.generation
+                            || (card.generation == m.identity.generation
+                                && card.gossip_addr != m.identity.addr)
+                    }) {
                         // A life gossip has not confirmed yet (the greeting asks foca to): its
                         // card is taken once foca knows it — it comes again, pushed on the
                         // member's way up or drawn by a digest. Taken now, a card could claim
-                        // any later life and mask the member's real card for good.
+                        // any later life and mask the member's real card for good. Likewise a
+                        // card of the life that lost foca's tie-break (same generation, another
+                        // address: two processes of one id).
                         continue;
                     }
                     let significant = self

@@ -52,6 +52,7 @@ impl Node {
                 OwnedNotification::MemberUp(id) => self.member_up(id, now, greet),
                 OwnedNotification::MemberDown(id) => self.member_down(id, now),
                 OwnedNotification::Rename(_, new) => {
+                    self.forget_replaced_card(&new);
                     if let Some(member) = self.members.get_mut(&new.node_id) {
                         member.identity = new;
                         self.dirty = true;
@@ -83,7 +84,26 @@ impl Node {
         self.connected = false;
     }
 
+    /// Drops the held card of `id`'s node when it names another address at the same or a later
+    /// generation: the card of another process with this id, whose life foca just ranked below
+    /// `id` (its tie-break orders equal generations by address). Cards order by (generation,
+    /// version) alone, so left in place it would outrank the current life's cards — whose
+    /// version starts over — for good. Seen on a two-engine swarm: the process that had kept
+    /// the id (by outbidding the other's generation) left, the other renewed once onto the same
+    /// generation and won foca's tie, and every peer kept the gone process's card.
+    fn forget_replaced_card(&mut self, id: &NodeIdentity) {
+        if self
+            .cards
+            .get(&id.node_id)
+            .is_some_and(|held| held.gossip_addr != id.addr && held.generation >= id.generation)
+        {
+            self.cards.remove(&id.node_id);
+            self.dirty = true;
+        }
+    }
+
     pub(super) fn member_up(&mut self, id: NodeIdentity, now: Duration, greet: bool) {
+        self.forget_replaced_card(&id);
         let addr = id.addr;
         let node_id = id.node_id.clone();
         let was_alive = self

@@ -679,3 +679,70 @@ mod random_input {
         }
     }
 }
+
+/// Two processes of one id, from both sides: the member that kept the id (it outbid the other's
+/// generation) leaves for good, the other renews once onto the same generation and wins foca's
+/// tie-break by address — and from then on its own card, not the gone process's, is the one its
+/// peers hold. (Seen on a two-engine swarm: every peer kept the gone process's card, with a
+/// higher version, and counted the member as missing for good.)
+#[test]
+fn the_process_that_kept_an_id_leaves_and_the_other_takes_it_with_its_own_card() {
+    let mut harness = Harness::new(4);
+    harness.expect = 3;
+    harness.tolerate_refusals = true;
+    harness.ids[3] = harness.ids[1].clone();
+    for i in 0..3 {
+        harness.at(Duration::ZERO, i, Delivery::Start);
+    }
+    run_until_three_run(&mut harness);
+    // B: the same id, empty, started 25 s after A on the wall clock.
+    let mut config = harness.config(3);
+    let born = harness.nodes[1].as_ref().expect("a").identity().generation + 25_000;
+    config.identity.generation = born;
+    harness.start_on(3, config, crate::stored::Stored::default(), false);
+    let until = harness.now + Duration::from_secs(30);
+    run_for(&mut harness, until);
+    // The side that stays: A keeps its place by outbidding B; B refuses.
+    assert_impostor_refused(&harness);
+    let a = harness.nodes[1].as_ref().expect("a");
+    assert_eq!(a.identity().generation, born + 1, "A outbid B");
+    // A's card moves on within its life (as rqlited's terms move it), past any version B's
+    // fresh card will reach soon.
+    for _ in 0..10 {
+        let now = harness.now;
+        harness.nodes[1].as_mut().expect("a").set_keyring(None, now);
+        harness.drain(1);
+    }
+    let now = harness.now;
+    harness.nodes[1].as_mut().expect("a").leave(now);
+    harness.drain(1);
+    harness.crash(1);
+    // Longer than the 30 s a sighting of A keeps B yielding.
+    let until = harness.now + Duration::from_secs(50);
+    run_for(&mut harness, until);
+    let report = harness.report();
+    let b = harness.nodes[3].as_ref().expect("b");
+    assert!(
+        !matches!(b.decision(), Decision::Conflict(_)),
+        "B no longer yields:\n{report}"
+    );
+    assert_eq!(
+        b.identity().generation,
+        born + 1,
+        "precondition: B renewed once, onto A's generation:\n{report}"
+    );
+    // The side that goes on: B's own card (at B's address; A's named A's) is the member's card
+    // at every peer, whatever B's rqlited has done since (it may have joined already).
+    for i in [0, 2] {
+        let node = harness.nodes[i].as_ref().expect("peer");
+        let member = &node.members()[&harness.ids[1]];
+        assert_eq!(member.identity.addr, harness.addrs[3], "{report}");
+        let live = node.live_card(&harness.ids[1]).map(|c| c.gossip_addr);
+        assert_eq!(
+            live,
+            Some(harness.addrs[3]),
+            "{} holds B's card:\n{report}",
+            harness.ids[i]
+        );
+    }
+}
