@@ -502,6 +502,19 @@ fn run_until_three_run(harness: &mut Harness) {
     }
 }
 
+/// Slots 0–2 formed and running rqlited; slot 3, not started, has slot 1's id.
+fn three_running_and_a_twin() -> Harness {
+    let mut harness = Harness::new(4);
+    harness.expect = 3;
+    harness.tolerate_refusals = true;
+    harness.ids[3] = harness.ids[1].clone();
+    for i in 0..3 {
+        harness.at(Duration::ZERO, i, Delivery::Start);
+    }
+    run_until_three_run(&mut harness);
+    harness
+}
+
 /// A copied node id: slot 3 is a second process with the id of slot 1, started once the
 /// cluster of slots 0–2 runs. `discovers_all`: its discovery finds every node (the real member
 /// included); else only slot 0, so all it hears of the real member is relayed.
@@ -511,17 +524,10 @@ fn impostor(discovers_all: bool) -> Harness {
 
 /// [`impostor`]; with `data`, the impostor starts on a copy of the member's volume.
 fn impostor_with(discovers_all: bool, data: bool) -> Harness {
-    let mut harness = Harness::new(4);
-    harness.expect = 3;
-    harness.tolerate_refusals = true;
-    harness.ids[3] = harness.ids[1].clone();
+    let mut harness = three_running_and_a_twin();
     if !discovers_all {
         harness.discovery[3] = Some(vec![0]);
     }
-    for i in 0..3 {
-        harness.at(Duration::ZERO, i, Delivery::Start);
-    }
-    run_until_three_run(&mut harness);
     let start = harness.now + Duration::from_secs(5);
     if data {
         run_for(&mut harness, start);
@@ -593,14 +599,7 @@ fn a_copied_volume_that_hears_of_the_real_member_only_through_others_refuses_too
 fn a_node_back_with_its_volume_at_a_new_address_is_not_an_impostor() {
     // The real member crashes and comes back elsewhere with its data before the others saw
     // it down: the rumours of its old life name a dead address, and it resumes.
-    let mut harness = Harness::new(4);
-    harness.expect = 3;
-    harness.tolerate_refusals = true;
-    harness.ids[3] = harness.ids[1].clone();
-    for i in 0..3 {
-        harness.at(Duration::ZERO, i, Delivery::Start);
-    }
-    run_until_three_run(&mut harness);
+    let mut harness = three_running_and_a_twin();
     let card = harness.nodes[1].as_ref().expect("started").card().clone();
     harness.crash(1);
     let mut config = harness.config(3);
@@ -687,14 +686,7 @@ mod random_input {
 /// higher version, and counted the member as missing for good.)
 #[test]
 fn the_process_that_kept_an_id_leaves_and_the_other_takes_it_with_its_own_card() {
-    let mut harness = Harness::new(4);
-    harness.expect = 3;
-    harness.tolerate_refusals = true;
-    harness.ids[3] = harness.ids[1].clone();
-    for i in 0..3 {
-        harness.at(Duration::ZERO, i, Delivery::Start);
-    }
-    run_until_three_run(&mut harness);
+    let mut harness = three_running_and_a_twin();
     // B: the same id, empty, started 25 s after A on the wall clock.
     let mut config = harness.config(3);
     let born = harness.nodes[1].as_ref().expect("a").identity().generation + 25_000;
