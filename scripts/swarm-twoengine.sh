@@ -7,6 +7,8 @@
 #   scripts/swarm-twoengine.sh up          # engine 2, the swarm over the link, 4 replicas (2 + 2)
 #   scripts/swarm-twoengine.sh check       # one cluster with members on both engines, VXLAN on the link
 #   scripts/swarm-twoengine.sh cut 30      # the link down for 30 s, then up; waits for one cluster again
+#                                          # and shows where each slot runs, before and after (with
+#                                          # RQ4D_MAX_PER_NODE=1 it fails if a slot moved)
 #   scripts/swarm-twoengine.sh down        # the stack, the swarm, engine 2 and the link
 #
 # It refuses an engine that is already in a swarm (it initialises one advertised on the link and
@@ -115,17 +117,50 @@ check() {
     docker -H "$engine" exec "$id" /rq4d members
 }
 
+# "slot engine volume" of every running task, one a line, sorted by slot.
+placement() {
+    for engine in $(engines); do
+        for id in $(docker -H "$engine" ps -q --filter "label=com.docker.swarm.service.name=${stack}_db"); do
+            docker -H "$engine" inspect -f \
+                '{{index .Config.Labels "com.docker.swarm.task.name"}} {{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}' "$id" |
+                awk -v e="$engine" '{ split($1, t, "."); print t[2], e, $2 }'
+        done
+    done | sort -n
+}
+
+# Waits (at most 120 s) until Swarm has placed every task: none pending, preparing or starting.
+settled() {
+    for _ in $(seq 120); do
+        if ! docker service ps "${stack}_db" --filter desired-state=running --format '{{.CurrentState}}' |
+            grep -qv '^Running'; then
+            return 0
+        fi
+        sleep 1
+    done
+    echo "Swarm had not placed every task after 120 s" >&2
+    return 1
+}
+
 cut() {
     local secs=${1:-30}
+    local before after
+    before=$(placement)
     echo "cutting $host_if for $secs s" >&2
     ip link set "$host_if" down
     sleep "$secs"
     ip link set "$host_if" up
     local start
     start=$(date +%s.%N)
+    settled
     wait_formed
     echo "one cluster of $replicas again $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s after the heal" >&2
-    docker service ps "${stack}_db" --format '{{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}' | head -20
+    after=$(placement)
+    printf 'before the cut (slot engine volume):\n%s\nafter:\n%s\n' "$before" "$after"
+    # With one task per host a slot cannot move: each must be back on its host, on its volume.
+    if [[ ${RQ4D_MAX_PER_NODE:-0} == 1 && $before != "$after" ]]; then
+        echo "FAILED: a slot moved to another engine (and another volume) although RQ4D_MAX_PER_NODE=1" >&2
+        return 1
+    fi
 }
 
 down() {
