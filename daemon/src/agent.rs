@@ -30,8 +30,8 @@ use rq4d_protocol::supervisor::{Directive, Membership, Report};
 /// Runs rq4d until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Before the port checks: a leftover rqlited of this directory holds its ports.
-    orphan::stop_leftover(&config.data_dir, &config.data_dir.join("rqlite")).await;
-    let rqlited = preflight::check(&config)?;
+    orphan::stop_leftover(&config.data_dir).await;
+    let checked = preflight::check(&config)?;
     process::become_subreaper();
     let mut tasks = Tasks::default();
     let processes = Reaper::start(&mut tasks)?;
@@ -41,14 +41,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .resolve_node_id(config.node_id.as_ref())
         .map_err(|e| Refused::new(&config, "--node-id", format!("{e:#}")))?;
 
-    // Checked free a moment ago, so only a race ends here.
-    let socket = UdpSocket::bind(config.gossip_bind).await.map_err(|e| {
-        Refused::new(
-            &config,
-            "--gossip-bind",
-            preflight::why_not(config.gossip_bind, &e),
-        )
-    })?;
+    let socket =
+        UdpSocket::from_std(checked.gossip).context("cannot register the gossip socket")?;
     if config.broadcast {
         socket
             .set_broadcast(true)
@@ -68,7 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let gossip_addr = SocketAddr::new(advertise, bind.port());
     let listen_ip = config.gossip_bind.ip();
     let supervisor_config = SupervisorConfig {
-        rqlited,
+        rqlited: checked.rqlited,
         node_id: node_id.clone(),
         http_bind: SocketAddr::new(listen_ip, config.http_port).to_string(),
         http_adv: SocketAddr::new(advertise, config.http_port).to_string(),

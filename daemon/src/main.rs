@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Members { api, json }) => {
-            return match runtime.block_on(members::print(&api.to_string(), json)) {
+            return match runtime.block_on(members::print(api, json)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("rq4d members: {error:#}");
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             } else {
                 api::Probe::Ready
             };
-            return match runtime.block_on(members::health(&api.to_string(), probe)) {
+            return match runtime.block_on(members::health(api, probe)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(error) => {
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Keyring { api }) => {
-            return match runtime.block_on(members::print_keyring(&api.to_string())) {
+            return match runtime.block_on(members::print_keyring(api)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("rq4d keyring: {error:#}");

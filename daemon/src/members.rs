@@ -1,6 +1,8 @@
 //! `rq4d members` (the membership of a running node as a table, like `consul members`) and
 //! `rq4d health` (its health as an exit code).
 
+use std::net::SocketAddr;
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,7 +11,7 @@ use rq4d_protocol::{Card, DbState, KeyId};
 use crate::api::{MemberDoc, MembersDoc, Probe};
 
 /// Fetches `/members` from `api` and prints it.
-pub async fn print(api: &str, json: bool) -> anyhow::Result<()> {
+pub async fn print(api: SocketAddr, json: bool) -> anyhow::Result<()> {
     let body = fetch_members(api).await?;
     if json {
         println!("{body}");
@@ -20,13 +22,13 @@ pub async fn print(api: &str, json: bool) -> anyhow::Result<()> {
 }
 
 /// Fetches `/members` from `api` and prints the keys each member holds and sends with.
-pub async fn print_keyring(api: &str) -> anyhow::Result<()> {
+pub async fn print_keyring(api: SocketAddr) -> anyhow::Result<()> {
     let body = fetch_members(api).await?;
     print!("{}", keyring_table(&parse_members(api, &body)?));
     Ok(())
 }
 
-async fn fetch_members(api: &str) -> anyhow::Result<String> {
+async fn fetch_members(api: SocketAddr) -> anyhow::Result<String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -41,7 +43,7 @@ async fn fetch_members(api: &str) -> anyhow::Result<String> {
         .context("reading /members")
 }
 
-fn parse_members(api: &str, body: &str) -> anyhow::Result<MembersDoc> {
+fn parse_members(api: SocketAddr, body: &str) -> anyhow::Result<MembersDoc> {
     serde_json::from_str(body)
         .with_context(|| format!("http://{api}/members did not answer rq4d's members document"))
 }
@@ -111,7 +113,7 @@ pub fn keyring_table(doc: &MembersDoc) -> String {
 }
 
 /// Asks the `probe`'s path; prints its answer; `Ok(true)` on 200.
-pub async fn health(api: &str, probe: Probe) -> anyhow::Result<bool> {
+pub async fn health(api: SocketAddr, probe: Probe) -> anyhow::Result<bool> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()

@@ -39,9 +39,10 @@ pub fn forget(data_dir: &Path) {
     let _ = std::fs::remove_file(pid_file(data_dir));
 }
 
-/// Stops the rqlited an earlier rq4d left running on `rqlite_dir`, if there is one; returns its
+/// Stops the rqlited an earlier rq4d left running on `data_dir`, if there is one; returns its
 /// pid. A pid that now belongs to another process is left alone.
-pub async fn stop_leftover(data_dir: &Path, rqlite_dir: &Path) -> Option<i32> {
+pub async fn stop_leftover(data_dir: &Path) -> Option<i32> {
+    let rqlite_dir = &crate::state::rqlite_dir_in(data_dir);
     let text = std::fs::read_to_string(pid_file(data_dir)).ok()?;
     let pid: i32 = text.trim().parse().ok()?;
     if pid == std::process::id() as i32 || !serves(pid, rqlite_dir) {
@@ -102,7 +103,7 @@ mod tests {
     #[tokio::test]
     async fn a_leftover_process_of_this_directory_is_stopped_and_no_other() {
         let data = std::env::temp_dir().join(format!("rq4d-orphan-{}", std::process::id()));
-        let rqlite = data.join("rqlite");
+        let rqlite = crate::state::rqlite_dir_in(&data);
         std::fs::create_dir_all(&rqlite).expect("mkdir");
         // A stand-in for an rqlited serving the directory: the directory is one of its
         // arguments (two commands, so that sh stays the process instead of exec-ing sleep).
@@ -117,17 +118,14 @@ mod tests {
 
         record(&data, other.id() as i32);
         assert_eq!(
-            stop_leftover(&data, &rqlite).await,
+            stop_leftover(&data).await,
             None,
             "another process is left alone"
         );
         assert!(alive(other.id() as i32));
 
         record(&data, leftover.id() as i32);
-        assert_eq!(
-            stop_leftover(&data, &rqlite).await,
-            Some(leftover.id() as i32)
-        );
+        assert_eq!(stop_leftover(&data).await, Some(leftover.id() as i32));
         let status = leftover.wait().expect("wait");
         assert!(!status.success(), "stopped by a signal: {status}");
         assert!(!pid_file(&data).exists(), "the record is gone with it");

@@ -28,11 +28,19 @@ impl Refused {
     }
 }
 
-/// Every check, in the order a user would fix them; the rqlited binary it found.
-pub fn check(config: &Config) -> Result<PathBuf, Refused> {
+/// What the checks found: the rqlited binary, and the gossip socket, bound (first, since
+/// rqlited listens on its IP too) and kept for the agent.
+pub struct Checked {
+    pub rqlited: PathBuf,
+    pub gossip: std::net::UdpSocket,
+}
+
+/// Every check, in the order a user would fix them.
+pub fn check(config: &Config) -> Result<Checked, Refused> {
     let rqlited =
         find_executable(&config.rqlited).map_err(|m| Refused::new(config, "--rqlited", m))?;
-    gossip_free(config.gossip_bind).map_err(|m| Refused::new(config, "--gossip-bind", m))?;
+    let gossip =
+        bind_gossip(config.gossip_bind).map_err(|m| Refused::new(config, "--gossip-bind", m))?;
     let listen = config.gossip_bind.ip();
     for (flag, port) in [
         ("--http-port", config.http_port),
@@ -42,7 +50,7 @@ pub fn check(config: &Config) -> Result<PathBuf, Refused> {
     }
     port_free(config.api_addr).map_err(|m| Refused::new(config, "--api-addr", m))?;
     writable(&config.data_dir).map_err(|m| Refused::new(config, "--data-dir", m))?;
-    Ok(rqlited)
+    Ok(Checked { rqlited, gossip })
 }
 
 /// The executable `program` names: a path, or a name looked up on the PATH.
@@ -78,15 +86,17 @@ fn executable(file: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Binds the gossip's UDP address for a moment: first, since rqlited listens on its IP too.
-fn gossip_free(addr: SocketAddr) -> Result<(), String> {
-    std::net::UdpSocket::bind(addr)
-        .map(drop)
-        .map_err(|e| why_not(addr, &e))
+/// Binds the gossip's UDP socket, non-blocking, for tokio to take over.
+fn bind_gossip(addr: SocketAddr) -> Result<std::net::UdpSocket, String> {
+    let socket = std::net::UdpSocket::bind(addr).map_err(|e| why_not(addr, &e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot make {addr} non-blocking: {e}"))?;
+    Ok(socket)
 }
 
 /// Why `addr` cannot be listened on, for the user.
-pub fn why_not(addr: SocketAddr, e: &std::io::Error) -> String {
+fn why_not(addr: SocketAddr, e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::AddrInUse => format!(
             "{addr} is in use by another process (an rqlited left running by an earlier rq4d? \

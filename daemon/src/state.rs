@@ -23,6 +23,11 @@ pub struct DataDir {
     stored: Stored,
 }
 
+/// rqlited's own directory inside a data directory `root`.
+pub fn rqlite_dir_in(root: &Path) -> PathBuf {
+    root.join("rqlite")
+}
+
 impl DataDir {
     /// Opens (creating if needed) the data directory. A state file a crash left empty or
     /// half-written is recovered from the temporary copy `save` writes first, if that one is
@@ -76,7 +81,7 @@ impl DataDir {
 
     /// rqlited's data directory.
     pub fn rqlite_dir(&self) -> PathBuf {
-        self.root.join("rqlite")
+        rqlite_dir_in(&self.root)
     }
 
     /// The directory itself.

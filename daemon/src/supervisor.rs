@@ -177,12 +177,9 @@ impl Supervisor {
             }
             self.execute().await;
         }
-        let mut child = self.child.take()?;
+        let child = self.child.take()?;
         tracing::info!(pid = child.pid(), "stopping rqlited");
-        let exit = child.stop(STOP_GRACE).await;
-        orphan::forget(self.data.root());
-        tracing::info!(%exit, "rqlited stopped");
-        Some(exit)
+        Some(self.stop_child(child).await)
     }
 
     /// Asks rqlited what the policy needs at a poll.
@@ -341,11 +338,17 @@ impl Supervisor {
                 );
             }
         }
-        if let Some(mut child) = self.child.take() {
-            let exit = child.stop(STOP_GRACE).await;
-            orphan::forget(self.data.root());
-            tracing::info!(%exit, "rqlited stopped");
+        if let Some(child) = self.child.take() {
+            self.stop_child(child).await;
         }
+    }
+
+    /// Stops rqlited (SIGTERM, SIGKILL after the grace) and forgets its pid.
+    async fn stop_child(&mut self, mut child: Child) -> Exit {
+        let exit = child.stop(STOP_GRACE).await;
+        orphan::forget(self.data.root());
+        tracing::info!(%exit, "rqlited stopped");
+        exit
     }
 
     /// Asks the first join target whose HTTP address gossip knows: does the cluster list this
