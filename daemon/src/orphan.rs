@@ -115,6 +115,15 @@ mod tests {
             .arg("30")
             .spawn()
             .expect("spawn");
+        // Until the child has exec'd, its command line is still this test's.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !serves(leftover.id() as i32, &rqlite) {
+            assert!(
+                Instant::now() < deadline,
+                "the stand-in never showed its arguments"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
 
         record(&data, other.id() as i32);
         assert_eq!(
