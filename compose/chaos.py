@@ -622,7 +622,8 @@ class Chaos:
                 name=doc["Name"].lstrip("/"),
                 number=int(labels.get("com.docker.compose.container-number", "0")),
                 state="running" if doc.get("State", {}).get("Running") else "stopped",
-                node_id=doc["Id"][:12],
+                # rq4d names a node after its container (Docker's DNS) until the node says.
+                node_id=doc["Name"].lstrip("/"),
             )
             self.containers[c.cid] = c
         self.refresh()
@@ -808,7 +809,7 @@ class Chaos:
         for k, v in labels.items():
             args += ["--label", f"{k}={v}"]
         cid = docker(*args, model["Config"]["Image"]).strip()
-        c = Container(cid=cid, name=name, number=number, node_id=cid[:12])
+        c = Container(cid=cid, name=name, number=number, node_id=name)
         self.containers[cid] = c
         self.refresh()
         return c

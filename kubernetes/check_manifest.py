@@ -114,6 +114,12 @@ def problems(docs: list[dict]) -> list[str]:
              for n, m in mounts.items()),
          f"RQ4D_GOSSIP_KEYRING ({keyring!r}) is a file of a mounted Secret (gossip is sealed)")
     need(pod.get("terminationGracePeriodSeconds", 30) >= 10, "the grace period covers rq4d's 7 s stop")
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.M)
+    security = pod.get("securityContext", {})
+    need(user is not None and security.get("runAsNonRoot") is True
+         and str(security.get("runAsUser")) == user.group(1)
+         and str(security.get("fsGroup")) == user.group(2),
+         "the pod runs as the image's user, and fsGroup gives it the volume (a claim is root's otherwise)")
 
     pdbs = by_kind.get("PodDisruptionBudget", [])
     need(len(pdbs) == 1, "one PodDisruptionBudget")
@@ -159,6 +165,7 @@ def breaks(docs: list[dict]):
     yield "expect above replicas", edit(lambda d: set_env(d, "RQ4D_EXPECT", "5"))
     yield "a budget of one", edit(lambda d: next(x for x in d if x["kind"] == "PodDisruptionBudget")["spec"].update(minAvailable=1))
     yield "a budget below a majority", edit(lambda d: next(x for x in d if x["kind"] == "PodDisruptionBudget")["spec"].update(minAvailable="40%"))
+    yield "a volume only root may write", edit(lambda d: sts(d)["spec"]["template"]["spec"]["securityContext"].pop("fsGroup"))
     yield "no keyring", edit(lambda d: container(d).update(env=[e for e in container(d)["env"] if e["name"] != "RQ4D_GOSSIP_KEYRING"]))
 
 

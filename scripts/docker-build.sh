@@ -70,7 +70,7 @@ fi
 
 context=$target_dir/docker-context
 rm -rf "$context"
-mkdir -p "$context/tmp"
+mkdir -p "$context/tmp" "$context/data"
 chmod 1777 "$context/tmp"
 cp "$bins/rq4d" "$context/rq4d"
 cp "$rqlited" "$context/rqlited"

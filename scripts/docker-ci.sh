@@ -34,6 +34,16 @@ trap cleanup EXIT
 echo "== docker: quick start (scripts/docker-up.sh: 3 nodes form one cluster)"
 RQ4D_PROJECT=$project scripts/docker-up.sh 3
 
+echo "== docker: the image runs as uid 10001, and the nodes are named after their containers"
+for container in $(docker ps -q --filter "label=com.docker.compose.project=$project"); do
+    name=$(docker inspect -f '{{.Name}}' "$container"); name=${name#/}
+    uids=$(docker top "$container" -o pid,uid | awk 'NR > 1 { print $2 }' | sort -u | tr '\n' ' ')
+    [[ $uids == "10001 " ]] || { echo "FAIL: $name runs as uid(s) $uids, not 10001 alone"; exit 1; }
+    docker exec "$container" rq4d members --json | grep -q "\"$name\"" \
+        || { echo "FAIL: no member is named $name (the container's name)"; exit 1; }
+    echo "ok: $name runs as 10001 and is the member $name"
+done
+
 echo "== docker: intruders on the compose network (no key; another key) never become members"
 scripts/docker-intruders.sh "$project"
 RQ4D_PROJECT=$project scripts/docker-down.sh

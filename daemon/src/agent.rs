@@ -19,6 +19,7 @@ use crate::api::{self, Health, MemberDoc, MembersDoc, Request};
 use crate::config::Config;
 use crate::discovery::{self, Sources};
 use crate::metrics::{self, Metrics};
+use crate::naming;
 use crate::orphan;
 use crate::preflight::{self, Refused};
 use crate::process::{self, Reaper};
@@ -37,10 +38,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let processes = Reaper::start(&mut tasks)?;
     let mut data = DataDir::open(&config.data_dir)
         .map_err(|e| Refused::new(&config, "--data-dir", format!("{e:#}")))?;
-    let node_id = data
-        .resolve_node_id(config.node_id.as_ref())
-        .map_err(|e| Refused::new(&config, "--node-id", format!("{e:#}")))?;
-
     let socket =
         UdpSocket::from_std(checked.gossip).context("cannot register the gossip socket")?;
     if config.broadcast {
@@ -60,6 +57,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => discovery::choose_advertise(bind.ip(), &sources.resolve().await),
     };
     let gossip_addr = SocketAddr::new(advertise, bind.port());
+    // The id, once the address is known: where Docker made the hostname up, the default is
+    // the container's name, which its DNS gives for that address.
+    let default_id = if data.needs_default_id(config.node_id.as_ref()) {
+        Some(
+            naming::default_node_id(advertise)
+                .await
+                .map_err(|e| Refused::new(&config, "--node-id", format!("{e:#}")))?,
+        )
+    } else {
+        None
+    };
+    let node_id = data
+        .resolve_node_id(config.node_id.as_ref(), default_id)
+        .map_err(|e| Refused::new(&config, "--node-id", format!("{e:#}")))?;
     let listen_ip = config.gossip_bind.ip();
     let supervisor_config = SupervisorConfig {
         rqlited: checked.rqlited,

@@ -17,7 +17,7 @@ pub use origin::{Origins, parse_cli};
 pub use validate::flag_error;
 use values::{parse_api, parse_discovery, parse_duration, parse_seed};
 
-/// rq4d — forms and keeps an rqlite cluster out of containers that come and go.
+/// Forms and keeps an rqlite cluster out of containers that come and go.
 ///
 /// rq4d runs as PID 1 in every rqlite container and starts rqlited as its
 /// child. The nodes find each other (DNS name, seed list or UDP broadcast),
@@ -98,6 +98,15 @@ pub enum Command {
         #[arg(long, env = "RQ4D_API", default_value = "127.0.0.1:7947", value_parser = parse_api)]
         api: SocketAddr,
     },
+    /// Print a shell completion script: `rq4d completions bash > /etc/bash_completion.d/rq4d`
+    /// (zsh: into a directory of $fpath as `_rq4d`; fish: ~/.config/fish/completions/rq4d.fish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum, ignore_case = true)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `rq4d man > /usr/local/share/man/man1/rq4d.1`.
+    Man,
 }
 
 /// How to find peers; several may be given.
@@ -139,8 +148,10 @@ impl LogLevel {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// This node's stable id, passed to rqlited as -node-id. Default: the id persisted in the
-    /// data directory, else the hostname. Once a data directory has state its id never changes;
-    /// a different --node-id on existing data is refused.
+    /// data directory, else the hostname — except where Docker made the hostname up (the
+    /// container id): there the container's name, from Docker's DNS (rq4d_db_3 in Compose).
+    /// Persisted once chosen: a data directory's id never changes, and a different --node-id
+    /// on existing data is refused.
     #[arg(long, env = "RQ4D_NODE_ID", help_heading = "Cluster")]
     pub node_id: Option<String>,
 

@@ -6,6 +6,7 @@ mod config;
 mod discovery;
 mod members;
 mod metrics;
+mod naming;
 mod orphan;
 mod preflight;
 mod process;
@@ -68,6 +69,21 @@ fn main() -> ExitCode {
             }
             println!("{}", rq4d_protocol::Key::from_bytes(bytes).to_base64());
             return ExitCode::SUCCESS;
+        }
+        Some(Command::Completions { shell }) => {
+            let mut command = <config::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "rq4d", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Man) => {
+            let command = <config::Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("rq4d man: {error}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Some(Command::Keyring { api }) => {
             return match runtime.block_on(members::print_keyring(api)) {

@@ -121,9 +121,30 @@ fn port_free(addr: SocketAddr) -> Result<(), String> {
 fn writable(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let probe = dir.join(".rq4d-write-check");
-    std::fs::write(&probe, b"").map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+    std::fs::write(&probe, b"").map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => not_ours(dir, &e),
+        _ => format!("cannot write in {}: {e}", dir.display()),
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// Why a directory this process may not write in is refused, with the fix: the image runs as
+/// uid 10001, and a volume made while earlier images ran as root is root's.
+fn not_ours(dir: &Path, e: &std::io::Error) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid();
+    let my_group = nix::unistd::getegid();
+    let owner = std::fs::metadata(dir).map(|m| (m.uid(), m.gid()));
+    match owner {
+        Ok((uid, gid)) if uid != me.as_raw() => format!(
+            "cannot write in {} ({e}): it belongs to uid {uid}:{gid} and rq4d runs as uid {me}. \
+             A volume made while rq4d's image ran as root needs its owner changed once: `docker run --rm -v <volume>:/data --user 0 <any image with chown> chown -R \
+             {me}:{my_group} /data` (or run this container with --user {uid})",
+            dir.display()
+        ),
+        _ => format!("cannot write in {}: {e}", dir.display()),
+    }
 }
 
 #[cfg(test)]

@@ -99,9 +99,19 @@ impl DataDir {
         if changed { self.write() } else { Ok(()) }
     }
 
-    /// Settles the node id: the stored one, else `--node-id`, else the hostname. A `--node-id`
+    /// True when neither the directory nor `flag` names this node: [`DataDir::resolve_node_id`]
+    /// then needs a default (`naming::default_node_id`).
+    pub fn needs_default_id(&self, flag: Option<&NodeId>) -> bool {
+        self.stored.node_id.is_none() && flag.is_none()
+    }
+
+    /// Settles the node id: the stored one, else `--node-id`, else `default`. A `--node-id`
     /// that contradicts the stored id of a directory with data is refused.
-    pub fn resolve_node_id(&mut self, flag: Option<&NodeId>) -> anyhow::Result<NodeId> {
+    pub fn resolve_node_id(
+        &mut self,
+        flag: Option<&NodeId>,
+        default: Option<NodeId>,
+    ) -> anyhow::Result<NodeId> {
         let id = match (&self.stored.node_id, flag) {
             (Some(stored), Some(flag)) if stored != flag && self.has_data() => bail!(
                 "{flag} is not the id of this data: the data directory {} holds the state of \
@@ -110,7 +120,7 @@ impl DataDir {
             ),
             (_, Some(flag)) => flag.clone(),
             (Some(stored), None) => stored.clone(),
-            (None, None) => hostname_id()?,
+            (None, None) => default.context("no node id: pass --node-id")?,
         };
         let changed = self.stored.set_node_id(&id);
         self.saved(changed)?;
@@ -201,24 +211,6 @@ fn read_stored(file: &Path) -> anyhow::Result<Read> {
     }
 }
 
-/// The hostname as a node id: characters a node id cannot hold become '-'.
-fn hostname_id() -> anyhow::Result<NodeId> {
-    let host = nix::unistd::gethostname().context("cannot read the hostname")?;
-    let cleaned: String = host
-        .to_string_lossy()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(rq4d_protocol::identity::MAX_NODE_ID)
-        .collect();
-    NodeId::new(cleaned).context("the hostname gives no usable node id; pass --node-id")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,23 +239,51 @@ mod tests {
     }
 
     #[test]
-    fn the_node_id_is_persisted_and_wins_over_the_hostname() {
+    fn the_node_id_is_persisted_and_wins_over_the_default() {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
-        assert_eq!(dir.resolve_node_id(Some(&id("n1"))).expect("ok"), id("n1"));
+        assert_eq!(
+            dir.resolve_node_id(Some(&id("n1")), None).expect("ok"),
+            id("n1")
+        );
         let mut again = DataDir::open(&root).expect("opens");
-        assert_eq!(again.resolve_node_id(None).expect("ok"), id("n1"));
+        assert!(!again.needs_default_id(None));
+        assert_eq!(
+            again.resolve_node_id(None, Some(id("other"))).expect("ok"),
+            id("n1")
+        );
+    }
+
+    #[test]
+    fn a_default_id_is_taken_once_and_kept() {
+        let root = temp();
+        let mut dir = DataDir::open(&root).expect("opens");
+        assert!(dir.needs_default_id(None));
+        assert!(!dir.needs_default_id(Some(&id("n1"))));
+        assert_eq!(
+            dir.resolve_node_id(None, Some(id("rq4d_db_2")))
+                .expect("ok"),
+            id("rq4d_db_2")
+        );
+        let mut again = DataDir::open(&root).expect("opens");
+        assert!(!again.needs_default_id(None));
+        assert_eq!(
+            again.resolve_node_id(None, None).expect("ok"),
+            id("rq4d_db_2")
+        );
     }
 
     #[test]
     fn a_changed_node_id_on_data_is_refused() {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
-        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.resolve_node_id(Some(&id("n1")), None).expect("ok");
         std::fs::write(dir.rqlite_dir().join("raft.db"), b"x").expect("write");
         change(&mut dir, |s| s.commit(Some(ClusterId(5)), 3));
         let mut again = DataDir::open(&root).expect("opens");
-        let err = again.resolve_node_id(Some(&id("n2"))).expect_err("refused");
+        let err = again
+            .resolve_node_id(Some(&id("n2")), None)
+            .expect_err("refused");
         assert!(
             err.to_string().contains("holds the state of node n1"),
             "{err}"
@@ -274,7 +294,7 @@ mod tests {
     fn an_uncommitted_raft_db_is_not_data() {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
-        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.resolve_node_id(Some(&id("n1")), None).expect("ok");
         std::fs::write(dir.rqlite_dir().join("raft.db"), b"x").expect("write");
         assert_eq!(
             dir.stored().db_state(dir.raft_db_exists()),
@@ -296,7 +316,7 @@ mod tests {
     fn a_binding_survives_a_restart_without_counting_as_data() {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
-        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.resolve_node_id(Some(&id("n1")), None).expect("ok");
         change(&mut dir, |s| s.bind(ClusterId(8), Some(3)));
         let again = DataDir::open(&root).expect("opens");
         assert_eq!(again.stored().cluster_id(), Some(ClusterId(8)));
@@ -311,7 +331,7 @@ mod tests {
     fn a_state_file_a_crash_left_empty_is_recovered_from_the_whole_copy() {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
-        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.resolve_node_id(Some(&id("n1")), None).expect("ok");
         change(&mut dir, |s| s.bind(ClusterId(8), Some(3)));
         let whole = std::fs::read(root.join(STATE_FILE)).expect("read");
         std::fs::write(root.join(STATE_TMP), &whole).expect("copy");
@@ -329,7 +349,7 @@ mod tests {
     fn a_damaged_state_file_without_a_whole_copy_is_refused_and_nothing_is_deleted() {
         let root = temp();
         let mut dir = DataDir::open(&root).expect("opens");
-        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.resolve_node_id(Some(&id("n1")), None).expect("ok");
         std::fs::write(dir.rqlite_dir().join("raft.db"), b"x").expect("write");
         std::fs::write(root.join(STATE_FILE), b"{\"node_id\": \"n").expect("cut short");
         let _ = std::fs::remove_file(root.join(STATE_TMP));
@@ -356,7 +376,7 @@ mod tests {
         std::fs::write(root.join("rqlite/raft.db"), b"x").expect("write");
         let mut dir = DataDir::open(&root).expect("opens");
         assert!(dir.has_data());
-        dir.resolve_node_id(Some(&id("n1"))).expect("ok");
+        dir.resolve_node_id(Some(&id("n1")), None).expect("ok");
         assert!(
             DataDir::open(&root).expect("opens").has_data(),
             "still data once rq4d.json exists"

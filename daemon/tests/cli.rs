@@ -53,3 +53,68 @@ fn environment_variables_configure_like_flags() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--expect"));
 }
+
+/// The long flags `--help` lists, each once.
+fn long_flags_of_help() -> Vec<String> {
+    let out = rq4d(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut flags: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| {
+            word.split(['=', '<', '`', '.', ')', '\''])
+                .next()
+                .unwrap_or(word)
+                .to_string()
+        })
+        .filter(|flag| {
+            flag.len() > 2
+                && flag[2..]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-')
+        })
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
+}
+
+#[test]
+fn the_manual_page_documents_every_flag_of_help() {
+    let out = rq4d(&["man"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // roff escapes a dash as `\-`.
+    let page = String::from_utf8_lossy(&out.stdout).replace("\\-", "-");
+    assert!(page.contains(".TH rq4d 1"), "a section-1 page: {page}");
+    let flags = long_flags_of_help();
+    assert!(flags.len() > 15, "--help lists the flags: {flags:?}");
+    for flag in &flags {
+        assert!(page.contains(flag.as_str()), "the manual page lacks {flag}");
+    }
+}
+
+#[test]
+fn completion_scripts_know_every_flag_for_each_shell() {
+    let flags = long_flags_of_help();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = rq4d(&["completions", shell]);
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let script = String::from_utf8_lossy(&out.stdout);
+        for flag in &flags {
+            // fish spells a long flag `-l name`.
+            let known =
+                script.contains(flag.as_str()) || script.contains(&format!("-l {}", &flag[2..]));
+            assert!(known, "{shell} completion lacks {flag}");
+        }
+    }
+    let out = rq4d(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is a bad flag");
+}

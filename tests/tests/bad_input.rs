@@ -25,6 +25,8 @@ struct Case {
     env: Vec<(&'static str, String)>,
     /// Every one must appear in the output.
     says: Vec<&'static str>,
+    /// Run as this user (the suite runs as root: a user who may not write somewhere).
+    uid: Option<u32>,
 }
 
 fn case(name: &'static str, args: &[&str], says: &[&'static str]) -> Case {
@@ -33,12 +35,18 @@ fn case(name: &'static str, args: &[&str], says: &[&'static str]) -> Case {
         args: args.iter().map(|a| a.to_string()).collect(),
         env: Vec::new(),
         says: says.to_vec(),
+        uid: None,
     }
 }
 
 impl Case {
     fn env(mut self, name: &'static str, value: &str) -> Case {
         self.env.push((name, value.to_string()));
+        self
+    }
+
+    fn run_by(mut self, uid: u32) -> Case {
+        self.uid = Some(uid);
         self
     }
 }
@@ -92,6 +100,9 @@ fn run(case: &Case, base: &[String]) -> Option<String> {
     for (name, value) in &case.env {
         command.env(name, value);
     }
+    if let Some(uid) = case.uid {
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return Some(format!("cannot start rq4d: {e}")),
@@ -144,6 +155,16 @@ fn every_bad_input_exits_2_naming_the_flag() {
     std::fs::create_dir_all(&corrupt).expect("mkdir");
     std::fs::write(corrupt.join("rq4d.json"), "{ not json").expect("write");
     let corrupt = corrupt.display().to_string();
+    // A directory another user owns: as root, a fresh one of root's, tried as nobody (65534);
+    // otherwise one of the system's.
+    let root = running_as_root();
+    let foreign = if root {
+        let foreign = dir.join("roots");
+        std::fs::create_dir_all(&foreign).expect("mkdir");
+        foreign.display().to_string()
+    } else {
+        "/usr".to_string()
+    };
 
     let cases = vec![
         // Values that do not parse.
@@ -232,6 +253,14 @@ fn every_bad_input_exits_2_naming_the_flag() {
             &["--data-dir", "/proc/rq4d-data"],
             &["--data-dir"],
         ),
+        {
+            let row = case(
+                "--data-dir of another user",
+                &["--data-dir", &foreign],
+                &["--data-dir", "belongs to uid", "chown"],
+            );
+            if root { row.run_by(65534) } else { row }
+        },
         case(
             "a corrupt rq4d.json",
             &["--data-dir", &corrupt],
@@ -313,4 +342,10 @@ fn every_bad_input_exits_2_naming_the_flag() {
         failed.len(),
         cases.len()
     );
+}
+
+/// True when the suite runs as root (the owner of `/proc/self`, without a libc call).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
