@@ -80,8 +80,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         raft_bind: SocketAddr::new(listen_ip, config.raft_port).to_string(),
         raft_adv: SocketAddr::new(advertise, config.raft_port).to_string(),
         extra_args: config.rqlited_args.clone(),
+        access: config.access.clone(),
+        join_as: config.join_as.clone(),
         reap_after: config.reap_after,
         volatile: config.volatile,
+        read_only: config.read_only,
     };
 
     let epoch = Instant::now();
@@ -101,6 +104,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     node_config.restore(data.stored(), data.raft_db_exists());
     node_config.settle = config.settle;
     node_config.volatile = config.volatile;
+    node_config.read_only = config.read_only;
+    node_config.voter_cap = config.voters;
     node_config.keyring = config.keyring.clone();
     node_config.wall_clock = wall_clock;
     // Never from the time or the pid: every container is pid 1, and containers started in the
@@ -421,6 +426,14 @@ impl Agent {
                 self.metrics.removals.inc();
                 tracing::info!(node = %id, "removed from the Raft configuration");
             }
+            Report::RoleChanged { voter } => {
+                let role = if voter { "voter" } else { "non_voter" };
+                self.metrics
+                    .role_changes
+                    .get_or_create(&metrics::Role { role: role.into() })
+                    .inc();
+                tracing::info!(role, "changing Raft role (--voters)");
+            }
             Report::StartFailed(text) => self.last_failure = Some(text),
             Report::Voters(voters) => self.node.set_stored_voters(voters),
         }
@@ -433,13 +446,14 @@ impl Agent {
                 let gossip = alive > 0 || self.expect <= 1;
                 let conflict = matches!(self.node.decision(), Decision::Conflict { .. });
                 // rqlited's /readyz can say 200 on a node whose join is being refused; a member
-                // is healthy only as a voter that sees a leader.
+                // is healthy only when it sees a leader — a voter, or a non-voter by design (a
+                // node removed while running sees none, whichever it was).
                 let member = self
                     .node
                     .card()
                     .db
                     .running()
-                    .is_some_and(|r| r.voter && r.leader.is_some());
+                    .is_some_and(|r| r.leader.is_some());
                 let mut decision = self.node.decision().describe();
                 if let Some(failure) = &self.last_failure {
                     decision = format!("{decision}; last rqlited failure: {failure}");
@@ -463,6 +477,10 @@ impl Agent {
                     decision,
                     warnings,
                 });
+            }
+            Request::Gauges(reply) => {
+                self.refresh_gauges();
+                let _ = reply.send(());
             }
             Request::Members(reply) => {
                 let me = self.node.card();
@@ -570,6 +588,36 @@ impl Agent {
                 "another process uses this node's id; took a later gossip generation so the members keep this node"
             ),
             Event::Idle => tracing::info!("no live peers; announcing to discovery results"),
+        }
+    }
+
+    /// The gauges that describe the cluster as this node sees it: whether it leads, and the
+    /// live voters and non-voters of its cluster (from the cards).
+    fn refresh_gauges(&self) {
+        let me = self.node.card();
+        let leads = me.as_leader().is_some();
+        self.metrics.leader.set(i64::from(leads));
+        let mut counts = [0i64; 2];
+        let live = self
+            .node
+            .members()
+            .iter()
+            .filter(|(_, m)| m.alive)
+            .filter_map(|(id, _)| self.node.live_card(id));
+        for card in std::iter::once(me).chain(live) {
+            if me.cluster_id.is_some()
+                && card.cluster_id == me.cluster_id
+                && let Some(running) = card.db.running()
+                && running.leader.is_some()
+            {
+                counts[usize::from(!running.voter)] += 1;
+            }
+        }
+        for (role, count) in [("voter", counts[0]), ("non_voter", counts[1])] {
+            self.metrics
+                .raft_members
+                .get_or_create(&metrics::Role { role: role.into() })
+                .set(count);
         }
     }
 

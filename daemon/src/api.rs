@@ -24,8 +24,8 @@ use crate::tasks::Tasks;
 /// code depends on the path ([`Probe`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
-    /// Ready: rqlited is a voter that sees a leader, and nothing conflicts (`/health/ready`'s
-    /// 200). Named `healthy` because `/health` has always meant this.
+    /// Ready: rqlited is a member (a voter, or a non-voter by design) that sees a leader, and
+    /// nothing conflicts (`/health/ready`'s 200). Named `healthy` because `/health` has always meant this.
     pub healthy: bool,
     /// Live: the gossip loop answered, so the process and its gossip work (`/health/live`'s
     /// 200). True in every answer: a loop that is stuck does not answer at all, and the probe
@@ -79,6 +79,9 @@ pub enum Request {
     Health(oneshot::Sender<Health>),
     /// For `/members`.
     Members(oneshot::Sender<MembersDoc>),
+    /// For `/metrics`: bring the gauges that describe the cluster up to date (they are
+    /// computed when scraped, not on every card).
+    Gauges(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
@@ -129,7 +132,7 @@ pub enum Probe {
     /// and the image's HEALTHCHECK, since Swarm keeps a task out of the DNS its peers discover
     /// each other through until it passes.
     Live,
-    /// `/health/ready` (and `/health`): a voter that sees a leader. For Kubernetes' readiness
+    /// `/health/ready` (and `/health`): a member that sees a leader. For Kubernetes' readiness
     /// and Compose's healthcheck.
     Ready,
 }
@@ -182,6 +185,8 @@ async fn members(State(shared): State<Shared>) -> Response {
 }
 
 async fn metrics_text(State(shared): State<Shared>) -> Response {
+    // While shutting down the gauges stay as they were; the counters are still worth a scrape.
+    let _ = ask(&shared, Request::Gauges).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -13,6 +13,8 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rq4d_protocol::{Keyring, NodeId};
 
+use crate::rqlite::Access;
+
 pub use origin::{Origins, parse_cli};
 pub use validate::flag_error;
 use values::{parse_api, parse_discovery, parse_duration, parse_seed};
@@ -241,6 +243,26 @@ pub struct RunArgs {
     )]
     pub raft_port: u16,
 
+    /// The user rq4d authenticates as when rqlited has -auth FILE (after --). Default: the
+    /// first user of that file allowed status, ready, remove and join (join-read-only for
+    /// read-only nodes and under --voters). rq4d also passes it to rqlited as -join-as.
+    #[arg(long, env = "RQ4D_RQLITE_USER", help_heading = "rqlited")]
+    pub rqlite_user: Option<String>,
+
+    /// A file holding the password of --rqlite-user (default: the one in the -auth file).
+    #[arg(long, env = "RQ4D_RQLITE_PASSWORD_FILE", help_heading = "rqlited")]
+    pub rqlite_password_file: Option<PathBuf>,
+
+    /// The CA certificate (PEM) that signed rqlited's HTTPS certificate; needed when rqlited
+    /// has -http-cert (after --). No system roots are trusted.
+    #[arg(long, env = "RQ4D_RQLITE_CA_CERT", help_heading = "rqlited")]
+    pub rqlite_ca_cert: Option<PathBuf>,
+
+    /// The name rqlited's HTTPS certificate is checked against, when it names the service
+    /// rather than each container's address (e.g. db).
+    #[arg(long, env = "RQ4D_RQLITE_SERVER_NAME", help_heading = "rqlited")]
+    pub rqlite_server_name: Option<String>,
+
     /// Remove a Raft voter once gossip has seen it dead this long (only the leader's rq4d removes,
     /// one at a time, never below quorum). At least 1s. Durations here and below are written
     /// as Go writes them (500ms, 90s, 1m30s, 2h) or as a number of seconds.
@@ -253,6 +275,20 @@ pub struct RunArgs {
     /// only spares that churn when nodes trickle in.
     #[arg(long, env = "RQ4D_SETTLE", help_heading = "Cluster", default_value = "0s", value_parser = parse_duration)]
     pub settle: Duration,
+
+    /// A read-only replica: rqlited runs as a non-voter (-raft-non-voter), which serves reads
+    /// without slowing the Raft quorum. It never counts towards --expect and never founds a
+    /// cluster: it waits, saying so, until a cluster exists and then joins it. Reaped like a
+    /// voter when dead.
+    #[arg(long, env = "RQ4D_READ_ONLY", help_heading = "Cluster", value_parser = BoolishValueParser::new())]
+    pub read_only: bool,
+
+    /// At most this many voters (odd). Live nodes beyond it join as non-voters; when a voter is
+    /// reaped, a caught-up non-voter is promoted in its place, and extra voters are demoted, so
+    /// the voter set heals itself without ever dropping below a majority. The same on every
+    /// node. Default: every node votes.
+    #[arg(long, env = "RQ4D_VOTERS", help_heading = "Cluster")]
+    pub voters: Option<u16>,
 
     /// Data is disposable: the losing side of a split may delete its data and rejoin. Off by
     /// default: without it rq4d never deletes anything. Needs a gossip key, so that only
@@ -339,6 +375,8 @@ const MANAGED_FLAGS: &[&str] = &[
     "-bootstrap-expect",
     "-disco-mode",
     "-raft-cluster-remove-shutdown",
+    "-raft-non-voter",
+    "-join-as",
 ];
 
 /// The validated configuration of a run.
@@ -359,6 +397,12 @@ pub struct Config {
     pub reap_after: Duration,
     pub settle: Duration,
     pub volatile: bool,
+    pub read_only: bool,
+    pub voters: Option<u16>,
+    /// How rq4d reaches rqlited's HTTP API (credentials, HTTPS).
+    pub access: Access,
+    /// The `-join-as` user rq4d adds when rqlited has `-auth`.
+    pub join_as: Option<String>,
     pub keyring: Option<Keyring>,
     pub keyring_file: Option<PathBuf>,
     pub exit_on_conflict: Option<Duration>,

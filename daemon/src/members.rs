@@ -163,10 +163,13 @@ fn row(member: &MemberDoc) -> [String; 8] {
     let card = member.card.as_ref().filter(|_| member.state != "down");
     let (db, role, leader, term) = match card.map(|c| &c.db) {
         Some(DbState::Running(r)) => {
+            let read_only = card.is_some_and(|c| c.read_only);
             let role = match (r.voter, card.is_some_and(|c| r.is_leader_of(&c.node_id))) {
                 (_, true) => "leader",
                 (true, false) if r.leader.is_some() => "follower",
                 (true, false) => "candidate",
+                (false, _) if r.leader.is_some() && read_only => "read-only",
+                (false, _) if r.leader.is_some() => "non-voter",
                 (false, _) => "removed",
             };
             let leader = r.leader.as_ref().map_or("-".into(), ToString::to_string);

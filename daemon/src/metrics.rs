@@ -27,6 +27,22 @@ pub struct Kind {
     pub kind: String,
 }
 
+/// What was built: `rq4d_build_info{version, revision} 1`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Build {
+    /// The crate version.
+    pub version: String,
+    /// The git revision built (`unknown` outside a checkout).
+    pub revision: String,
+}
+
+/// Raft members by role.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Role {
+    /// `voter` or `non_voter`.
+    pub role: String,
+}
+
 /// Every metric rq4d exports.
 pub struct Metrics {
     registry: Registry,
@@ -44,10 +60,18 @@ pub struct Metrics {
     pub decisions: Family<Kind, Counter>,
     /// Unexpected rqlited exits.
     pub rqlited_restarts: Counter,
-    /// Voters removed by this node.
+    /// Dead members (voters or not) removed by this node.
     pub removals: Counter,
+    /// Changes of this node's own role, by the role taken.
+    pub role_changes: Family<Role, Counter>,
     /// 1 while rqlited is ready.
     pub rqlited_ready: Gauge,
+    /// 1 while this node's rqlited leads.
+    pub leader: Gauge,
+    /// Live Raft members of this node's cluster by role, as this node's gossip sees them.
+    pub raft_members: Family<Role, Gauge>,
+    /// Always 1, labelled with what was built.
+    pub build_info: Family<Build, Gauge>,
 }
 
 impl Metrics {
@@ -63,9 +87,20 @@ impl Metrics {
             decisions: Family::default(),
             rqlited_restarts: Counter::default(),
             removals: Counter::default(),
+            role_changes: Family::default(),
             rqlited_ready: Gauge::default(),
+            leader: Gauge::default(),
+            raft_members: Family::default(),
+            build_info: Family::default(),
             registry: Registry::default(),
         };
+        metrics
+            .build_info
+            .get_or_create(&Build {
+                version: env!("CARGO_PKG_VERSION").into(),
+                revision: env!("RQ4D_REVISION").into(),
+            })
+            .set(1);
         registry.register(
             "datagrams_received",
             "Gossip datagrams received",
@@ -103,13 +138,33 @@ impl Metrics {
         );
         registry.register(
             "removals",
-            "Dead voters removed from Raft by this node",
+            "Dead members (voters and non-voters) removed from Raft by this node",
             metrics.removals.clone(),
+        );
+        registry.register(
+            "role_changes",
+            "Changes of this node's Raft role under --voters, by the role taken",
+            metrics.role_changes.clone(),
         );
         registry.register(
             "rqlited_ready",
             "1 while rqlited answers /readyz",
             metrics.rqlited_ready.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this node's rqlited leads its cluster",
+            metrics.leader.clone(),
+        );
+        registry.register(
+            "raft_members",
+            "Live Raft members of this node's cluster by role, as its gossip sees them",
+            metrics.raft_members.clone(),
+        );
+        registry.register(
+            "build_info",
+            "rq4d's version and git revision",
+            metrics.build_info.clone(),
         );
         Self {
             registry,

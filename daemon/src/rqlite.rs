@@ -1,10 +1,16 @@
 //! A small client for the parts of rqlited's HTTP API a supervisor needs: `/readyz`, `/status`,
-//! `/nodes` and `/remove` (shapes in `docs/rqlited.md`, "HTTP API").
+//! `/nodes` and `/remove` (shapes in `docs/rqlited.md`, "HTTP API"), over HTTP or HTTPS, with
+//! rqlite's credentials when it checks them ([`access`]).
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
+
+pub mod access;
+
+pub use access::Access;
+use access::Credentials;
 
 /// Why a call to rqlited failed.
 #[derive(Debug, Error)]
@@ -117,46 +123,65 @@ fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Er
 pub struct Rqlite {
     http: reqwest::Client,
     base: String,
+    credentials: Option<Credentials>,
 }
 
 impl Rqlite {
-    /// A client for the rqlited whose HTTP API is at `addr` (`host:port`).
-    pub fn new(addr: &str) -> Self {
-        Self::at(format!("http://{addr}"))
+    /// A client for the rqlited whose HTTP API is at `addr` (`host:port`), reached as `access`
+    /// says (scheme, credentials, CA).
+    pub fn new(access: &Access, addr: &str) -> Self {
+        Self::at(access, format!("{}://{addr}", access.scheme()))
     }
 
-    /// A client for the rqlited whose HTTP API is at `base` (`http://host:port`, as `/nodes`
-    /// gives it).
-    pub fn at(base: String) -> Self {
-        let http = reqwest::Client::builder()
+    /// A client for the rqlited whose HTTP API is at `base` (`http[s]://host:port`, as
+    /// `/nodes` gives it).
+    pub fn at(access: &Access, base: String) -> Self {
+        let mut base = base.trim_end_matches('/').to_string();
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
-            .connect_timeout(Duration::from_secs(1))
-            .build()
-            .unwrap_or_default();
+            .connect_timeout(Duration::from_secs(1));
+        if let Some(tls) = &access.tls {
+            builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
+            for ca in reqwest::Certificate::from_pem_bundle(&tls.ca_pem).unwrap_or_default() {
+                builder = builder.add_root_certificate(ca);
+            }
+            // The certificate names the service, not the container's address: dial the
+            // address, verify the name.
+            if let Some(name) = &tls.server_name
+                && let Some((scheme, host)) = base.split_once("://")
+                && let Ok(addr) = host.parse::<std::net::SocketAddr>()
+            {
+                builder = builder.resolve(name, addr);
+                base = format!("{scheme}://{name}:{}", addr.port());
+            }
+        }
+        let http = builder.build().unwrap_or_default();
         Self {
             http,
-            base: base.trim_end_matches('/').to_string(),
+            base,
+            credentials: access.credentials.clone(),
+        }
+    }
+
+    /// A request to `path`, with the credentials when rqlited checks them.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.credentials {
+            Some(c) => request.basic_auth(&c.user, Some(&c.password)),
+            None => request,
         }
     }
 
     /// `GET /readyz`: true on 200. rqlited answers 500 (not the documented 503) without a leader,
     /// so any other status is "not ready".
     pub async fn ready(&self) -> Result<bool, RqliteError> {
-        let response = self
-            .http
-            .get(format!("{}/readyz", self.base))
-            .send()
-            .await?;
+        let response = self.request(reqwest::Method::GET, "/readyz").send().await?;
         Ok(response.status().is_success())
     }
 
     /// `GET /status`, the fields rq4d needs.
     pub async fn status(&self) -> Result<Status, RqliteError> {
-        let response = self
-            .http
-            .get(format!("{}/status", self.base))
-            .send()
-            .await?;
+        let response = self.request(reqwest::Method::GET, "/status").send().await?;
         let doc: StatusDoc = Self::json(response).await?;
         Ok(Status {
             node_id: doc.store.node_id,
@@ -175,8 +200,7 @@ impl Rqlite {
     /// `GET /nodes?ver=2&nonvoters`: the cluster's members as this node sees them.
     pub async fn nodes(&self) -> Result<Vec<RaftNode>, RqliteError> {
         let response = self
-            .http
-            .get(format!("{}/nodes?ver=2&nonvoters&timeout=2s", self.base))
+            .request(reqwest::Method::GET, "/nodes?ver=2&nonvoters&timeout=2s")
             .send()
             .await?;
         let doc: NodesV2 = Self::json(response).await?;
@@ -186,8 +210,7 @@ impl Rqlite {
     /// `DELETE /remove` with `{"id": …}`.
     pub async fn remove(&self, id: &str) -> Result<(), RqliteError> {
         let response = self
-            .http
-            .delete(format!("{}/remove", self.base))
+            .request(reqwest::Method::DELETE, "/remove")
             .json(&serde_json::json!({ "id": id }))
             .send()
             .await?;

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::orphan;
 use crate::process::{Child, Exit, Reaper};
-use crate::rqlite::Rqlite;
+use crate::rqlite::{Access, Rqlite};
 use crate::state::DataDir;
 
 /// How long rqlited gets to stop after SIGTERM before SIGKILL; Docker waits 10 s in all.
@@ -41,20 +41,28 @@ pub struct SupervisorConfig {
     pub raft_adv: String,
     /// Passed through after rq4d's own flags.
     pub extra_args: Vec<String>,
+    /// How rq4d reaches rqlited's HTTP API, and other nodes'.
+    pub access: Access,
+    /// `-join-as`, when rqlited checks credentials.
+    pub join_as: Option<String>,
     /// Remove voters gossip has seen dead this long.
     pub reap_after: Duration,
     /// `--volatile`.
     pub volatile: bool,
+    /// `--read-only`.
+    pub read_only: bool,
 }
 
 impl SupervisorConfig {
     /// rqlited's command line for a start that joins `join` (none: resume), or, with
-    /// `bootstrap_expect`, that forms a new cluster with the founders `join` lists.
+    /// `bootstrap_expect`, that forms a new cluster with the founders `join` lists; as a
+    /// non-voter unless `voter`.
     pub fn args(
         &self,
         data_dir: &std::path::Path,
         join: &[String],
         bootstrap_expect: Option<u16>,
+        voter: bool,
     ) -> Vec<String> {
         let mut args = vec![
             "-node-id".to_string(),
@@ -86,6 +94,14 @@ impl SupervisorConfig {
                     .collect::<Vec<_>>()
                     .join(","),
             );
+        }
+        if !voter {
+            args.push("-raft-non-voter".into());
+        }
+        if let Some(user) = &self.join_as {
+            // Joins and notifications carry the credentials of this user of the auth file.
+            args.push("-join-as".into());
+            args.push(user.clone());
         }
         args.extend(self.extra_args.iter().cloned());
         args.push(data_dir.display().to_string());
@@ -125,13 +141,14 @@ impl Supervisor {
                 node_id: config.node_id.clone(),
                 reap_after: config.reap_after,
                 volatile: config.volatile,
+                read_only: config.read_only,
             },
             data.stored().clone(),
             data.raft_db_exists(),
             epoch.elapsed(),
         );
         Self {
-            client: Rqlite::new(&config.http_adv),
+            client: Rqlite::new(&config.access, &config.http_adv),
             policy,
             config,
             data,
@@ -207,8 +224,11 @@ impl Supervisor {
                     join,
                     bootstrap_expect,
                     peers_json,
+                    voter,
                 } => {
-                    let outcome = self.start(&join, bootstrap_expect, &peers_json).await;
+                    let outcome = self
+                        .start(&join, bootstrap_expect, &peers_json, voter)
+                        .await;
                     let now = self.now();
                     self.policy.handle_started(outcome, now);
                 }
@@ -263,6 +283,18 @@ impl Supervisor {
                     let now = self.now();
                     self.policy.handle_removed(victim, removed, now);
                 }
+                Action::Leave => {
+                    let me = self.config.node_id.clone();
+                    let left = match self.client.remove(me.as_str()).await {
+                        Ok(()) => true,
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot leave the configuration to change role; trying again later");
+                            false
+                        }
+                    };
+                    let now = self.now();
+                    self.policy.handle_left(left, now);
+                }
                 Action::Report(report) => {
                     let _ = self.reports.send(report).await;
                 }
@@ -277,6 +309,7 @@ impl Supervisor {
         join: &[String],
         bootstrap_expect: Option<u16>,
         peers_json: &[(NodeId, String)],
+        voter: bool,
     ) -> Result<(), String> {
         if bootstrap_expect.is_none()
             && let Some(other) = self.id_in_use(join).await
@@ -301,7 +334,7 @@ impl Supervisor {
             }
         }
         let dir = self.data.rqlite_dir();
-        let args = self.config.args(&dir, join, bootstrap_expect);
+        let args = self.config.args(&dir, join, bootstrap_expect, voter);
         tracing::info!(rqlited = %self.config.rqlited.display(), args = %args.join(" "), "starting rqlited");
         let mut command = Command::new(&self.config.rqlited);
         command.args(&args);
@@ -332,6 +365,12 @@ impl Supervisor {
                 "rqlited has had no leader for {:?} and every voter is live at a new address; restarting it",
                 policy::REJOIN_AFTER
             ),
+            StopWhy::ChangeRole { voter: true } => tracing::info!(
+                "left the configuration as a non-voter; restarting rqlited to rejoin as a voter"
+            ),
+            StopWhy::ChangeRole { voter: false } => tracing::info!(
+                "left the configuration as a voter (more live voters than --voters); restarting rqlited to rejoin as a non-voter"
+            ),
             StopWhy::Wipe => {
                 tracing::warn!(
                     "this node's data belongs to the losing side of a split; stopping rqlited to wipe it (volatile mode)"
@@ -361,14 +400,17 @@ impl Supervisor {
             join.iter()
                 .find_map(|raft| membership.http_addrs.get(raft).cloned())?
         };
-        let nodes = Rqlite::new(&http).nodes().await.ok()?;
+        let nodes = Rqlite::new(&self.config.access, &http).nodes().await.ok()?;
         let listed = nodes
             .into_iter()
             .find(|n| n.id == self.config.node_id.as_str() && n.addr != self.config.raft_adv)?;
         if listed.api_addr.is_empty() {
             return None;
         }
-        let status = Rqlite::at(listed.api_addr.clone()).status().await.ok()?;
+        let status = Rqlite::at(&self.config.access, listed.api_addr.clone())
+            .status()
+            .await
+            .ok()?;
         (status.node_id == self.config.node_id.as_str()).then_some(listed.addr)
     }
 }
@@ -393,14 +435,17 @@ mod tests {
             raft_bind: "0.0.0.0:4002".into(),
             raft_adv: "10.0.0.1:4002".into(),
             extra_args: vec!["-raft-election-timeout".into(), "2s".into()],
+            access: Access::default(),
+            join_as: None,
             reap_after: Duration::from_secs(60),
             volatile: false,
+            read_only: false,
         }
     }
 
     #[test]
     fn a_resume_start_has_a_stable_id_addresses_and_no_join() {
-        let args = config().args(std::path::Path::new("/data/rqlite"), &[], None);
+        let args = config().args(std::path::Path::new("/data/rqlite"), &[], None, true);
         assert_eq!(
             args.join(" "),
             "-node-id n1 -http-addr 0.0.0.0:4001 -http-adv-addr 10.0.0.1:4001 \
@@ -416,7 +461,7 @@ mod tests {
             "10.0.0.2:4002".to_string(),
             "10.0.0.3:4002".to_string(),
         ];
-        let args = config().args(std::path::Path::new("/d"), &founders, Some(3));
+        let args = config().args(std::path::Path::new("/d"), &founders, Some(3), true);
         let line = args.join(" ");
         assert!(
             line.contains("-bootstrap-expect 3 -join 10.0.0.1:4002,10.0.0.2:4002,10.0.0.3:4002"),
@@ -425,9 +470,31 @@ mod tests {
     }
 
     #[test]
+    fn a_non_voter_start_says_so_and_auth_adds_the_join_user() {
+        let mut config = config();
+        config.join_as = Some("ops".into());
+        let join = vec!["10.0.0.2:4002".to_string()];
+        let line = config
+            .args(std::path::Path::new("/d"), &join, None, false)
+            .join(" ");
+        assert!(
+            line.contains("-raft-non-voter -join-as ops -raft-election-timeout"),
+            "{line}"
+        );
+        let voter = config
+            .args(std::path::Path::new("/d"), &join, None, true)
+            .join(" ");
+        assert!(!voter.contains("-raft-non-voter"), "{voter}");
+        assert!(
+            voter.ends_with(" /d"),
+            "the data directory comes last: {voter}"
+        );
+    }
+
+    #[test]
     fn a_join_start_lists_the_targets_without_this_node() {
         let join = vec!["10.0.0.2:4002".to_string(), "10.0.0.1:4002".to_string()];
-        let args = config().args(std::path::Path::new("/d"), &join, None);
+        let args = config().args(std::path::Path::new("/d"), &join, None, true);
         let at = args.iter().position(|a| a == "-join").expect("has -join");
         assert_eq!(args[at + 1], "10.0.0.2:4002");
         assert!(!args.iter().any(|a| a.contains("remove-shutdown")));

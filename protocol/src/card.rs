@@ -172,6 +172,11 @@ pub struct Card {
     pub http_addr: String,
     /// The `--expect` it was started with; all must agree.
     pub expect: u16,
+    /// A read-only replica (`--read-only`): never a founder, never counted for `expect`,
+    /// joins as a non-voter.
+    pub read_only: bool,
+    /// The `--voters` cap it was started with (`None`: every node votes); all must agree.
+    pub voter_cap: Option<u16>,
     /// What its database is doing.
     pub db: DbState,
     /// Its part in the bootstrap agreement.
@@ -199,6 +204,8 @@ impl Card {
             && self.raft_addr == other.raft_addr
             && self.http_addr == other.http_addr
             && self.expect == other.expect
+            && self.read_only == other.read_only
+            && self.voter_cap == other.voter_cap
             && self.db == other.db
             && self.agreement == other.agreement
             && self.cluster_id == other.cluster_id

@@ -33,6 +33,7 @@ use crate::wire::fnv1a;
 
 mod agreement;
 mod decision;
+mod roles;
 
 use agreement::agree;
 pub use decision::{Conflict, Decision, Split, Waiting};
@@ -265,12 +266,33 @@ fn decide_running(
     if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
         return verdict(split(view, *other));
     }
-    let healthy = running.voter && running.leader.is_some();
+    // A voter or a non-voter that sees its leader. (A node removed while running sees none,
+    // whichever it was.)
+    let healthy = running.leader.is_some();
     match my_leader {
         Some(leader) if !healthy => verdict(Decision::Join {
             targets: view.join_targets(leader),
             cluster_id: leader.cluster_id.or(me.cluster_id),
+            voter: if running.voter {
+                true
+            } else {
+                roles::should_vote(view, leader)
+            },
         }),
+        Some(leader)
+            if !me.read_only
+                && if running.voter {
+                    roles::should_step_down(view, leader)
+                } else {
+                    roles::should_vote(view, leader)
+                } =>
+        {
+            verdict(Decision::ChangeRole {
+                voter: !running.voter,
+                targets: view.join_targets(leader),
+                cluster_id: leader.cluster_id.or(me.cluster_id),
+            })
+        }
         None if running.voter
             && running.leader.is_none()
             && view.settled
@@ -312,12 +334,14 @@ fn abandon_formation_for<'a>(view: &View<'a>, leaders: &[&'a Card]) -> Option<&'
         .find(|card| card.cluster_id != me.cluster_id && card.node_id != me.node_id)
 }
 
-/// Joins `leader`'s cluster, giving up any agreement or formation of mine.
+/// Joins `leader`'s cluster, giving up any agreement or formation of mine: as a voter unless
+/// read-only or beyond the voter cap (see [`roles`]).
 fn join_instead(view: &View<'_>, leader: &Card) -> Verdict {
     Verdict {
         decision: Decision::Join {
             targets: view.join_targets(leader),
             cluster_id: leader.cluster_id,
+            voter: roles::should_vote(view, leader),
         },
         agreement: Agreement::None,
         cluster_id: leader.cluster_id,
@@ -333,7 +357,9 @@ fn join_instead(view: &View<'_>, leader: &Card) -> Verdict {
 /// it waits instead (empty result: a plain resume).
 fn moved_voters(view: &View<'_>) -> Vec<(NodeId, String)> {
     let stored = view.stored_voters;
-    if stored.is_empty() {
+    // A non-voter is not in the configuration it would write: it rejoins the recovered
+    // cluster instead.
+    if !stored.iter().any(|(id, _)| id == &view.me.node_id) {
         return Vec::new();
     }
     let mut current = Vec::with_capacity(stored.len());
@@ -413,6 +439,10 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
         // Joining ends my part in any agreement: a proposal I made is withdrawn (its
         // acknowledgers are freed and join the leader too), a formation is over.
         return join_instead(view, leader);
+    }
+    if me.read_only {
+        // Never a founder, never counted: it joins (as a non-voter) once a cluster has a leader.
+        return verdict(Decision::Wait(Waiting::ReadOnly), Agreement::None);
     }
     // Bound to a formation: start rqlited as one of its founders, until a leader shows.
     if let (Some(cluster_id), Some(expect)) = (me.cluster_id, me.formation) {

@@ -129,6 +129,8 @@ impl Node {
             raft_addr: config.raft_addr.clone(),
             http_addr: config.http_addr.clone(),
             expect: config.expect,
+            read_only: config.read_only,
+            voter_cap: config.voter_cap,
             db: config.db.clone(),
             agreement: Agreement::None,
             cluster_id: config.cluster_id,

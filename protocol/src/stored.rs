@@ -48,6 +48,11 @@ pub struct Stored {
     /// `raft/peers.json` needs when every voter comes back at a new address.
     #[serde(default)]
     pub voters: Vec<(String, String)>,
+    /// rqlited's state is a non-voter's (read-only, or beyond the voter cap) when last seen
+    /// running: a restart joins with the same role, never silently another (a join at a new
+    /// address takes the flag it is given).
+    #[serde(default)]
+    pub non_voter: bool,
 }
 
 impl Stored {
@@ -136,6 +141,16 @@ impl Stored {
             return false;
         }
         *self = next;
+        true
+    }
+
+    /// Records whether rqlited's state is a voter's (once committed).
+    pub fn record_role(&mut self, voter: bool) -> bool {
+        let non_voter = !voter;
+        if !self.committed || self.non_voter == non_voter {
+            return false;
+        }
+        self.non_voter = !voter;
         true
     }
 

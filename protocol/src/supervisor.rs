@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::card::{ClusterId, DbState, Running};
 use crate::coordinator::Decision;
 use crate::identity::NodeId;
-use crate::reaper::{self, Voter};
+use crate::reaper::{self, Member};
 use crate::stored::Stored;
 
 mod messages;
@@ -65,6 +65,8 @@ pub struct SupervisorConfig {
     pub reap_after: Duration,
     /// `--volatile`.
     pub volatile: bool,
+    /// `--read-only`: every start is a non-voter's.
+    pub read_only: bool,
 }
 
 /// An rqlited this supervisor started.
@@ -73,6 +75,16 @@ struct Child {
     started_at: Duration,
     /// The formation (cluster id, founders) it was started for, until its state is committed.
     forming_for: Option<(ClusterId, u16)>,
+    /// Started as a voter (else with `-raft-non-voter`).
+    voter: bool,
+}
+
+/// A change of role under way: this node left the configuration ([`Action::Leave`]) and
+/// rejoins with the other role once that is done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RoleChange {
+    voter: bool,
+    targets: Vec<String>,
 }
 
 /// One node's supervisor policy; see the module docs.
@@ -102,6 +114,7 @@ pub struct Supervisor {
     restart_at: Option<Duration>,
     directive: Option<Directive>,
     membership: Membership,
+    role_change: Option<RoleChange>,
     actions: VecDeque<Action>,
 }
 
@@ -128,6 +141,7 @@ impl Supervisor {
             restart_at: None,
             directive: None,
             membership: Membership::default(),
+            role_change: None,
             actions: VecDeque::new(),
         }
     }
@@ -218,14 +232,15 @@ impl Supervisor {
     }
 
     fn observe(&mut self, status: &Status, now: Duration) {
-        let healthy = status.voter && status.leader.is_some();
+        // A voter or a non-voter that sees its leader; a node removed while running sees none.
+        let healthy = status.leader.is_some();
         let voters = status.voters();
-        if status.voter {
+        if status.voter || status.leader.is_some() {
             // In the configuration: from now on this Raft state is a member's, leader or not (a
             // voter that counted itself empty after a crash could withhold the vote its cluster
-            // needs — simulator finding).
+            // needs — simulator finding). A non-voter is in it once it sees the leader.
             let cluster = self.directive.as_ref().and_then(|d| d.cluster_id);
-            if self.stored.commit(cluster, voters) {
+            if self.stored.commit(cluster, voters) | self.stored.record_role(status.voter) {
                 self.persist();
             }
         }
@@ -276,10 +291,11 @@ impl Supervisor {
         }
     }
 
-    /// One voter that gossip has seen dead for `reap_after`, if quorum allows: the longest dead
-    /// first, or at once one whose Raft address a live member with another id advertises. One
-    /// at a time: the last removal must show in `/nodes` first (or `PENDING_REMOVAL_FOR` pass).
-    /// Never one that the leader's rqlited reaches: see [`crate::reaper`].
+    /// One member (voter or non-voter) that gossip has seen dead for `reap_after`, if quorum
+    /// allows: the longest dead first, or at once one whose Raft address a live member with
+    /// another id advertises. One at a time: the last removal must show in `/nodes` first (or
+    /// `PENDING_REMOVAL_FOR` pass). Never one that the leader's rqlited reaches: see
+    /// [`crate::reaper`].
     fn pick_removal(&mut self, nodes: &[Listed], now: Duration) -> Option<NodeId> {
         if let Some((pending, since)) = &self.pending_removal
             && now.saturating_sub(*since) < PENDING_REMOVAL_FOR
@@ -288,9 +304,8 @@ impl Supervisor {
             return None;
         }
         self.pending_removal = None;
-        let voters: Vec<Voter> = nodes
+        let members: Vec<Member> = nodes
             .iter()
-            .filter(|n| n.voter)
             .map(|n| {
                 let address_taken = self
                     .membership
@@ -308,14 +323,15 @@ impl Supervisor {
                         None => Some(self.started),
                     }
                 };
-                Voter {
+                Member {
                     id: n.id.clone(),
+                    voter: n.voter,
                     down_since,
                     address_taken,
                 }
             })
             .collect();
-        reaper::pick_removal(&voters, now, self.config.reap_after)
+        reaper::pick_removal(&members, now, self.config.reap_after)
     }
 
     /// The answer to [`Action::Remove`].
@@ -324,6 +340,30 @@ impl Supervisor {
             self.pending_removal = Some((id.clone(), now));
             self.report(Report::Removed(id));
         }
+    }
+
+    /// The answer to [`Action::Leave`]: this node left the configuration (`left`), and its
+    /// rqlited is restarted with the other role at once; or it could not, and the change is
+    /// tried again at a later poll.
+    pub fn handle_left(&mut self, left: bool, now: Duration) {
+        let Some(change) = self.role_change.take() else {
+            return;
+        };
+        if !left {
+            return;
+        }
+        // Out of the configuration: whatever restarts rqlited next (this start, or a resume
+        // after a backoff) joins with the new role.
+        if self.stored.record_role(change.voter) {
+            self.persist();
+        }
+        self.stop(StopWhy::ChangeRole {
+            voter: change.voter,
+        });
+        self.report(Report::RoleChanged {
+            voter: change.voter,
+        });
+        self.start(change.targets, None, Vec::new(), None, change.voter, now);
     }
 
     /// The answer to [`Action::Start`]: started, or why not.
@@ -416,16 +456,42 @@ impl Supervisor {
                     Some(expect),
                     Vec::new(),
                     Some((cluster_id, expect)),
+                    true,
                     now,
                 );
             }
-            Decision::Join { targets, .. } if !running => {
-                self.start(targets, None, Vec::new(), None, now);
+            Decision::Join { targets, voter, .. } if !running => {
+                self.start(
+                    targets,
+                    None,
+                    Vec::new(),
+                    None,
+                    voter && !self.config.read_only,
+                    now,
+                );
             }
-            Decision::Join { targets, .. } if self.should_rejoin(now) => {
+            Decision::Join { targets, voter, .. } if self.should_rejoin(now) => {
                 let leader = targets.first().cloned().unwrap_or_default();
                 self.stop(StopWhy::Rejoin { leader });
-                self.start(targets, None, Vec::new(), None, now);
+                self.start(
+                    targets,
+                    None,
+                    Vec::new(),
+                    None,
+                    voter && !self.config.read_only,
+                    now,
+                );
+            }
+            Decision::ChangeRole { voter, targets, .. }
+                if self.child.is_some_and(|child| child.voter != voter)
+                    && self.ready
+                    && self.role_change.is_none()
+                    && !self.config.read_only =>
+            {
+                // Caught up as far as rqlited tells (ready: leader and store ok): leave the
+                // configuration, then rejoin with the other role (`handle_left`).
+                self.role_change = Some(RoleChange { voter, targets });
+                self.actions.push_back(Action::Leave);
             }
             Decision::Resume { join, peers }
                 if running && !peers.is_empty() && self.should_rejoin(now) =>
@@ -445,7 +511,10 @@ impl Supervisor {
     /// Starts rqlited on its data, with `-join` when `join` is not empty; when `peers` is not
     /// empty (every voter moved), with `raft/peers.json` written first.
     fn resume(&mut self, join: Vec<String>, peers: Vec<(NodeId, String)>, now: Duration) {
-        self.start(join, None, peers, None, now);
+        // The role the data had: a non-voter joining at a new address as a voter would be
+        // made one by rqlited, beside the cap.
+        let voter = !self.stored.non_voter && !self.config.read_only;
+        self.start(join, None, peers, None, voter, now);
     }
 
     fn should_rejoin(&self, now: Duration) -> bool {
@@ -462,6 +531,7 @@ impl Supervisor {
         bootstrap_expect: Option<u16>,
         peers_json: Vec<(NodeId, String)>,
         forming_for: Option<(ClusterId, u16)>,
+        voter: bool,
         now: Duration,
     ) {
         if now < self.next_start || self.starting.is_some() {
@@ -470,15 +540,18 @@ impl Supervisor {
         self.starting = Some(Child {
             started_at: now,
             forming_for,
+            voter,
         });
         self.actions.push_back(Action::Start {
             join,
             bootstrap_expect,
             peers_json,
+            voter,
         });
     }
 
     fn stop(&mut self, why: StopWhy) {
+        self.role_change = None;
         if self.child.take().is_none() {
             return;
         }

@@ -72,6 +72,7 @@ impl Supervisor {
             node_id: rqlite.hosts[host].id.clone(),
             reap_after,
             volatile,
+            read_only: false,
         };
         Self {
             policy: policy::Supervisor::new(config, disk.stored.clone(), disk.raft_db, now),
@@ -132,6 +133,7 @@ impl Supervisor {
                     join,
                     bootstrap_expect,
                     peers_json,
+                    voter: _,
                 } => {
                     if !peers_json.is_empty() {
                         s.rqlite.disks[s.host].peers_json = Some(peers_json.clone());
@@ -164,6 +166,8 @@ impl Supervisor {
                         .is_some_and(|cluster| s.rqlite.remove(cluster, &victim));
                     self.policy.handle_removed(victim, removed, now);
                 }
+                // The model's nodes all vote: no cap, none read-only, so no role changes.
+                Action::Leave => self.policy.handle_left(false, now),
                 Action::Report(report) => match report {
                     policy::Report::Db(db) => out.push(Report::Db(db)),
                     policy::Report::Wiped => out.push(Report::Wiped),
@@ -171,7 +175,8 @@ impl Supervisor {
                     policy::Report::Voters(voters) => out.push(Report::Voters(voters)),
                     policy::Report::Ready(_)
                     | policy::Report::Exited(_)
-                    | policy::Report::StartFailed(_) => {}
+                    | policy::Report::StartFailed(_)
+                    | policy::Report::RoleChanged { .. } => {}
                 },
             }
         }

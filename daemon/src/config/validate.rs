@@ -10,6 +10,7 @@ use rq4d_protocol::{Key, Keyring, NodeId};
 use tracing_subscriber::EnvFilter;
 
 use super::{Cli, Config, MANAGED_FLAGS, RunArgs, read_keyring};
+use crate::rqlite::{Access, access};
 
 /// A configuration error naming the flag; exits 2 like clap's own.
 pub fn flag_error(flag: &str, message: impl std::fmt::Display) -> clap::Error {
@@ -83,6 +84,28 @@ impl RunArgs {
                 "needs --gossip-key or --gossip-keyring: volatile mode lets the losing side of a split delete its data, and without a key anyone who can reach the gossip port could claim to be the winning side",
             ));
         }
+        if let Some(voters) = self.voters {
+            if voters == 0 || voters % 2 == 0 {
+                return Err(self.error(
+                    "--voters",
+                    format!(
+                        "{voters} is not an odd number of at least 1: an even voter set \
+                         tolerates no more failures than the odd one below it"
+                    ),
+                ));
+            }
+            if self.expect > voters && !self.read_only {
+                return Err(self.error(
+                    "--expect",
+                    format!(
+                        "{} is more than --voters {voters}: every founder of a new cluster is \
+                         a voter",
+                        self.expect
+                    ),
+                ));
+            }
+        }
+        let (access, join_as) = self.access()?;
         Ok(Config {
             node_id,
             cluster_name: self.cluster_name,
@@ -99,6 +122,10 @@ impl RunArgs {
             reap_after: self.reap_after,
             settle: self.settle,
             volatile: self.volatile,
+            read_only: self.read_only,
+            voters: self.voters,
+            access,
+            join_as,
             keyring,
             keyring_file: self.gossip_keyring,
             exit_on_conflict: self.exit_on_conflict,
@@ -146,6 +173,32 @@ impl RunArgs {
             }
         }
         Ok(())
+    }
+
+    /// How rq4d reaches rqlited (credentials from -auth, HTTPS from -http-cert, after --), and
+    /// the -join-as user to add.
+    fn access(&self) -> Result<(Access, Option<String>), clap::Error> {
+        // A read-only node joins as a non-voter; under --voters any node may.
+        let join_perms: &[&'static str] = match (self.read_only, self.voters) {
+            (true, _) => &[access::JOIN_READ_ONLY],
+            (false, Some(_)) => &[access::JOIN, access::JOIN_READ_ONLY],
+            (false, None) => &[access::JOIN],
+        };
+        let wanted = access::Wanted {
+            user: self.rqlite_user.as_deref(),
+            password_file: self.rqlite_password_file.as_deref(),
+            ca_cert: self.rqlite_ca_cert.as_deref(),
+            server_name: self.rqlite_server_name.as_deref(),
+            join_perms,
+        };
+        access::settle(&self.rqlited_args, &wanted).map_err(|refusal| {
+            let flag = if refusal.flag.starts_with("--") {
+                self.origins.name(&refusal.flag)
+            } else {
+                format!("{} (rqlited argument after --)", refusal.flag)
+            };
+            flag_error(&flag, refusal.message)
+        })
     }
 
     /// The log filter: --log's directives when given, else --log-level.

@@ -71,6 +71,8 @@ pub(crate) fn card() -> impl Strategy<Value = Card> {
             any::<u64>().prop_map(ViewDigest),
         ),
         keys,
+        any::<bool>(),
+        proptest::option::of(any::<u16>()),
     )
         .prop_map(
             |(
@@ -89,6 +91,8 @@ pub(crate) fn card() -> impl Strategy<Value = Card> {
                     view,
                 ),
                 keys,
+                read_only,
+                voter_cap,
             )| Card {
                 node_id,
                 generation,
@@ -97,6 +101,8 @@ pub(crate) fn card() -> impl Strategy<Value = Card> {
                 raft_addr,
                 http_addr,
                 expect,
+                read_only,
+                voter_cap,
                 db,
                 agreement,
                 cluster_id,
@@ -262,6 +268,8 @@ pub(crate) fn sample(id: &str, generation: u64, version: u64) -> Card {
         raft_addr: "127.0.0.1:4002".into(),
         http_addr: "127.0.0.1:4001".into(),
         expect: 3,
+        read_only: false,
+        voter_cap: None,
         db: DbState::Empty,
         agreement: Agreement::None,
         cluster_id: None,

@@ -37,24 +37,39 @@ pub(super) fn agree(view: &View<'_>) -> Verdict {
         let of = view.missing.iter().map(|id| (*id).clone()).collect();
         return wait(Waiting::Cards { of }, held_ack);
     }
-    let expects: BTreeSet<u16> = live.iter().map(|card| card.expect).collect();
+    // Read-only replicas take no part: they are never counted, never founders.
+    let eligible: Vec<&Card> = live
+        .iter()
+        .copied()
+        .filter(|card| !card.read_only)
+        .collect();
+    let conflict = |conflict| Verdict {
+        decision: Decision::Conflict(conflict),
+        agreement: held_ack.clone(),
+        cluster_id: None,
+        formation: None,
+    };
+    let expects: BTreeSet<u16> = eligible.iter().map(|card| card.expect).collect();
     if expects.len() > 1 {
-        let expects = live
+        let expects = eligible
             .iter()
             .map(|card| (card.node_id.clone(), card.expect))
             .collect();
-        return Verdict {
-            decision: Decision::Conflict(Conflict::Expect(expects)),
-            agreement: held_ack,
-            cluster_id: None,
-            formation: None,
-        };
+        return conflict(Conflict::Expect(expects));
+    }
+    let caps: BTreeSet<Option<u16>> = eligible.iter().map(|card| card.voter_cap).collect();
+    if caps.len() > 1 {
+        let caps = eligible
+            .iter()
+            .map(|card| (card.node_id.clone(), card.voter_cap))
+            .collect();
+        return conflict(Conflict::VoterCap(caps));
     }
     let expect = usize::from(me.expect);
-    if live.len() < expect {
+    if eligible.len() < expect {
         return wait(
             Waiting::Members {
-                up: live.len(),
+                up: eligible.len(),
                 expect: me.expect,
             },
             held_ack,
@@ -62,7 +77,7 @@ pub(super) fn agree(view: &View<'_>) -> Verdict {
     }
     let digest = ViewDigest::of(live.iter().map(|card| &card.node_id));
     if view.faults.bootstrap_without_agreement
-        && live.iter().map(|card| &card.node_id).min() == Some(&me.node_id)
+        && eligible.iter().map(|card| &card.node_id).min() == Some(&me.node_id)
     {
         // Broken on purpose: the seed forms a cluster of its own, alone.
         let round = next_round(me, digest);
@@ -92,7 +107,18 @@ pub(super) fn agree(view: &View<'_>) -> Verdict {
             held_ack,
         );
     }
-    let Some(seed) = live.iter().map(|card| &card.node_id).min() else {
+    // The founders: every eligible member, or under a voter cap the smallest ids up to it
+    // (every founder is a voter). At least `expect` of them either way (the cap is no smaller),
+    // so two formations of one start still share a founder.
+    let mut founders = eligible;
+    founders.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    if let Some(cap) = me.voter_cap {
+        founders.truncate(usize::from(cap).max(expect));
+        if !founders.iter().any(|card| card.node_id == me.node_id) {
+            return wait(Waiting::BeyondVoterCap { cap }, Agreement::None);
+        }
+    }
+    let Some(seed) = founders.first().map(|card| &card.node_id) else {
         return wait(Waiting::NoMembers, held_ack);
     };
 
@@ -107,33 +133,34 @@ pub(super) fn agree(view: &View<'_>) -> Verdict {
             view: digest,
             round,
         };
-        let pending: Vec<NodeId> = view
-            .peers
+        let pending: Vec<NodeId> = founders
             .iter()
-            .filter(|card| card.agreement != wanted)
+            .filter(|card| card.node_id != me.node_id && card.agreement != wanted)
             .map(|card| card.node_id.clone())
             .collect();
         if pending.is_empty() {
-            // Every member acknowledged: they are the founders, and each starts rqlited as one
-            // once it sees this decision on my card.
+            // Every founder acknowledged, and each starts rqlited as one once it sees this
+            // decision on my card.
             let cluster_id = mint_cluster_id(&me.node_id, round, digest);
-            let mut targets: Vec<String> = live.iter().map(|card| card.raft_addr.clone()).collect();
+            let mut targets: Vec<String> =
+                founders.iter().map(|card| card.raft_addr.clone()).collect();
             targets.sort();
             targets.dedup();
+            let size = u16::try_from(founders.len()).unwrap_or(u16::MAX);
             return Verdict {
                 decision: Decision::Bootstrap {
                     cluster_id,
-                    expect: u16::try_from(live.len()).unwrap_or(u16::MAX),
+                    expect: size,
                     targets,
                 },
                 agreement: proposal,
                 cluster_id: Some(cluster_id),
-                formation: Some(u16::try_from(live.len()).unwrap_or(u16::MAX)),
+                formation: Some(size),
             };
         }
         return wait(
             Waiting::Acknowledgements {
-                members: live.len(),
+                members: founders.len(),
                 from: pending,
             },
             proposal,

@@ -30,6 +30,20 @@ pub enum Decision {
         targets: Vec<String>,
         /// The cluster being joined (unknown for a cluster that rq4d did not bootstrap).
         cluster_id: Option<ClusterId>,
+        /// As a voter; `false`: as a non-voter (`-raft-non-voter`: read-only, or beyond the
+        /// voter cap).
+        voter: bool,
+    },
+    /// The running rqlited should vote (`voter`), or stop voting: it leaves the configuration
+    /// (`/remove` of itself, through its own rqlited) and rejoins with the other role —
+    /// rqlited ignores a join whose id and address it holds, whatever the voter flag.
+    ChangeRole {
+        /// The role to take.
+        voter: bool,
+        /// Raft addresses to pass to `-join` on the way back, the leader's first.
+        targets: Vec<String>,
+        /// The cluster.
+        cluster_id: Option<ClusterId>,
     },
     /// Start rqlited on its existing data, with `-join` when the list is not empty.
     Resume {
@@ -93,6 +107,14 @@ pub enum Waiting {
     },
     /// No member at all.
     NoMembers,
+    /// A read-only replica waits for a cluster to join: it never founds one.
+    ReadOnly,
+    /// More empty nodes than the voter cap agree on a formation; this one is not among the
+    /// founders and joins the cluster they form.
+    BeyondVoterCap {
+        /// `--voters`.
+        cap: u16,
+    },
     /// This node is the seed and waits for acknowledgements.
     Acknowledgements {
         /// The view's size.
@@ -159,6 +181,13 @@ impl std::fmt::Display for Waiting {
                 write!(f, "{member} does not see the same membership yet")
             }
             Self::NoMembers => f.write_str("no members"),
+            Self::ReadOnly => f.write_str(
+                "read-only replica: waiting for a cluster with a live leader to join as a non-voter",
+            ),
+            Self::BeyondVoterCap { cap } => write!(
+                f,
+                "beyond the {cap} voters a new cluster is founded with; joining it once it has a leader"
+            ),
             Self::Acknowledgements { members, from } => write!(
                 f,
                 "seed of {members} members; waiting for acknowledgements from {}",
@@ -209,6 +238,8 @@ pub enum Conflict {
     Leaders(Vec<ClusterId>),
     /// The members were given different `--expect`s.
     Expect(Vec<(NodeId, u16)>),
+    /// The members were given different `--voters` caps.
+    VoterCap(Vec<(NodeId, Option<u16>)>),
     /// A live member uses this (not running) node's id.
     IdInUse {
         /// The id.
@@ -240,6 +271,16 @@ impl std::fmt::Display for Conflict {
                     .collect();
                 write!(f, "members disagree on --expect ({})", list.join(", "))
             }
+            Self::VoterCap(caps) => {
+                let list: Vec<String> = caps
+                    .iter()
+                    .map(|(id, cap)| match cap {
+                        Some(cap) => format!("{id}={cap}"),
+                        None => format!("{id}=unlimited"),
+                    })
+                    .collect();
+                write!(f, "members disagree on --voters ({})", list.join(", "))
+            }
             Self::IdInUse { id, addr } => write!(
                 f,
                 "node id {id} is in use by a live member at {addr}; refusing to start rqlited (give this node its own --node-id, or stop the other)"
@@ -269,9 +310,17 @@ impl Decision {
             Self::Join {
                 targets,
                 cluster_id,
+                voter,
             } => {
                 let cluster = cluster_id.map_or_else(|| "?".into(), |id| id.to_string());
-                format!("joining cluster {cluster} via {}", targets.join(","))
+                let role = if *voter { "" } else { " as a non-voter" };
+                format!("joining cluster {cluster}{role} via {}", targets.join(","))
+            }
+            Self::ChangeRole { voter: true, .. } => {
+                "promoting to voter (leaving and rejoining the configuration)".into()
+            }
+            Self::ChangeRole { voter: false, .. } => {
+                "stepping down to non-voter: more live voters than --voters".into()
             }
             Self::Resume { peers, .. } if !peers.is_empty() => {
                 let list: Vec<String> = peers.iter().map(|(id, a)| format!("{id}={a}")).collect();
@@ -305,6 +354,7 @@ impl Decision {
             Self::Wait(_) => "wait",
             Self::Bootstrap { .. } => "bootstrap",
             Self::Join { .. } => "join",
+            Self::ChangeRole { .. } => "change-role",
             Self::Resume { .. } => "resume",
             Self::Run => "run",
             Self::Wipe(_) => "wipe",

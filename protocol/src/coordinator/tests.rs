@@ -193,7 +193,8 @@ proptest! {
         }
         let verdict = decide_for(&cards, 0, shuffle % 2 == 0, shuffle);
         match verdict.decision {
-            Decision::Join { targets, cluster_id } => {
+            Decision::Join { targets, cluster_id, voter } => {
+                prop_assert!(voter, "without a cap every joiner votes");
                 prop_assert_eq!(&targets[0], &cards[leader].raft_addr, "the leader comes first");
                 prop_assert_eq!(cluster_id, Some(cluster));
                 prop_assert_eq!(verdict.cluster_id, Some(cluster), "the joiner adopts the cluster id");
@@ -480,7 +481,8 @@ fn a_removed_node_rejoins_its_clusters_leader() {
         verdict.decision,
         Decision::Join {
             targets: vec![cards[1].raft_addr.clone()],
-            cluster_id: cluster
+            cluster_id: cluster,
+            voter: true,
         }
     );
 }
@@ -689,3 +691,5 @@ fn an_acknowledger_whose_acknowledgement_lapsed_is_still_a_founder() {
         "a node that never acknowledged it is no founder: {forgotten:?}"
     );
 }
+
+mod roles;

@@ -24,6 +24,10 @@ pub struct NodeConfig {
     pub http_addr: String,
     /// `--expect`.
     pub expect: u16,
+    /// `--read-only`: a non-voter that never founds a cluster.
+    pub read_only: bool,
+    /// `--voters`: at most this many voters (`None`: every node that is not read-only votes).
+    pub voter_cap: Option<u16>,
     /// What the data directory holds at start.
     pub db: DbState,
     /// The cluster the data directory belongs to, or is bound to, if known.
@@ -107,6 +111,8 @@ impl NodeConfig {
             raft_addr: raft_addr.into(),
             http_addr: http_addr.into(),
             expect,
+            read_only: false,
+            voter_cap: None,
             db: DbState::Empty,
             cluster_id: None,
             formation: None,

@@ -146,6 +146,12 @@ pub enum StopWhy {
     Recover,
     /// Volatile mode: its data goes.
     Wipe,
+    /// It left the configuration to rejoin with another role (see
+    /// [`Decision::ChangeRole`]).
+    ChangeRole {
+        /// The role it rejoins with.
+        voter: bool,
+    },
 }
 
 /// Something the driver must do or pass on.
@@ -163,7 +169,13 @@ pub enum Action {
         bootstrap_expect: Option<u16>,
         /// The configuration to write to `raft/peers.json` before the start.
         peers_json: Vec<(NodeId, String)>,
+        /// As a voter; `false`: with `-raft-non-voter`.
+        voter: bool,
     },
+    /// Remove this node from its configuration (`/remove` of its own id, through its own
+    /// rqlited, which passes it to the leader): the first step of a change of role. Answer
+    /// with [`Supervisor::handle_left`].
+    Leave,
     /// Ask rqlited `/readyz` and `/status`; answer with [`Supervisor::handle_poll`].
     Poll,
     /// Stop rqlited (SIGTERM, then SIGKILL after a grace).
@@ -193,8 +205,13 @@ pub enum Report {
     Exited(String),
     /// rqlited could not be started.
     StartFailed(String),
-    /// A dead voter was removed.
+    /// A dead member was removed.
     Removed(NodeId),
+    /// This node left the configuration to rejoin with another role (`voter`: the new one).
+    RoleChanged {
+        /// The role it rejoins with.
+        voter: bool,
+    },
     /// The recorded voters changed: [`Node::set_stored_voters`].
     Voters(Vec<(NodeId, String)>),
     /// The data was deleted (volatile mode): [`Node::wiped`].

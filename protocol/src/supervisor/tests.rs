@@ -13,6 +13,7 @@ fn supervisor(volatile: bool) -> Supervisor {
         node_id: id("n1"),
         reap_after: Duration::from_secs(5),
         volatile,
+        read_only: false,
     };
     Supervisor::new(config, Stored::default(), false, T0)
 }
@@ -31,6 +32,7 @@ fn join() -> Decision {
     Decision::Join {
         targets: vec!["10.0.0.2:4002".into()],
         cluster_id: None,
+        voter: true,
     }
 }
 
@@ -83,7 +85,7 @@ fn a_bootstrap_starts_rqlited_once_with_every_founder_and_commits_once_it_is_a_v
     sup.handle_directive(bootstrap.clone(), T0);
     let actions = drain(&mut sup);
     assert!(
-        matches!(&actions[..], [Action::Persist(s), Action::Start { join, bootstrap_expect: Some(2), peers_json }]
+        matches!(&actions[..], [Action::Persist(s), Action::Start { join, bootstrap_expect: Some(2), peers_json, voter: true }]
             if s.cluster_id == Some(7) && s.formation == Some(2) && *join == founders && peers_json.is_empty()),
         "the binding is kept before the start: {actions:?}"
     );
@@ -279,7 +281,8 @@ fn a_resume_with_every_voter_moved_starts_with_peers_json() {
         actions.contains(&Action::Start {
             join: Vec::new(),
             bootstrap_expect: None,
-            peers_json: peers
+            peers_json: peers,
+            voter: true,
         }),
         "{actions:?}"
     );
@@ -504,4 +507,149 @@ fn the_timer_asks_for_polls_while_rqlited_runs_and_only_the_backoff_while_it_doe
         1,
         "restarted when the backoff expired"
     );
+}
+
+fn non_voter_join() -> Decision {
+    Decision::Join {
+        targets: vec!["10.0.0.2:4002".into()],
+        cluster_id: None,
+        voter: false,
+    }
+}
+
+fn change_role(voter: bool) -> Decision {
+    Decision::ChangeRole {
+        voter,
+        targets: vec!["10.0.0.2:4002".into()],
+        cluster_id: None,
+    }
+}
+
+fn start_roles(actions: &[Action]) -> Vec<bool> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start { voter, .. } => Some(*voter),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_non_voter_that_sees_its_leader_is_committed_as_one_and_resumes_as_one() {
+    let mut sup = supervisor(false);
+    let actions = started(&mut sup, non_voter_join(), T0);
+    assert_eq!(
+        start_roles(&actions),
+        vec![false],
+        "joins with -raft-non-voter"
+    );
+    sup.handle_poll(true, Some(status(false, Some("n2"), 0)), secs(1));
+    let actions = drain(&mut sup);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Persist(s) if s.committed && s.non_voter)),
+        "a non-voter in the configuration has data, and its role is kept: {actions:?}"
+    );
+    assert!(sup.stored().has_data(true));
+    // It exits; the restart on its data keeps the role.
+    sup.handle_exit("killed".into(), secs(2));
+    sup.handle_directive(
+        directive(Decision::Resume {
+            join: vec!["10.0.0.2:4002".into()],
+            peers: Vec::new(),
+        }),
+        secs(10),
+    );
+    assert_eq!(start_roles(&drain(&mut sup)), vec![false]);
+}
+
+#[test]
+fn a_change_of_role_leaves_first_then_rejoins_at_once_with_the_other_role() {
+    let mut sup = supervisor(false);
+    started(&mut sup, non_voter_join(), T0);
+    sup.handle_poll(true, Some(status(false, Some("n2"), 0)), secs(1));
+    drain(&mut sup);
+    sup.handle_directive(directive(change_role(true)), secs(2));
+    let actions = drain(&mut sup);
+    assert_eq!(actions, vec![Action::Leave], "leaves before anything else");
+    // Asked again while the leave is under way: nothing more.
+    sup.handle_directive(directive(change_role(true)), secs(2));
+    assert!(drain(&mut sup).is_empty());
+    sup.handle_left(true, secs(3));
+    let actions = drain(&mut sup);
+    assert!(
+        matches!(&actions[..], [
+            Action::Persist(s),
+            Action::Stop(StopWhy::ChangeRole { voter: true }),
+            ..
+        ] if !s.non_voter),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&Action::Report(Report::RoleChanged { voter: true })));
+    assert_eq!(start_roles(&actions), vec![true]);
+}
+
+#[test]
+fn a_change_of_role_waits_for_a_ready_rqlited_and_a_failed_leave_changes_nothing() {
+    let mut sup = supervisor(false);
+    started(&mut sup, non_voter_join(), T0);
+    sup.handle_poll(false, Some(status(false, Some("n2"), 0)), secs(1));
+    drain(&mut sup);
+    sup.handle_directive(directive(change_role(true)), secs(2));
+    assert!(drain(&mut sup).is_empty(), "not caught up: no change yet");
+    sup.handle_poll(true, Some(status(false, Some("n2"), 0)), secs(3));
+    let actions = drain(&mut sup);
+    assert!(actions.contains(&Action::Leave), "{actions:?}");
+    sup.handle_left(false, secs(4));
+    let actions = drain(&mut sup);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::Stop(_) | Action::Start { .. })),
+        "{actions:?}"
+    );
+    assert!(sup.running());
+}
+
+#[test]
+fn a_read_only_node_never_starts_as_a_voter_nor_changes_role() {
+    let config = SupervisorConfig {
+        node_id: id("n1"),
+        reap_after: Duration::from_secs(5),
+        volatile: false,
+        read_only: true,
+    };
+    let mut sup = Supervisor::new(config, Stored::default(), false, T0);
+    let actions = started(&mut sup, join(), T0);
+    assert_eq!(start_roles(&actions), vec![false]);
+    sup.handle_poll(true, Some(status(false, Some("n2"), 0)), secs(1));
+    drain(&mut sup);
+    sup.handle_directive(directive(change_role(true)), secs(2));
+    assert!(!drain(&mut sup).contains(&Action::Leave));
+}
+
+#[test]
+fn the_leader_reaps_a_dead_non_voter_even_without_a_quorum_to_spare() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    // Two of three voters dead: removing either would leave one live voter of two, no
+    // majority. The dead non-voter changes no quorum: it goes.
+    let mut membership = Membership::default();
+    membership.members.insert(id("n2"), Some(T0));
+    membership.members.insert(id("n3"), Some(T0));
+    membership.members.insert(id("r1"), Some(secs(1)));
+    sup.set_membership(membership);
+    sup.handle_poll(true, Some(status(true, Some("n1"), 2)), secs(10));
+    drain(&mut sup);
+    let mut nodes = listed(&["n1", "n2", "n3"]);
+    nodes.push(Listed {
+        id: id("r1"),
+        addr: "10.0.0.9:4002".into(),
+        voter: false,
+        reachable: false,
+    });
+    sup.handle_listing(Listing::Reap, &nodes, secs(10));
+    assert_eq!(drain(&mut sup), vec![Action::Remove(id("r1"))]);
 }

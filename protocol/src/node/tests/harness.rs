@@ -195,6 +195,7 @@ impl Harness {
             node_id: config.identity.node_id.clone(),
             reap_after: Duration::from_secs(60),
             volatile: config.volatile,
+            read_only: config.read_only,
         };
         self.supervisors[i] = Some(Supervisor::new(supervisor, stored.clone(), raft_db, now));
         self.stored[i] = stored;
@@ -318,6 +319,12 @@ impl Harness {
                     supervisor.handle_removed(id, true, now);
                 }
             }
+            // The harness's nodes all vote (no cap, none read-only): no role ever changes.
+            Action::Leave => {
+                if let Some(supervisor) = self.supervisors[i].as_mut() {
+                    supervisor.handle_left(false, now);
+                }
+            }
             Action::Report(report) => {
                 let Some(node) = self.nodes[i].as_mut() else {
                     return;
@@ -329,7 +336,8 @@ impl Harness {
                     Report::Ready(_)
                     | Report::Exited(_)
                     | Report::StartFailed(_)
-                    | Report::Removed(_) => {}
+                    | Report::Removed(_)
+                    | Report::RoleChanged { .. } => {}
                 }
             }
         }

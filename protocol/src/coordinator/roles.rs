@@ -1,0 +1,144 @@
+//! Who votes: read-only replicas never do, and under a voter cap (`--voters N`) at most N nodes
+//! do, the set healing itself — what Consul's autopilot does for its servers, and what neither
+//! rqlite nor its charts do.
+//!
+//! Every node computes the same function of the same live cards, so no node has to be told its
+//! role, and two leaders in a row cannot fight over it (the leader plays no part in the choice
+//! but for never being demoted itself):
+//!
+//! * **slots**: the cap less the voters of the configuration, as the leader's card counts them —
+//!   dead voters included, so a voter's place is refilled only once the reaper has removed it,
+//!   and one that comes back before that finds its place still its own;
+//! * **candidates** for the slots, in node-id order: the eligible (not read-only) live nodes of
+//!   the cluster that do not vote — running non-voters, nodes on their way in (starting), and
+//!   empty nodes about to join. The order does not depend on their state, so a candidate on its
+//!   way from non-voter to voter keeps its place and nobody overtakes it;
+//! * **demotions**: with more live voters than the cap and every voter of the configuration
+//!   live, the voters with the largest ids step down (never the leader), so that removing them
+//!   cannot leave the configuration short of a majority.
+//!
+//! A node acts only on its own role: a non-voter chosen for a slot removes itself and rejoins
+//! as a voter (rqlited ignores a join whose id and address it already holds, whatever the voter
+//! flag, so a change of role is a removal and a join); a voter chosen to step down does the
+//! same as a non-voter. The supervisor makes each change only once its rqlited has caught up.
+//!
+//! Nodes that disagree on the cap join as non-voters and change no role: two caps would make
+//! two choices. (Empty nodes that disagree refuse to agree on a formation at all, as with
+//! `--expect`.)
+
+use std::collections::BTreeSet;
+
+use super::View;
+use crate::card::{Card, DbState};
+use crate::identity::NodeId;
+
+/// What the cards say about the voters of `leader`'s cluster.
+struct Voting<'v> {
+    /// The cap all eligible live members of the cluster agree on (`None`: no cap).
+    cap: Option<u16>,
+    /// Voters of the configuration, as the leader counts them (dead ones included).
+    configured: u16,
+    /// Live voters, by id.
+    live_voters: Vec<&'v NodeId>,
+    /// Candidates for a slot, by id.
+    candidates: Vec<&'v NodeId>,
+}
+
+/// The cap the eligible members agree on (`Some(None)`: no cap), or `None` when they disagree.
+fn agreed_cap(members: &[&Card]) -> Option<Option<u16>> {
+    let caps: BTreeSet<Option<u16>> = members
+        .iter()
+        .filter(|card| !card.read_only)
+        .map(|card| card.voter_cap)
+        .collect();
+    match caps.len() {
+        0 => Some(None),
+        1 => caps.into_iter().next(),
+        _ => None,
+    }
+}
+
+/// The voting of `leader`'s cluster, or `None` when its members disagree on the cap.
+fn voting<'v>(view: &'v View<'_>, leader: &'v Card) -> Option<Voting<'v>> {
+    let cluster = leader.cluster_id;
+    let members: Vec<&Card> = view
+        .live()
+        .filter(|card| {
+            card.cluster_id == cluster || (card.cluster_id.is_none() && card.db == DbState::Empty)
+        })
+        .collect();
+    let cap = agreed_cap(&members)?;
+    let configured = leader.db.running().map_or(0, |running| running.voters);
+    let mut live_voters = Vec::new();
+    let mut candidates = Vec::new();
+    for card in &members {
+        match &card.db {
+            DbState::Running(running) if running.voter => live_voters.push(&card.node_id),
+            DbState::HasData { .. } => {}
+            _ if card.read_only => {}
+            _ => candidates.push(&card.node_id),
+        }
+    }
+    live_voters.sort();
+    candidates.sort();
+    Some(Voting {
+        cap,
+        configured,
+        live_voters,
+        candidates,
+    })
+}
+
+/// Whether `me`, not a voter of `leader`'s cluster (empty, starting, or a running non-voter),
+/// should vote: never when read-only; without a cap, always; under one, when it holds one of
+/// the free slots.
+pub(super) fn should_vote(view: &View<'_>, leader: &Card) -> bool {
+    let me = view.me;
+    if me.read_only {
+        return false;
+    }
+    let Some(voting) = voting(view, leader) else {
+        // Caps disagree: join as a non-voter (nothing is lost: a voter can be made of it once
+        // they agree).
+        return false;
+    };
+    let Some(cap) = voting.cap else {
+        return true;
+    };
+    let slots = usize::from(cap.saturating_sub(voting.configured));
+    voting
+        .candidates
+        .iter()
+        .take(slots)
+        .any(|id| *id == &me.node_id)
+}
+
+/// Whether `me`, a running voter of `leader`'s cluster, should step down: more live voters
+/// than the cap, every voter of the configuration live, and `me` among the largest ids
+/// (never the leader).
+pub(super) fn should_step_down(view: &View<'_>, leader: &Card) -> bool {
+    let me = view.me;
+    if me.node_id == leader.node_id {
+        return false;
+    }
+    let Some(Voting {
+        cap: Some(cap),
+        configured,
+        live_voters,
+        ..
+    }) = voting(view, leader)
+    else {
+        return false;
+    };
+    let live = live_voters.len();
+    let cap = usize::from(cap);
+    if live <= cap || live != usize::from(configured) {
+        return false;
+    }
+    live_voters
+        .iter()
+        .rev()
+        .filter(|id| **id != &leader.node_id)
+        .take(live - cap)
+        .any(|id| *id == &me.node_id)
+}

@@ -1,0 +1,250 @@
+//! Read-only replicas and the voter cap: who founds, who joins as what, who changes role — each
+//! rule from the side of the node it picks and of the nodes it does not.
+
+use super::*;
+
+fn running(leader: &str, voters: u16, voter: bool) -> DbState {
+    DbState::Running(Running {
+        leader: Some(NodeId::new(leader).expect("id")),
+        term: 2,
+        voters,
+        voter,
+    })
+}
+
+/// A formed cluster 7 led by `n00`, with `voters` voters in its configuration: the first
+/// `live_voters` cards run as voters, the next `non_voters` as non-voters, the rest are empty;
+/// every eligible card carries `cap`.
+fn formed(
+    n: usize,
+    voters: u16,
+    live_voters: usize,
+    non_voters: usize,
+    cap: Option<u16>,
+) -> Vec<Card> {
+    let mut cards = empty_cluster(n, 3);
+    for (i, card) in cards.iter_mut().enumerate() {
+        card.voter_cap = cap;
+        if i < live_voters + non_voters {
+            card.db = running("n00", voters, i < live_voters);
+            card.cluster_id = Some(ClusterId(7));
+        }
+    }
+    cards
+}
+
+#[test]
+fn read_only_nodes_are_never_counted_for_expect_nor_founders() {
+    let mut cards = empty_cluster(4, 3);
+    cards[0].read_only = true;
+    cards[3].read_only = true;
+    for i in 0..4 {
+        let verdict = decide_for(&cards, i, true, 0);
+        let want = if cards[i].read_only {
+            Decision::Wait(Waiting::ReadOnly)
+        } else {
+            Decision::Wait(Waiting::Members { up: 2, expect: 3 })
+        };
+        assert_eq!(verdict.decision, want, "node {i}");
+    }
+    // A third eligible node: the two read-only ones still wait, the three others found the
+    // cluster without them (n00, the smallest id, is read-only and not the seed).
+    let mut cards = empty_cluster(5, 3);
+    cards[0].read_only = true;
+    cards[4].read_only = true;
+    let decisions = run_agreement(&mut cards, &[0, 1, 2, 3, 4]);
+    let formed = formations(&decisions);
+    assert_eq!(formed[0], None);
+    assert_eq!(formed[4], None);
+    assert!(
+        formed[1..4].iter().all(|f| f.is_some_and(|(_, n)| n == 3)),
+        "{decisions:?}"
+    );
+    assert_eq!(decisions[0], Decision::Wait(Waiting::ReadOnly));
+    assert!(
+        matches!(&decisions[1], Decision::Bootstrap { targets, .. } if !targets.contains(&cards[0].raft_addr))
+    );
+}
+
+#[test]
+fn a_read_only_node_joins_a_live_leader_as_a_non_voter() {
+    let mut cards = formed(4, 3, 3, 0, None);
+    cards[3].read_only = true;
+    let verdict = decide_for(&cards, 3, true, 0);
+    assert!(
+        matches!(&verdict.decision, Decision::Join { voter: false, targets, .. } if targets[0] == cards[0].raft_addr),
+        "{:?}",
+        verdict.decision
+    );
+    // Without a cap any other empty node joins as a voter.
+    cards[3].read_only = false;
+    let verdict = decide_for(&cards, 3, true, 0);
+    assert!(
+        matches!(verdict.decision, Decision::Join { voter: true, .. }),
+        "{:?}",
+        verdict.decision
+    );
+}
+
+#[test]
+fn under_a_cap_the_smallest_ids_found_and_the_others_wait_to_join() {
+    let mut cards = empty_cluster(5, 3);
+    for card in &mut cards {
+        card.voter_cap = Some(3);
+    }
+    let decisions = run_agreement(&mut cards, &[4, 3, 2, 1, 0]);
+    let formed = formations(&decisions);
+    let cluster = formed[0].expect("n00 founds").0;
+    for (i, formation) in formed.iter().enumerate().take(3) {
+        assert_eq!(*formation, Some((cluster, 3)), "founder {i}: {decisions:?}");
+    }
+    for i in 3..5 {
+        assert_eq!(
+            decisions[i],
+            Decision::Wait(Waiting::BeyondVoterCap { cap: 3 }),
+            "node {i}"
+        );
+        assert_eq!(
+            cards[i].agreement,
+            Agreement::None,
+            "node {i} acknowledged nothing"
+        );
+    }
+}
+
+#[test]
+fn nodes_that_disagree_on_the_cap_agree_on_nothing() {
+    let mut cards = empty_cluster(3, 3);
+    cards[1].voter_cap = Some(3);
+    let verdict = decide_for(&cards, 0, true, 0);
+    assert!(
+        matches!(verdict.decision, Decision::Conflict(Conflict::VoterCap(_))),
+        "{:?}",
+        verdict.decision
+    );
+}
+
+#[test]
+fn joiners_take_the_free_slots_in_id_order_and_the_rest_join_as_non_voters() {
+    // Cap 5, three voters: two slots for three empty nodes.
+    let cards = formed(6, 3, 3, 0, Some(5));
+    let roles: Vec<bool> = (3..6)
+        .map(|i| match decide_for(&cards, i, true, 0).decision {
+            Decision::Join { voter, .. } => voter,
+            other => panic!("node {i}: {other:?}"),
+        })
+        .collect();
+    assert_eq!(roles, vec![true, true, false]);
+}
+
+#[test]
+fn a_reaped_voters_place_goes_to_the_first_non_voter_and_only_to_it() {
+    // Cap 3: the configuration is down to two voters (one was reaped); two running non-voters.
+    let cards = formed(4, 2, 2, 2, Some(3));
+    let promoted = decide_for(&cards, 2, true, 0);
+    assert!(
+        matches!(&promoted.decision, Decision::ChangeRole { voter: true, targets, .. } if targets[0] == cards[0].raft_addr),
+        "{:?}",
+        promoted.decision
+    );
+    assert_eq!(
+        decide_for(&cards, 3, true, 0).decision,
+        Decision::Run,
+        "the second stays"
+    );
+    for i in 0..2 {
+        assert_eq!(
+            decide_for(&cards, i, true, 0).decision,
+            Decision::Run,
+            "voter {i}"
+        );
+    }
+}
+
+#[test]
+fn a_dead_voters_place_is_kept_until_it_is_reaped() {
+    // Cap 3, three voters configured but one of them is not live (not in the cards): no slot.
+    let cards = formed(4, 3, 2, 2, Some(3));
+    for i in 2..4 {
+        assert_eq!(
+            decide_for(&cards, i, true, 0).decision,
+            Decision::Run,
+            "non-voter {i}"
+        );
+    }
+}
+
+#[test]
+fn a_promotion_on_its_way_keeps_its_place() {
+    // n02 was chosen and is restarting as a voter (starting); n03 must not take the slot too.
+    let mut cards = formed(4, 2, 2, 2, Some(3));
+    cards[2].db = DbState::Starting;
+    assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
+}
+
+#[test]
+fn extra_voters_step_down_largest_ids_first_never_the_leader() {
+    // Cap 3, five live voters, all of the configuration live: n03 and n04 step down.
+    let cards = formed(5, 5, 5, 0, Some(3));
+    let decisions: Vec<Decision> = (0..5)
+        .map(|i| decide_for(&cards, i, true, 0).decision)
+        .collect();
+    for (i, decision) in decisions.iter().enumerate() {
+        let steps_down = matches!(decision, Decision::ChangeRole { voter: false, .. });
+        assert_eq!(steps_down, i >= 3, "node {i}: {decision:?}");
+    }
+    // The leader among the largest ids: the next one steps down in its place.
+    let mut cards = formed(5, 5, 5, 0, Some(3));
+    for card in &mut cards {
+        card.db = running("n04", 5, true);
+    }
+    let steps_down: Vec<usize> = (0..5)
+        .filter(|&i| {
+            matches!(
+                decide_for(&cards, i, true, 0).decision,
+                Decision::ChangeRole { voter: false, .. }
+            )
+        })
+        .collect();
+    assert_eq!(steps_down, vec![2, 3]);
+}
+
+#[test]
+fn no_voter_steps_down_while_a_voter_of_the_configuration_is_not_live() {
+    // Cap 3, six voters configured, five live: removing live ones could lose the majority.
+    let cards = formed(5, 6, 5, 0, Some(3));
+    for i in 0..5 {
+        assert_eq!(
+            decide_for(&cards, i, true, 0).decision,
+            Decision::Run,
+            "voter {i}"
+        );
+    }
+}
+
+#[test]
+fn a_read_only_node_is_never_promoted() {
+    let mut cards = formed(3, 1, 1, 2, Some(3));
+    cards[1].read_only = true;
+    assert_eq!(decide_for(&cards, 1, true, 0).decision, Decision::Run);
+    assert!(matches!(
+        decide_for(&cards, 2, true, 0).decision,
+        Decision::ChangeRole { voter: true, .. }
+    ));
+}
+
+#[test]
+fn a_non_voter_that_sees_its_leader_is_healthy_and_one_that_does_not_rejoins() {
+    let mut cards = formed(4, 3, 3, 1, Some(3));
+    assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
+    cards[3].db = DbState::Running(Running {
+        leader: None,
+        term: 2,
+        voters: 0,
+        voter: false,
+    });
+    assert!(matches!(
+        decide_for(&cards, 3, true, 0).decision,
+        Decision::Join { voter: false, .. }
+    ));
+}
