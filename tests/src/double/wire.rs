@@ -190,5 +190,6 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     if answer.is_empty() {
         return Err(anyhow!("connection to {addr} closed without an answer"));
     }
-    Ok(serde_json::from_str(&answer)?)
+    serde_json::from_str(&answer)
+        .with_context(|| format!("unintelligible answer from {addr} (node TLS on one side only?)"))
 }
