@@ -385,3 +385,85 @@ fn node_verify_server_name_is_checked() {
         fail(&mut [n1, right], &e);
     }
 }
+
+/// `-http-verify-client`: the API accepts only clients with a certificate from
+/// `-http-ca-cert`.
+#[test]
+fn http_mutual_tls_demands_a_client_certificate() {
+    let dir = tempdir("auth-http-mtls");
+    let pki = TestPki::new(dir.join("pki")).expect("test CA");
+    let server = pki.issue("n1", &["127.0.0.1"], &[]).expect("issue");
+    let client_cert = pki.issue("client", &[], &["client"]).expect("issue");
+    let with_cert =
+        HttpClient::https(pki.ca_pem_path()).client_cert(&client_cert.cert, &client_cert.key);
+    let mut n1 = start(
+        spec("n1", &dir)
+            .args(&[
+                "-http-cert",
+                server.cert_str(),
+                "-http-key",
+                server.key_str(),
+            ])
+            .args(&["-http-ca-cert", pki.ca_pem_str(), "-http-verify-client"])
+            .client(with_cert.clone()),
+    );
+    ok(n1.wait_ready(Duration::from_secs(10)));
+    let without = HttpClient::https(pki.ca_pem_path()).request(
+        "GET",
+        n1.http_addr(),
+        "/status",
+        None,
+        Duration::from_secs(3),
+    );
+    assert!(
+        without.as_ref().map_or(true, |r| r.status != 200),
+        "a client without a certificate was served: {without:?}"
+    );
+    assert_eq!(status_code(&with_cert, n1.http_addr(), "/status"), 200);
+}
+
+/// `-node-verify-client` (mutual node TLS) still lets nodes with certificates
+/// from the CA join, and `-node-no-verify` lets a joiner skip checking the
+/// server's certificate (it still presents its own).
+#[test]
+fn node_mutual_tls_and_no_verify() {
+    let dir = tempdir("auth-node-mtls");
+    let pki = TestPki::new(dir.join("pki")).expect("test CA");
+    let node_tls = |id: &str| -> Vec<String> {
+        let c = pki.issue(id, &["127.0.0.1"], &[]).expect("issue");
+        [
+            "-node-cert",
+            c.cert_str(),
+            "-node-key",
+            c.key_str(),
+            "-node-ca-cert",
+            pki.ca_pem_str(),
+            "-node-verify-client",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut n1_spec = spec("n1", &dir);
+    n1_spec.args.extend(node_tls("n1"));
+    let mut n1 = start(n1_spec);
+    ok(n1.wait_ready(Duration::from_secs(10)));
+    let mut n2_spec = spec("n2", &dir).join(&[n1.raft_addr()]);
+    n2_spec.args.extend(node_tls("n2"));
+    let mut n2 = start(n2_spec);
+    if let Err(e) = n2.wait_ready(Duration::from_secs(10)) {
+        fail(&mut [n1, n2], &format!("mutual node TLS: {e}"));
+    }
+    // n3 has a certificate from the CA but no CA to check n1's with.
+    let c3 = pki.issue("n3", &["127.0.0.1"], &[]).expect("issue");
+    let mut n3 = start(spec("n3", &dir).join(&[n1.raft_addr()]).args(&[
+        "-node-cert",
+        c3.cert_str(),
+        "-node-key",
+        c3.key_str(),
+        "-node-no-verify",
+    ]));
+    if let Err(e) = n3.wait_ready(Duration::from_secs(10)) {
+        fail(&mut [n1, n2, n3], &format!("-node-no-verify joiner: {e}"));
+    }
+}
