@@ -608,6 +608,28 @@ mod tests {
     }
 
     #[test]
+    fn validation_messages_are_rqlites() {
+        let check = |v: &[&str]| validate(&parse(&args(v)).expect("parse"));
+        assert_eq!(
+            check(&["-http-cert", "/", "data"]),
+            Err("either both -http-cert and -http-key must be set, or neither".into())
+        );
+        assert_eq!(
+            check(&["-node-key", "/", "data"]),
+            Err("either both -node-cert and -node-key must be set, or neither".into())
+        );
+        assert_eq!(
+            check(&["-auth", "/no/such/file", "data"]),
+            Err("/no/such/file does not exist".into())
+        );
+        assert_eq!(
+            check(&["-raft-non-voter", "-bootstrap-expect", "3", "data"]),
+            Err("bootstrapping only applicable to voting nodes".into())
+        );
+        assert_eq!(check(&["-raft-non-voter", "data"]), Ok(()));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
