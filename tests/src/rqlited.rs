@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::{HttpResponse, http_delete, http_get, http_post, http_request, url_encode};
+use crate::http::{HttpClient, HttpResponse, url_encode};
 use crate::scratch::free_addr;
 use crate::wait::wait_until;
 
@@ -53,6 +53,8 @@ pub struct NodeSpec {
     pub args: Vec<String>,
     /// Binary to run; `None` means [`rqlited_binary`].
     pub binary: Option<PathBuf>,
+    /// How the harness calls this node's HTTP API (HTTPS, credentials).
+    pub client: HttpClient,
 }
 
 impl NodeSpec {
@@ -66,6 +68,7 @@ impl NodeSpec {
             join: vec![],
             args: vec![],
             binary: None,
+            client: HttpClient::plain(),
         }
     }
 
@@ -94,6 +97,13 @@ impl NodeSpec {
     pub fn at_new_addresses(mut self) -> NodeSpec {
         self.http_addr = free_addr();
         self.raft_addr = free_addr();
+        self
+    }
+
+    /// Calls this node's API with `client`: needed when the node serves HTTPS
+    /// (`-http-cert`) or checks credentials (`-auth`).
+    pub fn client(mut self, client: HttpClient) -> NodeSpec {
+        self.client = client;
         self
     }
 
@@ -219,20 +229,22 @@ impl Rqlited {
     }
 
     pub fn get(&self, path_and_query: &str) -> io::Result<HttpResponse> {
-        http_get(&self.spec.http_addr, path_and_query)
+        self.spec.client.get(&self.spec.http_addr, path_and_query)
     }
 
     /// HTTP status of `/readyz`, or `None` when the HTTP server does not answer.
     pub fn readyz(&self) -> Option<u16> {
-        http_request(
-            "GET",
-            &self.spec.http_addr,
-            "/readyz",
-            None,
-            Duration::from_secs(2),
-        )
-        .ok()
-        .map(|r| r.status)
+        self.spec
+            .client
+            .request(
+                "GET",
+                &self.spec.http_addr,
+                "/readyz",
+                None,
+                Duration::from_secs(2),
+            )
+            .ok()
+            .map(|r| r.status)
     }
 
     pub fn is_ready(&self) -> bool {
@@ -276,7 +288,9 @@ impl Rqlited {
 
     /// `POST /db/execute` with a JSON body such as `["CREATE TABLE t (a)"]`.
     pub fn execute(&self, body: &str) -> io::Result<HttpResponse> {
-        http_post(&self.spec.http_addr, "/db/execute", body)
+        self.spec
+            .client
+            .post(&self.spec.http_addr, "/db/execute", body)
     }
 
     /// `GET /db/query?q=...` with extra query parameters (e.g. `&level=none`).
@@ -287,7 +301,9 @@ impl Rqlited {
     /// `DELETE /remove` with body `{"id":"<id>"}`.
     pub fn remove(&self, id: &str) -> io::Result<HttpResponse> {
         let body = serde_json::json!({ "id": id }).to_string();
-        http_delete(&self.spec.http_addr, "/remove", &body)
+        self.spec
+            .client
+            .delete(&self.spec.http_addr, "/remove", &body)
     }
 
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {

@@ -30,6 +30,16 @@ pub struct Options {
     pub disco_key: String,
     pub disco_config: String,
     pub auth: String,
+    pub http_cert: String,
+    pub http_key: String,
+    pub http_ca_cert: String,
+    pub http_verify_client: bool,
+    pub node_cert: String,
+    pub node_key: String,
+    pub node_ca_cert: String,
+    pub node_no_verify: bool,
+    pub node_verify_client: bool,
+    pub node_verify_server_name: String,
     pub version: bool,
     /// Positional arguments left after the flags (the first is the data directory).
     pub args: Vec<String>,
@@ -60,6 +70,16 @@ impl Default for Options {
             disco_key: "rqlite".into(),
             disco_config: String::new(),
             auth: String::new(),
+            http_cert: String::new(),
+            http_key: String::new(),
+            http_ca_cert: String::new(),
+            http_verify_client: false,
+            node_cert: String::new(),
+            node_key: String::new(),
+            node_ca_cert: String::new(),
+            node_no_verify: false,
+            node_verify_client: false,
+            node_verify_server_name: String::new(),
             version: false,
             args: Vec::new(),
         }
@@ -118,7 +138,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     (
         "join-as",
         Kind::Str,
-        "Username in authentication file to join as (accepted, ignored by the double)",
+        "Username in authentication file to join as. If not set, joining anonymously",
     ),
     ("raft-election-timeout", Kind::Dur, "Raft election timeout"),
     ("raft-timeout", Kind::Dur, "Raft heartbeat timeout"),
@@ -147,11 +167,7 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         Kind::Bool,
         "Shutdown Raft if node removed from cluster (the real node never exits either)",
     ),
-    (
-        "raft-non-voter",
-        Kind::Bool,
-        "Configure as non-voting node (not supported by the double)",
-    ),
+    ("raft-non-voter", Kind::Bool, "Configure as non-voting node"),
     (
         "bootstrap-expect",
         Kind::Int,
@@ -180,7 +196,49 @@ const FLAGS: &[(&str, Kind, &str)] = &[
     (
         "auth",
         Kind::Str,
-        "Path to authentication and authorization file (not supported by the double)",
+        "Path to authentication and authorization file. If not set, not enabled",
+    ),
+    ("http-cert", Kind::Str, "Path to HTTPS X.509 certificate"),
+    ("http-key", Kind::Str, "Path to HTTPS X.509 private key"),
+    (
+        "http-ca-cert",
+        Kind::Str,
+        "Path to X.509 CA certificate for HTTPS, used to verify client certificates",
+    ),
+    (
+        "http-verify-client",
+        Kind::Bool,
+        "Enable mutual TLS for HTTPS",
+    ),
+    (
+        "node-cert",
+        Kind::Str,
+        "Path to X.509 certificate for node-to-node encryption",
+    ),
+    (
+        "node-key",
+        Kind::Str,
+        "Path to X.509 private key for node-to-node encryption",
+    ),
+    (
+        "node-ca-cert",
+        Kind::Str,
+        "Path to X.509 CA certificate for node-to-node encryption",
+    ),
+    (
+        "node-no-verify",
+        Kind::Bool,
+        "Skip verification of any node-node certificate",
+    ),
+    (
+        "node-verify-client",
+        Kind::Bool,
+        "Enable mutual TLS for node-to-node communication",
+    ),
+    (
+        "node-verify-server-name",
+        Kind::Str,
+        "Hostname to verify on certificate returned by a node",
     ),
     ("version", Kind::Bool, "Show version information and exit"),
     (
@@ -350,6 +408,16 @@ fn set(o: &mut Options, name: &str, kind: Kind, v: &str) -> Result<(), String> {
         "disco-key" => o.disco_key = v.into(),
         "disco-config" => o.disco_config = v.into(),
         "auth" => o.auth = v.into(),
+        "http-cert" => o.http_cert = v.into(),
+        "http-key" => o.http_key = v.into(),
+        "http-ca-cert" => o.http_ca_cert = v.into(),
+        "http-verify-client" => o.http_verify_client = boolean()?,
+        "node-cert" => o.node_cert = v.into(),
+        "node-key" => o.node_key = v.into(),
+        "node-ca-cert" => o.node_ca_cert = v.into(),
+        "node-no-verify" => o.node_no_verify = boolean()?,
+        "node-verify-client" => o.node_verify_client = boolean()?,
+        "node-verify-server-name" => o.node_verify_server_name = v.into(),
         "version" => o.version = boolean()?,
         // Accepted for command-line compatibility; they change nothing the double models.
         _ => match kind {
@@ -364,6 +432,37 @@ fn set(o: &mut Options, name: &str, kind: Kind, v: &str) -> Result<(), String> {
                 boolean()?;
             }
         },
+    }
+    Ok(())
+}
+
+/// The checks of rqlite's `Config.Validate` that concern the flags the double
+/// models, in rqlite's order, with rqlite's messages (printed as `fatal: <msg>`,
+/// exit 1): files named by flags must exist, certificate and key come in pairs,
+/// and a non-voter cannot take part in `-bootstrap-expect`.
+pub fn validate(o: &Options) -> Result<(), String> {
+    let files = [
+        &o.auth,
+        &o.http_cert,
+        &o.http_key,
+        &o.http_ca_cert,
+        &o.node_cert,
+        &o.node_key,
+        &o.node_ca_cert,
+    ];
+    for f in files {
+        if !f.is_empty() && !std::path::Path::new(f).exists() {
+            return Err(format!("{f} does not exist"));
+        }
+    }
+    if o.http_cert.is_empty() != o.http_key.is_empty() {
+        return Err("either both -http-cert and -http-key must be set, or neither".into());
+    }
+    if o.node_cert.is_empty() != o.node_key.is_empty() {
+        return Err("either both -node-cert and -node-key must be set, or neither".into());
+    }
+    if o.bootstrap_expect > 0 && o.raft_non_voter {
+        return Err("bootstrapping only applicable to voting nodes".into());
     }
     Ok(())
 }
@@ -506,6 +605,28 @@ mod tests {
         );
         assert_eq!(parse(&args(&["-h"])).err(), Some(FlagError::Help));
         assert!(parse(&args(&["-join-attempts", "x"])).is_err());
+    }
+
+    #[test]
+    fn validation_messages_are_rqlites() {
+        let check = |v: &[&str]| validate(&parse(&args(v)).expect("parse"));
+        assert_eq!(
+            check(&["-http-cert", "/", "data"]),
+            Err("either both -http-cert and -http-key must be set, or neither".into())
+        );
+        assert_eq!(
+            check(&["-node-key", "/", "data"]),
+            Err("either both -node-cert and -node-key must be set, or neither".into())
+        );
+        assert_eq!(
+            check(&["-auth", "/no/such/file", "data"]),
+            Err("/no/such/file does not exist".into())
+        );
+        assert_eq!(
+            check(&["-raft-non-voter", "-bootstrap-expect", "3", "data"]),
+            Err("bootstrapping only applicable to voting nodes".into())
+        );
+        assert_eq!(check(&["-raft-non-voter", "data"]), Ok(()));
     }
 
     #[test]

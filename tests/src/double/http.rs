@@ -1,23 +1,27 @@
 //! rqlited's HTTP API surface as far as a supervisor uses it, with the status codes
-//! and bodies observed on real rqlited v8.43.3 (see `docs/rqlited.md`, "HTTP API").
+//! and bodies observed on real rqlited v8.43.3 (see `docs/rqlited.md`, "HTTP API"),
+//! and rqlite's permission check in front of every endpoint when `-auth` is set.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware;
+use axum::extract::{FromRequestParts, Query, Request as HttpRequest, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
 
+use super::auth::{Credentials, perm};
 use super::flags::{format_duration, parse_duration};
-use super::node::{self, Role, Shared, config_string};
+use super::node::{self, Role, Shared, config_string, suffrage};
 use super::sql::{self, Db, Stmt};
-use super::wire::{self, Request};
+use super::wire::{self, Request, UNAUTHORIZED};
 use super::{VERSION, rfc3339};
 
 type Params = Query<HashMap<String, String>>;
@@ -37,8 +41,77 @@ pub fn router(node: Shared) -> Router {
         .route("/db/execute", post(execute))
         .route("/db/query", get(query).post(query))
         .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(middleware::from_fn_with_state(node.clone(), check_perm))
         .layer(middleware::map_response(version_header))
         .with_state(node)
+}
+
+/// The permission rqlite's handler for `path` checks first thing (matched by
+/// prefix, as rqlite's mux does); `None` for paths it serves without a check
+/// (`/` and unknown paths). `/leader` is taken to need `status` (not confirmed
+/// from rqlite's source).
+fn required_perm(path: &str) -> Option<&'static str> {
+    const TABLE: &[(&str, &str)] = &[
+        ("/db/execute", perm::EXECUTE),
+        ("/db/query", perm::QUERY),
+        ("/remove", perm::REMOVE),
+        ("/status", perm::STATUS),
+        ("/nodes", perm::STATUS),
+        ("/readyz", perm::READY),
+        ("/leader", perm::STATUS),
+    ];
+    TABLE
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map(|(_, p)| *p)
+}
+
+/// The caller's Basic credentials, if the request carries an `Authorization:
+/// Basic` header (the only way rqlite accepts credentials).
+pub struct Caller(pub Option<Credentials>);
+
+impl Caller {
+    fn from_headers(headers: &HeaderMap) -> Caller {
+        Caller(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Credentials::from_basic_header),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Caller, Infallible> {
+        Ok(Caller::from_headers(&parts.headers))
+    }
+}
+
+/// rqlite answers OPTIONS with 200 and no check, and a failed check with a bare
+/// 401: no body, no `WWW-Authenticate`. The check comes before the method check,
+/// so a wrong method without credentials is 401, not 405.
+async fn check_perm(State(node): State<Shared>, req: HttpRequest, next: Next) -> Response {
+    if req.method() == Method::OPTIONS {
+        return StatusCode::OK.into_response();
+    }
+    if let (Some(store), Some(perm)) = (node.s.auth.as_ref(), required_perm(req.uri().path())) {
+        let caller = Caller::from_headers(req.headers());
+        if !store.allows(caller.0.as_ref(), perm) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// A forwarded request the leader refused for its credentials: 401 with
+/// rqlite's wording for that endpoint.
+fn remote_denied(what: &str) -> Response {
+    text(
+        StatusCode::UNAUTHORIZED,
+        format!("remote {what} not authorized\n"),
+    )
 }
 
 async fn version_header(mut resp: Response) -> Response {
@@ -87,7 +160,7 @@ async fn readyz(State(node): State<Shared>, Query(q): Params) -> Response {
         return no_leader();
     };
     let timeout = timeout_param(&q, Duration::from_secs(30));
-    if let Err(e) = node::ping(&leader_addr, timeout).await {
+    if let Err(e) = node::ping(&node, &leader_addr, timeout).await {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("[+]node ok\n[+]leader not contactable: {e}"),
@@ -109,7 +182,7 @@ async fn status(State(node): State<Shared>) -> Response {
         let mut c = v.config.clone();
         c.sort_by(|a, b| a.id.cmp(&b.id));
         c.iter()
-            .map(|s| json!({"id": s.id, "addr": s.addr, "suffrage": "Voter"}))
+            .map(|s| json!({"id": s.id, "addr": s.addr, "suffrage": suffrage(s)}))
             .collect()
     };
     let dir_size = std::fs::metadata(super::state::raft_db_path(&s.data_dir))
@@ -182,9 +255,14 @@ async fn status(State(node): State<Shared>) -> Response {
             "build_time": "",
             "compiler": "rustc",
         },
-        "cluster": {"addr": s.raft_adv, "api_addr": s.http_adv, "https": "false"},
+        "cluster": {"addr": s.raft_adv, "api_addr": s.http_adv, "https": s.https.to_string()},
         "extensions": {},
-        "http": {"bind_addr": s.http_bind, "auth": "disabled", "cluster": {"local_node_addr": s.raft_adv}},
+        "http": {
+            "bind_addr": s.http_bind,
+            "auth": if s.auth.is_some() { "enabled" } else { "disabled" },
+            "cluster": {"local_node_addr": s.raft_adv},
+            "tls": {"enabled": s.https.to_string()},
+        },
         "mux": {"addr": s.raft_bind, "timeout": "30s"},
         "network": {"interfaces": {}},
         "node": {
@@ -200,13 +278,16 @@ async fn status(State(node): State<Shared>) -> Response {
 }
 
 /// One `/nodes` entry, probed over the Raft port like rqlite's `Node.Test`.
-async fn probe(id: String, addr: String, is_leader: bool, timeout: Duration) -> Value {
+async fn probe(node: Shared, server: wire::Server, is_leader: bool, timeout: Duration) -> Value {
+    let wire::Server {
+        id, addr, voter, ..
+    } = server;
     let mut m = Map::new();
     m.insert("id".into(), json!(id));
     m.insert("addr".into(), json!(addr));
-    m.insert("voter".into(), json!(true));
+    m.insert("voter".into(), json!(voter));
     m.insert("version".into(), json!(VERSION));
-    match node::ping(&addr, timeout).await {
+    match node::ping(&node, &addr, timeout).await {
         Ok((api_addr, took)) => {
             m.insert("api_addr".into(), json!(api_addr));
             m.insert("reachable".into(), json!(true));
@@ -230,11 +311,16 @@ async fn nodes(State(node): State<Shared>, Query(q): Params) -> Response {
     let leader_addr = v.leader.map(|l| l.1).unwrap_or_default();
     let timeout = timeout_param(&q, Duration::from_secs(30));
     let mut servers = v.config;
+    // rqlite lists only voters unless asked for `?nonvoters`.
+    if !q.contains_key("nonvoters") {
+        servers.retain(|s| s.voter);
+    }
     servers.sort_by(|a, b| a.id.cmp(&b.id));
     let mut set = JoinSet::new();
     for (i, s) in servers.into_iter().enumerate() {
         let is_leader = s.addr == leader_addr;
-        set.spawn(async move { (i, probe(s.id, s.addr, is_leader, timeout).await) });
+        let node = node.clone();
+        set.spawn(async move { (i, probe(node, s, is_leader, timeout).await) });
     }
     let mut probed: Vec<(usize, Value)> = Vec::new();
     while let Some(Ok(r)) = set.join_next().await {
@@ -254,11 +340,25 @@ async fn nodes(State(node): State<Shared>, Query(q): Params) -> Response {
 }
 
 async fn leader(State(node): State<Shared>, Query(q): Params) -> Response {
-    let Some((id, addr)) = node.view().leader else {
+    let v = node.view();
+    let Some((id, addr)) = v.leader else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "leader not found\n");
     };
+    let server = v
+        .config
+        .into_iter()
+        .find(|s| s.id == id)
+        .unwrap_or(wire::Server {
+            id,
+            addr,
+            api_addr: String::new(),
+            voter: true,
+        });
     let timeout = timeout_param(&q, Duration::from_secs(30));
-    json_response(StatusCode::OK, probe(id, addr, true, timeout).await)
+    json_response(
+        StatusCode::OK,
+        probe(node.clone(), server, true, timeout).await,
+    )
 }
 
 /// Maps an answer from the leader (or from our own leader-side code) to HTTP.
@@ -294,7 +394,12 @@ fn redirect(node: &Shared, leader_addr: &str, path_and_query: &str) -> Response 
         .into_response()
 }
 
-async fn remove(State(node): State<Shared>, Query(q): Params, body: Bytes) -> Response {
+async fn remove(
+    State(node): State<Shared>,
+    Query(q): Params,
+    Caller(creds): Caller,
+    body: Bytes,
+) -> Response {
     // rqlite decodes into map[string]string and insists on exactly the key "id".
     let id = match serde_json::from_slice::<HashMap<String, String>>(&body) {
         Ok(m) if m.len() == 1 && m.contains_key("id") => m["id"].clone(),
@@ -313,7 +418,10 @@ async fn remove(State(node): State<Shared>, Query(q): Params, body: Bytes) -> Re
     if q.contains_key("redirect") {
         return redirect(&node, &leader_addr, "/remove");
     }
-    match node::forward(&leader_addr, &Request::Remove { id }).await {
+    match node::forward(&node, &leader_addr, &Request::Remove { id, creds }).await {
+        Ok(wire::Response::Error { error }) if error == UNAUTHORIZED => {
+            remote_denied("remove node")
+        }
         Ok(wire::Response::Ok) => {
             let mut resp = StatusCode::OK.into_response();
             if let Ok(h) = HeaderValue::from_str(&leader_addr) {
@@ -338,7 +446,12 @@ fn results_body(results: Vec<Value>, error: Option<String>, started: Option<Inst
     Value::Object(m)
 }
 
-async fn execute(State(node): State<Shared>, Query(q): Params, body: Bytes) -> Response {
+async fn execute(
+    State(node): State<Shared>,
+    Query(q): Params,
+    Caller(creds): Caller,
+    body: Bytes,
+) -> Response {
     let started = q.contains_key("timings").then(Instant::now);
     let stmts = match sql::parse_body(&body) {
         Ok(s) => s,
@@ -361,7 +474,15 @@ async fn execute(State(node): State<Shared>, Query(q): Params, body: Bytes) -> R
         if q.contains_key("redirect") {
             return redirect(&node, &leader_addr, "/db/execute");
         }
-        match node::forward(&leader_addr, &Request::Execute { stmts, transaction }).await {
+        let req = Request::Execute {
+            stmts,
+            transaction,
+            creds,
+        };
+        match node::forward(&node, &leader_addr, &req).await {
+            Ok(wire::Response::Error { error }) if error == UNAUTHORIZED => {
+                return remote_denied("Execute");
+            }
             Ok(r) => r,
             Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
         }
@@ -374,7 +495,12 @@ async fn execute(State(node): State<Shared>, Query(q): Params, body: Bytes) -> R
     }
 }
 
-async fn query(State(node): State<Shared>, Query(q): Params, body: Bytes) -> Response {
+async fn query(
+    State(node): State<Shared>,
+    Query(q): Params,
+    Caller(creds): Caller,
+    body: Bytes,
+) -> Response {
     let started = q.contains_key("timings").then(Instant::now);
     let stmts = if let Some(sql) = q.get("q") {
         vec![Stmt {
@@ -411,7 +537,8 @@ async fn query(State(node): State<Shared>, Query(q): Params, body: Bytes) -> Res
     if q.contains_key("redirect") {
         return redirect(&node, &leader_addr, "/db/query");
     }
-    match node::forward(&leader_addr, &Request::Query { stmts }).await {
+    match node::forward(&node, &leader_addr, &Request::Query { stmts, creds }).await {
+        Ok(wire::Response::Error { error }) if error == UNAUTHORIZED => remote_denied("query"),
         Ok(wire::Response::Results { results, error }) => {
             json_response(StatusCode::OK, results_body(results, error, started))
         }

@@ -11,24 +11,55 @@
 //! - **Command line**: Go `flag` syntax (`-flag v`, `-flag=v`, `--flag`, bare
 //!   booleans), exit 2 with `flag provided but not defined: -x`; rqlited's defaults
 //!   (HTTP `localhost:4001`, Raft `localhost:4002`, id = advertised Raft address,
-//!   `-join-attempts` 5, `-join-interval` 3s, `-raft-election-timeout` 1s).
+//!   `-join-attempts` 5, `-join-interval` 3s, `-raft-election-timeout` 1s);
+//!   rqlite v8's `Validate` checks with its messages (`fatal: <msg>`, exit 1):
+//!   files named by flags must exist, `-http-cert`/`-http-key` and
+//!   `-node-cert`/`-node-key` come in pairs, no `-raft-non-voter` with
+//!   `-bootstrap-expect`. No argument at all exits 1; flags without a data
+//!   directory make the *working directory* the data directory (v8 behaviour,
+//!   observed on v8.43.3).
 //! - **State**: `<data>/raft.db` exists exactly when the node has state (it is the
-//!   double's JSON: id, term, vote, voters, log position, fake tables);
-//!   `<data>/raft/peers.json` recovery, renamed to `peers.info` afterwards.
+//!   double's JSON: id, term, vote, members with their suffrage, log position,
+//!   fake tables); `<data>/raft/peers.json` recovery (with `non_voter`), renamed
+//!   to `peers.info` afterwards.
 //! - **Clustering**: bootstrap of a fresh node without `-join`; joins over the Raft
 //!   port through the leader or through a follower (which points at the leader);
-//!   rqlite's join rules (same id and address: ignored; same id, new address: old
-//!   entry removed first; same address, new id: fails with "found duplicate
-//!   address in configuration", as rqlite's code does); retries and exit 1;
-//!   refusal to join from a single-node cluster; `-bootstrap-expect` with notify.
+//!   rqlite's join rules (same id and address: ignored whatever the voter flag;
+//!   same id, new address: old entry removed first and re-added with the *new*
+//!   flag; same address, new id: fails with "found duplicate address in
+//!   configuration", as rqlite's code does); retries and exit 1; refusal to join
+//!   from a single-node cluster; `-bootstrap-expect` with notify.
+//! - **Non-voters** (`-raft-non-voter`): join as non-voters, receive heartbeats
+//!   and know the leader, but never vote, never stand, never notify, and count
+//!   neither for quorum, commits nor the leader lease. `/status` shows
+//!   `voter` false and `num_peers` 0; `/nodes` lists them only with `?nonvoters`.
+//!   A brand-new non-voter without `-join` is fatal.
 //! - **Leadership**: terms, heartbeats carrying the configuration, pre-vote and
-//!   vote with hashicorp/raft's rejection rules (requester not in configuration,
-//!   receiver hears a live leader, receiver's log is newer), majority elections,
-//!   leader lease (a leader without quorum steps down within ~0.5 s), leadership
-//!   transfer on SIGTERM, removed nodes that stay up leaderless.
+//!   vote with hashicorp/raft's rejection rules (requester not a voter in the
+//!   configuration, receiver hears a live leader, receiver's log is newer),
+//!   majority elections, leader lease (a leader without a quorum of voters steps
+//!   down within ~0.5 s), leadership transfer on SIGTERM, removed nodes that stay
+//!   up leaderless.
 //! - **HTTP**: `/readyz`, `/status`, `/nodes` (probing reachability), `/leader`,
 //!   `DELETE /remove` (forwarded to the leader), `/db/execute` and `/db/query`
 //!   (forwarded to the leader; `level=none` served locally).
+//! - **Auth** (`-auth FILE`, see [`auth`]): rqlite's file format and rules
+//!   (plaintext passwords, `*` checked before the password, `all`), HTTP Basic
+//!   auth on every endpoint with rqlite's permission per endpoint (bare 401 on
+//!   failure); forwarded requests carry the caller's credentials and the leader
+//!   checks them against its own file (401 `remote Execute not authorized` etc.).
+//!   `-join-as USER` sends USER's password from the joiner's own file with join,
+//!   notify and `-raft-cluster-remove-shutdown`; the receiver demands `join`
+//!   (voter), `join-read-only` (non-voter), `join` (notify), `remove`. Without
+//!   credentials every failed join attempt logs `(did you forget to set
+//!   -join-as?)`.
+//! - **TLS** (see [`tls`]): HTTPS with `-http-cert`/`-http-key`, advertised as
+//!   `https://<http-adv-addr>` in `/nodes`; mutual TLS with `-http-verify-client`
+//!   (needs `-http-ca-cert`). Node TLS with `-node-cert`/`-node-key` wraps the
+//!   whole Raft port, listener and every dial, so a node without it cannot talk
+//!   to a node with it; `-node-ca-cert`, `-node-no-verify`,
+//!   `-node-verify-server-name` and `-node-verify-client` (mutual TLS, needs
+//!   `-node-ca-cert`) behave as in Go.
 //!
 //! # Not modelled
 //! - **Replication and SQLite.** A write is committed (a majority acknowledged a
@@ -36,23 +67,30 @@
 //!   table store (see [`sql`]). Followers hold no data; a new leader does not have
 //!   the old leader's rows. Checks that data survives failover, restarts or rejoins
 //!   are meaningful only against real rqlited (set `RQLITED` for the test harness).
-//! - Log replication, snapshots, non-voters (`-raft-non-voter`), auth, TLS,
-//!   discovery modes (`-disco-mode`), `-raft-reap-node-timeout` (accepted, ignored),
-//!   queued writes (`?queue` is applied synchronously), `/db/request`,
+//! - Log replication, snapshots, discovery modes (`-disco-mode`),
+//!   `-raft-reap-node-timeout` and `-raft-reap-read-only-node-timeout` (accepted,
+//!   ignored), queued writes (`?queue` is applied synchronously), `/db/request`,
 //!   backups/loads, `?associative`, read freshness.
+//! - Auth and TLS details: the permissions of endpoints the double does not serve
+//!   (`load`, `backup`, `snapshot`, `leader-ops`), CORS headers, reloading of
+//!   changed certificate files, the system CA roots (without `-node-ca-cert` the
+//!   double trusts no CA; Go would use the system's), mutual TLS without a CA
+//!   flag (refused at start), HTTP/2 (the double offers only HTTP/1.1 in ALPN).
 //! - Interoperation with real rqlited nodes: the Raft port speaks the double's own
-//!   line-delimited JSON, so a cluster is all doubles or all real nodes.
+//!   line-delimited JSON (inside TLS with node TLS), so a cluster is all doubles
+//!   or all real nodes.
 //! - Timing is close to rqlite's on loopback but not identical (a lone bootstrap is
 //!   leader after 1–1.5× the election timeout, a join is ready within ~10 ms).
 
+pub mod auth;
 pub mod flags;
 pub mod http;
 pub mod node;
 pub mod sql;
 pub mod state;
+pub mod tls;
 pub mod wire;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -60,8 +98,11 @@ use anyhow::{Context, anyhow};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
+use auth::{CredentialStore, Credentials};
 use flags::{FlagError, Options};
 use node::{Node, Settings};
+use tls::{NodeTls, NodeTlsFlags, TlsListener};
+use wire::Transport;
 
 /// The rqlite version the double imitates, reported where rqlite reports its own.
 pub const VERSION: &str = "v8.43.3";
@@ -121,6 +162,12 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// Entry point of the `rqlited-double` binary.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // rqlited's generated parser demands *some* argument; with flags but no data
+    // directory it goes on and uses the working directory (see `run`).
+    if args.is_empty() {
+        eprintln!("failed to parse command-line flags: missing required argument: DataPath");
+        return ExitCode::FAILURE;
+    }
     let opts = match flags::parse(&args) {
         Ok(o) => o,
         Err(FlagError::Help) => {
@@ -174,20 +221,100 @@ fn fatal(msg: impl AsRef<str>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
+/// rqlited's `errorExit(1, msg)`: `fatal: msg` on stderr, exit 1.
+fn error_exit(msg: impl AsRef<str>) -> anyhow::Result<ExitCode> {
+    eprintln!("fatal: {}", msg.as_ref());
+    Ok(ExitCode::FAILURE)
+}
+
+/// The credentials `-join-as USER` sends: USER's password from this node's own
+/// `-auth` file. rqlite silently falls back to anonymous when there is no file
+/// or no such user, and so does the double.
+fn join_credentials(o: &Options, store: Option<&CredentialStore>) -> Option<Credentials> {
+    if o.join_as.is_empty() {
+        return None;
+    }
+    let password = store?.password(&o.join_as)?;
+    Some(Credentials {
+        username: o.join_as.clone(),
+        password: password.to_string(),
+    })
+}
+
+fn optional_path(p: &str) -> Option<&std::path::Path> {
+    (!p.is_empty()).then(|| std::path::Path::new(p))
+}
+
+fn node_tls(o: &Options) -> anyhow::Result<Option<NodeTls>> {
+    if o.node_cert.is_empty() {
+        return Ok(None);
+    }
+    let tls = NodeTls::new(NodeTlsFlags {
+        cert: std::path::Path::new(&o.node_cert),
+        key: std::path::Path::new(&o.node_key),
+        ca: optional_path(&o.node_ca_cert),
+        no_verify: o.node_no_verify,
+        verify_client: o.node_verify_client,
+        server_name: (!o.node_verify_server_name.is_empty())
+            .then(|| o.node_verify_server_name.clone()),
+    })?;
+    log(
+        "rqlited",
+        &format!(
+            "enabling node-to-node encryption with cert: {}, key: {}",
+            o.node_cert, o.node_key
+        ),
+    );
+    Ok(Some(tls))
+}
+
 async fn run(o: Options) -> anyhow::Result<ExitCode> {
-    let Some(data_dir) = o.args.first().map(PathBuf::from) else {
-        eprintln!("fatal: no data directory set");
+    if o.args.len() > 1 {
+        eprintln!(
+            "arguments after data directory ({}) are not accepted ({:?})",
+            o.args[0],
+            &o.args[1..]
+        );
         return Ok(ExitCode::FAILURE);
-    };
+    }
+    // rqlite v8 takes `filepath.Abs("")` when no directory is given: the working
+    // directory becomes the data directory (fixed only in v10).
+    let data_dir = match o.args.first() {
+        Some(d) => std::path::absolute(d),
+        None => std::env::current_dir(),
+    }
+    .context("failed to determine absolute data path")?;
+    if let Err(msg) = flags::validate(&o) {
+        return error_exit(msg);
+    }
     if !o.disco_mode.is_empty() {
         return fatal("-disco-mode is not supported by the rq4d test double");
     }
-    if !o.auth.is_empty() {
-        return fatal("-auth is not supported by the rq4d test double");
-    }
-    if o.raft_non_voter {
-        return fatal("-raft-non-voter is not supported by the rq4d test double");
-    }
+    let auth = match optional_path(&o.auth) {
+        None => None,
+        Some(path) => match CredentialStore::load(path) {
+            Ok(store) => Some(store),
+            Err(e) => return fatal(format!("failed to load auth file: {e:#}")),
+        },
+    };
+    let join_creds = join_credentials(&o, auth.as_ref());
+    let http_tls = if o.http_cert.is_empty() {
+        None
+    } else {
+        match tls::http_acceptor(
+            std::path::Path::new(&o.http_cert),
+            std::path::Path::new(&o.http_key),
+            optional_path(&o.http_ca_cert),
+            o.http_verify_client,
+        ) {
+            Ok(a) => Some(a),
+            Err(e) => return fatal(format!("failed to create HTTPS service: {e:#}")),
+        }
+    };
+    let node_tls = match node_tls(&o) {
+        Ok(t) => t,
+        Err(e) => return fatal(format!("failed to set up node-to-node encryption: {e:#}")),
+    };
     let join: Vec<String> = o
         .join
         .split(',')
@@ -258,6 +385,20 @@ async fn run(o: Options) -> anyhow::Result<ExitCode> {
         }
     }
     let has_state = persisted.is_some();
+    if !has_state {
+        log(
+            "store",
+            &format!(
+                "no preexisting node state detected in {}, node may be bootstrapping",
+                data_dir.display()
+            ),
+        );
+    }
+    if o.raft_non_voter && !has_state && join.is_empty() {
+        return fatal(
+            "cannot create a new non-voting node without joining it to an existing cluster",
+        );
+    }
     if !join.is_empty()
         && let Some(p) = &persisted
         && p.config.len() == 1
@@ -300,6 +441,10 @@ async fn run(o: Options) -> anyhow::Result<ExitCode> {
         bootstrap_expect: usize::try_from(o.bootstrap_expect).unwrap_or(0),
         started: SystemTime::now(),
         started_at: Instant::now(),
+        https: http_tls.is_some(),
+        auth,
+        join_creds,
+        non_voter: o.raft_non_voter,
     };
     log(
         "store",
@@ -309,16 +454,41 @@ async fn run(o: Options) -> anyhow::Result<ExitCode> {
         "store",
         &format!("ensuring data directory exists at {}", data_dir.display()),
     );
-    let node = Node::new(settings, persisted);
+    let node = Node::new(settings, persisted, Transport::new(node_tls));
 
     tokio::spawn(node::serve_raft(node.clone(), raft_listener));
     tokio::spawn(node::run_timers(node.clone()));
     let app = http::router(node.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(http_listener, app).await {
-            log("http", &format!("HTTP service stopped: {e}"));
+    match http_tls {
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(http_listener, app).await {
+                    log("http", &format!("HTTP service stopped: {e}"));
+                }
+            });
         }
-    });
+        Some(acceptor) => {
+            let listener = TlsListener::new(http_listener, acceptor)?;
+            log(
+                "http",
+                &format!(
+                    "secure HTTPS server enabled with cert {}, key {}, mutual TLS {}",
+                    o.http_cert,
+                    o.http_key,
+                    if o.http_verify_client {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
+                ),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    log("http", &format!("HTTP service stopped: {e}"));
+                }
+            });
+        }
+    }
     log("http", &format!("service listening on {http_adv}"));
 
     let mut sigterm = signal(SignalKind::terminate())?;

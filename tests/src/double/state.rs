@@ -26,7 +26,7 @@ pub struct Persisted {
     pub current_term: u64,
     /// Vote cast in `current_term`, so a restarted node cannot vote twice.
     pub voted_for: Option<String>,
-    /// Latest cluster configuration: the voters.
+    /// Latest cluster configuration: voters and non-voters.
     pub config: Vec<Server>,
     /// Index and term of the last log entry (config changes, writes, leader no-ops).
     pub last_index: u64,
@@ -101,11 +101,6 @@ pub fn recover_from_peers_json(
     }
     let mut config = Vec::new();
     for e in entries {
-        if e.non_voter {
-            bail!(
-                "failed to recover node: non-voters in peers.json are not supported by the rq4d test double"
-            );
-        }
         // Keep the HTTP address we knew for this id; the next heartbeat refreshes it.
         let api_addr = state
             .config
@@ -117,6 +112,7 @@ pub fn recover_from_peers_json(
             id: e.id,
             addr: e.address,
             api_addr,
+            voter: !e.non_voter,
         });
     }
     state.config = config;

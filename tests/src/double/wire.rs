@@ -1,17 +1,21 @@
 //! The doubles' private protocol on the Raft port: one JSON request line, one JSON
 //! response line, then the connection closes. It only needs to be understood by
 //! other doubles; real rqlited nodes cannot be mixed into a double cluster (and
-//! vice versa), which the module docs state.
+//! vice versa), which the module docs state. With node TLS the whole exchange
+//! runs inside TLS, as rqlite's whole Raft port does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::auth::Credentials;
 use super::sql::Stmt;
+use super::tls::NodeTls;
 
 /// One member of a cluster configuration. `api_addr` is rqlite's metadata (the
 /// HTTP address a node advertises), carried here with the Raft configuration.
@@ -21,6 +25,14 @@ pub struct Server {
     pub addr: String,
     #[serde(default)]
     pub api_addr: String,
+    /// Voter or non-voter (hashicorp/raft's suffrage). Older state files have no
+    /// such field: everyone was a voter then.
+    #[serde(default = "voter_by_default")]
+    pub voter: bool,
+}
+
+fn voter_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,28 +60,39 @@ pub enum Request {
         last_term: u64,
     },
     /// Leader → chosen follower on graceful shutdown: start an election now.
-    TimeoutNow {
-        term: u64,
-    },
+    TimeoutNow { term: u64 },
+    // The requests below carry the caller's credentials, as rqlite's cluster
+    // commands do: `-join-as` for join, notify and remove, the HTTP caller's for
+    // forwarded requests. The receiver checks them against its own `-auth` file.
     Join {
         id: String,
         addr: String,
         api_addr: String,
         voter: bool,
+        #[serde(default)]
+        creds: Option<Credentials>,
     },
     Notify {
         id: String,
         addr: String,
+        #[serde(default)]
+        creds: Option<Credentials>,
     },
     Remove {
         id: String,
+        #[serde(default)]
+        creds: Option<Credentials>,
     },
     Execute {
         stmts: Vec<Stmt>,
         transaction: bool,
+        #[serde(default)]
+        creds: Option<Credentials>,
     },
     Query {
         stmts: Vec<Stmt>,
+        #[serde(default)]
+        creds: Option<Credentials>,
     },
     /// Used by `/nodes` to test reachability and learn a node's HTTP address.
     Ping,
@@ -107,26 +130,66 @@ pub enum Response {
     },
 }
 
-/// Sends one request and waits for its answer, all within `timeout`.
-pub async fn call(addr: &str, req: &Request, timeout: Duration) -> anyhow::Result<Response> {
-    tokio::time::timeout(timeout, call_inner(addr, req))
-        .await
-        .map_err(|_| anyhow!("i/o timeout talking to {addr}"))?
+/// rqlite's answer to a command whose credentials the receiver refused.
+pub const UNAUTHORIZED: &str = "unauthorized";
+
+/// How this node reaches other nodes' Raft ports, and is reached on its own:
+/// plain TCP, or TLS with `-node-cert` (both ways, like rqlite's mux).
+#[derive(Clone, Default)]
+pub struct Transport {
+    tls: Option<Arc<NodeTls>>,
 }
 
-async fn call_inner(addr: &str, req: &Request) -> anyhow::Result<Response> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("dial tcp {addr}"))?;
-    stream.set_nodelay(true).ok();
+impl Transport {
+    pub fn new(tls: Option<NodeTls>) -> Transport {
+        Transport {
+            tls: tls.map(Arc::new),
+        }
+    }
+
+    pub fn tls(&self) -> Option<&NodeTls> {
+        self.tls.as_deref()
+    }
+
+    /// Sends one request and waits for its answer, all within `timeout`.
+    pub async fn call(
+        &self,
+        addr: &str,
+        req: &Request,
+        timeout: Duration,
+    ) -> anyhow::Result<Response> {
+        tokio::time::timeout(timeout, self.call_inner(addr, req))
+            .await
+            .map_err(|_| anyhow!("i/o timeout talking to {addr}"))?
+    }
+
+    async fn call_inner(&self, addr: &str, req: &Request) -> anyhow::Result<Response> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("dial tcp {addr}"))?;
+        stream.set_nodelay(true).ok();
+        match &self.tls {
+            None => exchange(stream, addr, req).await,
+            Some(tls) => exchange(tls.connect(addr, stream).await?, addr, req).await,
+        }
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    addr: &str,
+    req: &Request,
+) -> anyhow::Result<Response> {
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
-    stream.write_all(&line).await?;
-    let mut reader = BufReader::new(stream);
+    let mut stream = BufReader::new(stream);
+    stream.get_mut().write_all(&line).await?;
+    stream.get_mut().flush().await?;
     let mut answer = String::new();
-    reader.read_line(&mut answer).await?;
+    stream.read_line(&mut answer).await?;
     if answer.is_empty() {
         return Err(anyhow!("connection to {addr} closed without an answer"));
     }
-    Ok(serde_json::from_str(&answer)?)
+    serde_json::from_str(&answer)
+        .with_context(|| format!("unintelligible answer from {addr} (node TLS on one side only?)"))
 }

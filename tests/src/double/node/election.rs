@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::raft::rpc_timeout;
-use super::{Core, Role, Shared, majority};
+use super::{Core, Role, Shared, majority, voter_count};
 use crate::double::log;
-use crate::double::wire::{Request, Response, Server, call};
+use crate::double::wire::{Request, Response, Server};
 
 /// Pre-vote, then vote. `transfer` marks an election requested by the old leader
 /// on shutdown, which voters honour even though they still know that leader.
@@ -28,8 +28,8 @@ pub(super) async fn election(node: Shared, transfer: bool) {
         let c = node.lock();
         (
             ask(true, c.p.current_term + 1, &c),
-            node.peers(&c),
-            c.p.config.len(),
+            node.voter_peers(&c),
+            voter_count(&c.p.config),
         )
     };
     if !transfer {
@@ -77,8 +77,8 @@ async fn collect_votes(
 ) -> usize {
     let mut set = JoinSet::new();
     for t in targets {
-        let (addr, req) = (t.addr.clone(), req.clone());
-        set.spawn(async move { call(&addr, &req, timeout).await });
+        let (addr, req, net) = (t.addr.clone(), req.clone(), node.net.clone());
+        set.spawn(async move { net.call(&addr, &req, timeout).await });
     }
     let mut granted = 0;
     while let Some(Ok(result)) = set.join_next().await {
@@ -116,7 +116,8 @@ pub(super) fn on_vote(
     if term < c.p.current_term {
         return reject(&c);
     }
-    if !c.p.config.is_empty() && !c.p.config.iter().any(|s| s.id == id) {
+    // hashicorp/raft only grants votes to voters; a non-voter never asks anyway.
+    if !c.p.config.is_empty() && !c.p.config.iter().any(|s| s.id == id && s.voter) {
         log(
             "raft",
             &format!(
@@ -203,7 +204,7 @@ pub async fn step_down_for_shutdown(node: &Shared) {
         log("rqlited", "stepping down as Leader before shutdown");
         let term = c.p.current_term;
         let best = node
-            .peers(&c)
+            .voter_peers(&c)
             .into_iter()
             .filter_map(|s| c.acks.get(&s.id).map(|t| (*t, s)))
             .max_by_key(|(t, _)| *t)
@@ -212,11 +213,13 @@ pub async fn step_down_for_shutdown(node: &Shared) {
         best.map(|s| (s, term))
     };
     if let Some((s, term)) = target {
-        let _ = call(
-            &s.addr,
-            &Request::TimeoutNow { term },
-            Duration::from_millis(100),
-        )
-        .await;
+        let _ = node
+            .net
+            .call(
+                &s.addr,
+                &Request::TimeoutNow { term },
+                Duration::from_millis(100),
+            )
+            .await;
     }
 }

@@ -9,7 +9,7 @@ use super::raft::{commit, heartbeat_request, rpc_timeout};
 use super::{Node, Role, Shared, config_string, not_leader};
 use crate::double::flags::format_duration;
 use crate::double::log;
-use crate::double::wire::{Request, Response, Server, call};
+use crate::double::wire::{Request, Response, Server};
 
 impl Node {
     /// Installs a single-node configuration of this node, as rqlited does for a
@@ -20,6 +20,7 @@ impl Node {
             id: self.s.id.clone(),
             addr: self.s.raft_adv.clone(),
             api_addr: self.s.api_url(),
+            voter: true,
         }];
         c.p.last_index = 1;
         c.p.last_term = 1;
@@ -28,9 +29,12 @@ impl Node {
     }
 }
 
-/// The leader's side of a join, following rqlite's `Store.Join` line by line,
-/// including its quirk: when only the *address* matches, it removes the joiner's
-/// id (not the old entry), so the add then fails with a duplicate address.
+/// The leader's side of a join, following rqlite's `Store.Join` line by line:
+/// the same id at the same address is ignored whatever the voter flag (no
+/// promotion, no demotion); the same id at a new address is removed and added
+/// again with the *new* flag; and its quirk: when only the *address* matches, it
+/// removes the joiner's id (not the old entry), so the add then fails with a
+/// duplicate address. The caller has checked the joiner's credentials.
 pub(super) async fn on_join(
     node: &Shared,
     id: String,
@@ -49,11 +53,6 @@ pub(super) async fn on_join(
             .cloned()
             .collect()
     };
-    if !voter {
-        return Response::Error {
-            error: "rq4d test double: non-voters are not supported".into(),
-        };
-    }
     for srv in matches {
         if srv.id == id && srv.addr == addr {
             let mut c = node.lock();
@@ -92,6 +91,7 @@ pub(super) async fn on_join(
             id: id.clone(),
             addr: addr.clone(),
             api_addr,
+            voter,
         });
         c.p.last_index += 1;
         c.p.last_term = c.p.current_term;
@@ -102,9 +102,10 @@ pub(super) async fn on_join(
     if let Err(e) = commit(node).await {
         return Response::Error { error: e };
     }
+    let suffrage = if voter { "voter" } else { "non-voter" };
     log(
         "store",
-        &format!("node with ID {id}, at {addr}, joined successfully as voter"),
+        &format!("node with ID {id}, at {addr}, joined successfully as {suffrage}"),
     );
     Response::Ok
 }
@@ -130,9 +131,9 @@ async fn remove_from_config(node: &Shared, id: &str) -> Result<(), String> {
     if let Some(r) = removed
         && r.id != node.s.id
     {
-        let timeout = rpc_timeout(node);
+        let (timeout, net) = (rpc_timeout(node), node.net.clone());
         tokio::spawn(async move {
-            let _ = call(&r.addr, &hb, timeout).await;
+            let _ = net.call(&r.addr, &hb, timeout).await;
         });
     }
     node.kick.notify_one();
@@ -172,6 +173,7 @@ pub(super) fn on_notify(node: &Shared, id: String, addr: String) -> Response {
             id,
             addr,
             api_addr: String::new(),
+            voter: true,
         },
     );
     if c.notified.len() < node.s.bootstrap_expect {
@@ -213,11 +215,12 @@ async fn join_via(node: &Shared, target: &str) -> Result<String, String> {
         id: node.s.id.clone(),
         addr: node.s.raft_adv.clone(),
         api_addr: node.s.api_url(),
-        voter: true,
+        voter: !node.s.non_voter,
+        creds: node.s.join_creds.clone(),
     };
     let mut addr = target.to_string();
     for _ in 0..5 {
-        match call(&addr, &req, Duration::from_secs(10)).await {
+        match node.net.call(&addr, &req, Duration::from_secs(10)).await {
             Err(e) => return Err(format!("{e:#}")),
             Ok(Response::Ok) => return Ok(addr),
             Ok(Response::NotLeader { leader }) if !leader.is_empty() && leader != addr => {
@@ -232,19 +235,26 @@ async fn join_via(node: &Shared, target: &str) -> Result<String, String> {
 }
 
 /// rqlite's joiner: every target in order, `attempts` rounds `interval` apart.
+/// Like rqlite it adds a hint about `-join-as` to every failure when it sent no
+/// credentials, whatever the failure was.
 pub async fn join_loop(
     node: &Shared,
     targets: &[String],
     attempts: i64,
     interval: Duration,
 ) -> Result<String, String> {
+    let hint = if node.s.join_creds.is_none() {
+        " (did you forget to set -join-as?)"
+    } else {
+        ""
+    };
     for i in 0..attempts {
         for t in targets {
             match join_via(node, t).await {
                 Ok(leader) => return Ok(leader),
                 Err(e) => log(
                     "cluster-join",
-                    &format!("failed to join via node at {t}: {e}"),
+                    &format!("failed to join via node at {t}: {e}{hint}"),
                 ),
             }
         }
@@ -267,7 +277,8 @@ pub async fn join_loop(
 }
 
 /// rqlite's bootstrapper for `-bootstrap-expect`: try to join; failing that, notify
-/// every target; repeat about every second until a leader is known.
+/// every target (voters only: a non-voter never counts towards the expected
+/// number); repeat about every second until a leader is known.
 pub async fn bootstrap_loop(
     node: &Shared,
     targets: &[String],
@@ -294,13 +305,25 @@ pub async fn bootstrap_loop(
                 return Ok(());
             }
         }
-        let req = Request::Notify {
-            id: node.s.id.clone(),
-            addr: node.s.raft_adv.clone(),
-        };
-        for t in targets {
-            if let Err(e) = call(t, &req, Duration::from_secs(2)).await {
-                log("cluster-bootstrap", &format!("failed to notify {t}: {e:#}"));
+        if !node.s.non_voter {
+            let req = Request::Notify {
+                id: node.s.id.clone(),
+                addr: node.s.raft_adv.clone(),
+                creds: node.s.join_creds.clone(),
+            };
+            for t in targets {
+                match node.net.call(t, &req, Duration::from_secs(2)).await {
+                    Ok(Response::Ok) => {}
+                    Ok(Response::Error { error }) => log(
+                        "cluster-bootstrap",
+                        &format!("failed to notify {t}: {error}"),
+                    ),
+                    Ok(other) => log(
+                        "cluster-bootstrap",
+                        &format!("failed to notify {t}: unexpected answer {other:?}"),
+                    ),
+                    Err(e) => log("cluster-bootstrap", &format!("failed to notify {t}: {e:#}")),
+                }
             }
         }
         let jitter = node
@@ -311,7 +334,8 @@ pub async fn bootstrap_loop(
     }
 }
 
-/// `-raft-cluster-remove-shutdown`: ask the leader to remove this node.
+/// `-raft-cluster-remove-shutdown`: ask the leader to remove this node, with the
+/// `-join-as` credentials (the user needs `remove`).
 pub async fn remove_self_for_shutdown(node: &Shared) {
     log("rqlited", "removing this node from cluster before shutdown");
     for _ in 0..20 {
@@ -319,8 +343,9 @@ pub async fn remove_self_for_shutdown(node: &Shared) {
         if let Some((_, addr)) = leader {
             let req = Request::Remove {
                 id: node.s.id.clone(),
+                creds: node.s.join_creds.clone(),
             };
-            if let Ok(Response::Ok) = call(&addr, &req, Duration::from_secs(2)).await {
+            if let Ok(Response::Ok) = node.net.call(&addr, &req, Duration::from_secs(2)).await {
                 log("rqlited", "successfully removed this node from the cluster");
                 return;
             }

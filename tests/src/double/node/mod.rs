@@ -23,10 +23,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
 
+use super::auth::{CredentialStore, Credentials};
 use super::log;
 use super::sql::Db;
 use super::state::{self, Persisted};
-use super::wire::{Response, Server};
+use super::wire::{Response, Server, Transport};
 
 pub use election::step_down_for_shutdown;
 pub use membership::{bootstrap_loop, join_loop, remove, remove_self_for_shutdown};
@@ -50,12 +51,23 @@ pub struct Settings {
     pub bootstrap_expect: usize,
     pub started: SystemTime,
     pub started_at: Instant,
+    /// `-http-cert`/`-http-key` given: the API is HTTPS and advertised so.
+    pub https: bool,
+    /// `-auth`: who may do what, over HTTP and over the Raft port.
+    pub auth: Option<CredentialStore>,
+    /// `-join-as`: credentials sent with join, notify and remove (`None`:
+    /// anonymous, also when the user is not in this node's own `-auth` file).
+    pub join_creds: Option<Credentials>,
+    /// `-raft-non-voter`: join as a non-voter.
+    pub non_voter: bool,
 }
 
 impl Settings {
-    /// The HTTP API URL as rqlite advertises it in `/nodes`.
+    /// The HTTP API URL as rqlite advertises it in `/nodes`: `https://` with
+    /// `-http-cert`, and always the advertised address.
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.http_adv)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_adv)
     }
 }
 
@@ -100,6 +112,8 @@ pub struct Core {
 
 pub struct Node {
     pub s: Settings,
+    /// Plain or TLS Raft port, for every dial and for the listener.
+    pub net: Transport,
     core: Mutex<Core>,
     /// Wakes the heartbeat sender early (after a configuration change).
     kick: Notify,
@@ -113,11 +127,29 @@ pub fn majority(n: usize) -> usize {
     n / 2 + 1
 }
 
+/// How many voters a configuration has: only they elect, and only they count
+/// for quorum and the leader lease.
+pub fn voter_count(config: &[Server]) -> usize {
+    config.iter().filter(|s| s.voter).count()
+}
+
+/// hashicorp/raft's name for a server's suffrage.
+pub fn suffrage(s: &Server) -> &'static str {
+    if s.voter { "Voter" } else { "Nonvoter" }
+}
+
 /// How hashicorp/raft prints a configuration in its stats.
 pub fn config_string(config: &[Server]) -> String {
     let parts: Vec<String> = config
         .iter()
-        .map(|s| format!("{{Suffrage:Voter ID:{} Address:{}}}", s.id, s.addr))
+        .map(|s| {
+            format!(
+                "{{Suffrage:{} ID:{} Address:{}}}",
+                suffrage(s),
+                s.id,
+                s.addr
+            )
+        })
         .collect();
     format!("[{}]", parts.join(" "))
 }
@@ -126,7 +158,7 @@ pub fn config_string(config: &[Server]) -> String {
 pub const LEADERSHIP_LOST: &str = "leadership lost while committing log";
 
 impl Node {
-    pub fn new(s: Settings, p: Option<Persisted>) -> Shared {
+    pub fn new(s: Settings, p: Option<Persisted>, net: Transport) -> Shared {
         let now = Instant::now();
         let has_state = p.is_some();
         let p = p.unwrap_or_else(|| Persisted {
@@ -159,6 +191,7 @@ impl Node {
             kick: Notify::new(),
             rng: Mutex::new(seed),
             s,
+            net,
         });
         let d = node.random_timeout();
         node.lock().deadline = now + d;
@@ -189,18 +222,30 @@ impl Node {
         c.has_state = true;
     }
 
+    /// This node is in the configuration as a voter.
     pub fn is_voter(&self, c: &Core) -> bool {
+        c.p.config.iter().any(|s| s.id == self.s.id && s.voter)
+    }
+
+    /// This node is in the configuration, voter or not.
+    pub fn is_member(&self, c: &Core) -> bool {
         c.p.config.iter().any(|s| s.id == self.s.id)
     }
 
-    /// Voters other than this node (by id and by address, so a stale entry with our
-    /// address under another id is not mistaken for a peer to heartbeat ourselves).
+    /// Members other than this node, voters and non-voters: whom the leader
+    /// heartbeats (by id and by address, so a stale entry with our address under
+    /// another id is not mistaken for a peer to heartbeat ourselves).
     fn peers(&self, c: &Core) -> Vec<Server> {
         c.p.config
             .iter()
             .filter(|s| s.id != self.s.id && s.addr != self.s.raft_adv)
             .cloned()
             .collect()
+    }
+
+    /// Voters other than this node: whom a candidate asks for votes.
+    fn voter_peers(&self, c: &Core) -> Vec<Server> {
+        self.peers(c).into_iter().filter(|s| s.voter).collect()
     }
     /// Snapshot of what HTTP handlers need, taken under the lock.
     pub fn view(&self) -> View {
@@ -239,7 +284,7 @@ impl View {
     /// hashicorp/raft counts the *other* voters, and 0 when we are not one.
     pub fn num_peers(&self, id: &str) -> usize {
         if self.voter {
-            self.config.iter().filter(|s| s.id != id).count()
+            self.config.iter().filter(|s| s.id != id && s.voter).count()
         } else {
             0
         }

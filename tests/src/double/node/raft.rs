@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::election::election;
-use super::{Core, LEADERSHIP_LOST, Node, Role, Shared, majority};
+use super::{Core, LEADERSHIP_LOST, Node, Role, Shared, majority, voter_count};
 use crate::double::log;
-use crate::double::wire::{Request, Response, Server, call};
+use crate::double::wire::{Request, Response, Server};
 
 impl Node {
     pub(super) fn step_down(&self, c: &mut Core, why: &str) {
@@ -44,7 +44,7 @@ impl Node {
             &format!(
                 "[INFO]  election won: term={} tally={}",
                 c.p.current_term,
-                c.p.config.len()
+                voter_count(&c.p.config)
             ),
         );
         log(
@@ -121,18 +121,19 @@ pub async fn run_timers(node: Shared) {
     }
 }
 
-/// A leader that has not heard from a majority within the lease steps down, as
-/// hashicorp/raft's `checkLeaderLease` does ("failed to contact quorum of nodes").
+/// A leader that has not heard from a majority of the voters within the lease
+/// steps down, as hashicorp/raft's `checkLeaderLease` does ("failed to contact
+/// quorum of nodes"). Non-voters do not count, however alive.
 fn check_lease(node: &Node, c: &mut Core, now: Instant) {
     if now.duration_since(c.leader_since) < node.s.lease {
         return;
     }
-    let voters = c.p.config.len();
+    let voters = voter_count(&c.p.config);
     if voters == 0 {
         return;
     }
     let mut contacted = 0;
-    for s in &c.p.config {
+    for s in c.p.config.iter().filter(|s| s.voter) {
         let heard = c
             .acks
             .get(&s.id)
@@ -163,7 +164,8 @@ pub(super) fn rpc_timeout(node: &Node) -> Duration {
     (node.s.election_timeout / 2).clamp(Duration::from_millis(50), Duration::from_millis(500))
 }
 
-/// One heartbeat to every peer; returns how many acknowledged in the current term.
+/// One heartbeat to every peer, voter or not; returns how many *voters*
+/// acknowledged in the current term (what commit and the lease count).
 async fn heartbeat_round(node: Shared) -> usize {
     let (req, targets, term) = {
         let c = node.lock();
@@ -179,9 +181,9 @@ async fn heartbeat_round(node: Shared) -> usize {
     let timeout = rpc_timeout(&node);
     let mut set = JoinSet::new();
     for t in targets {
-        let req = req.clone();
+        let (req, net) = (req.clone(), node.net.clone());
         set.spawn(async move {
-            let r = call(&t.addr, &req, timeout).await;
+            let r = net.call(&t.addr, &req, timeout).await;
             (t, r)
         });
     }
@@ -208,7 +210,9 @@ async fn heartbeat_round(node: Shared) -> usize {
             continue;
         }
         c.acks.insert(target.id.clone(), Instant::now());
-        acked += 1;
+        if target.voter {
+            acked += 1;
+        }
         // rqlite keeps each node's HTTP address as metadata; refresh it.
         if id == target.id
             && let Some(s) = c.p.config.iter_mut().find(|s| s.id == id)
@@ -233,7 +237,7 @@ pub async fn commit(node: &Shared) -> Result<(), String> {
                 return Err(LEADERSHIP_LOST.into());
             }
             let self_counts = usize::from(node.is_voter(&c));
-            majority(c.p.config.len()).saturating_sub(self_counts)
+            majority(voter_count(&c.p.config)).saturating_sub(self_counts)
         };
         if need == 0 {
             return Ok(());
@@ -302,10 +306,10 @@ pub(super) fn on_heartbeat(
     c.last_contact = Some(now);
     c.deadline = now + node.random_timeout();
     if c.p.config != config {
-        let was_member = node.is_voter(&c);
+        let was_member = node.is_member(&c);
         c.p.config = config;
         dirty = true;
-        if was_member && !node.is_voter(&c) {
+        if was_member && !node.is_member(&c) {
             log(
                 "store",
                 "this node is no longer a member of the cluster configuration",

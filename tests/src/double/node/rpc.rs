@@ -1,33 +1,48 @@
-//! The Raft port: the server loop that reads one request line and dispatches it,
-//! the client calls other parts of the double make to it (ping, forward), and
-//! writes, which are committed before they are applied.
+//! The Raft port: the server loop that reads one request line and dispatches it
+//! (checking the credentials of the commands rqlite checks), the client calls
+//! other parts of the double make to it (ping, forward), and writes, which are
+//! committed before they are applied.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 
 use super::election::{on_timeout_now, on_vote};
 use super::membership::{on_join, on_notify, remove};
 use super::raft::{commit, on_heartbeat};
 use super::{LEADERSHIP_LOST, Role, Shared, not_leader};
+use crate::double::auth::{Credentials, allowed, perm};
 use crate::double::sql::Stmt;
-use crate::double::wire::{Request, Response, call};
+use crate::double::wire::{Request, Response, UNAUTHORIZED};
 
-/// Accepts connections on the Raft port, one task per connection.
+/// Accepts connections on the Raft port, one task per connection; with node TLS
+/// each connection must complete a TLS handshake first.
 pub async fn serve_raft(node: Shared, listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
-        tokio::spawn(handle_conn(node.clone(), stream));
+        stream.set_nodelay(true).ok();
+        let node = node.clone();
+        tokio::spawn(async move {
+            match node.net.tls() {
+                None => handle_conn(node.clone(), stream).await,
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(tls_stream) => handle_conn(node.clone(), tls_stream).await,
+                    Err(e) => crate::double::log(
+                        "mux",
+                        &format!("TLS handshake with {peer} failed: {e:#}"),
+                    ),
+                },
+            }
+        });
     }
 }
 
-async fn handle_conn(node: Shared, stream: TcpStream) {
-    stream.set_nodelay(true).ok();
-    let (read, mut write) = stream.into_split();
+async fn handle_conn<S: AsyncRead + AsyncWrite>(node: Shared, stream: S) {
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
     let mut line = String::new();
     if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -44,6 +59,19 @@ async fn handle_conn(node: Shared, stream: TcpStream) {
     };
     out.push(b'\n');
     let _ = write.write_all(&out).await;
+    let _ = write.flush().await;
+    let _ = write.shutdown().await;
+}
+
+/// rqlite's `checkCommandPerm`: the receiver's own `-auth` file decides.
+fn authorized(node: &Shared, creds: Option<&Credentials>, perm: &str) -> bool {
+    allowed(node.s.auth.as_ref(), creds, perm)
+}
+
+fn unauthorized() -> Response {
+    Response::Error {
+        error: UNAUTHORIZED.into(),
+    }
 }
 
 async fn handle(node: &Shared, req: Request) -> Response {
@@ -81,20 +109,55 @@ async fn handle(node: &Shared, req: Request) -> Response {
             addr,
             api_addr,
             voter,
-        } => on_join(node, id, addr, api_addr, voter).await,
-        Request::Notify { id, addr } => on_notify(node, id, addr),
-        Request::Remove { id } => match remove(node, &id).await {
-            Ok(()) => Response::Ok,
-            Err(r) => r,
-        },
-        Request::Execute { stmts, transaction } => match execute(node, &stmts, transaction).await {
-            Ok(results) => Response::Results {
-                results,
-                error: None,
-            },
-            Err(r) => r,
-        },
-        Request::Query { stmts } => {
+            creds,
+        } => {
+            // A voter needs `join`, a non-voter `join-read-only`; neither implies
+            // the other.
+            let need = if voter {
+                perm::JOIN
+            } else {
+                perm::JOIN_READ_ONLY
+            };
+            if !authorized(node, creds.as_ref(), need) {
+                return unauthorized();
+            }
+            on_join(node, id, addr, api_addr, voter).await
+        }
+        Request::Notify { id, addr, creds } => {
+            if !authorized(node, creds.as_ref(), perm::JOIN) {
+                return unauthorized();
+            }
+            on_notify(node, id, addr)
+        }
+        Request::Remove { id, creds } => {
+            if !authorized(node, creds.as_ref(), perm::REMOVE) {
+                return unauthorized();
+            }
+            match remove(node, &id).await {
+                Ok(()) => Response::Ok,
+                Err(r) => r,
+            }
+        }
+        Request::Execute {
+            stmts,
+            transaction,
+            creds,
+        } => {
+            if !authorized(node, creds.as_ref(), perm::EXECUTE) {
+                return unauthorized();
+            }
+            match execute(node, &stmts, transaction).await {
+                Ok(results) => Response::Results {
+                    results,
+                    error: None,
+                },
+                Err(r) => r,
+            }
+        }
+        Request::Query { stmts, creds } => {
+            if !authorized(node, creds.as_ref(), perm::QUERY) {
+                return unauthorized();
+            }
             let c = node.lock();
             if c.role != Role::Leader {
                 return not_leader(&c);
@@ -144,10 +207,15 @@ pub async fn execute(
     Ok(results)
 }
 
-/// Probes a node over the Raft port for `/nodes` and `/readyz`.
-pub async fn ping(addr: &str, timeout: Duration) -> Result<(String, Duration), String> {
+/// Probes a node over the Raft port for `/nodes` and `/readyz` (rqlite's
+/// GET_NODE_API_URL, which needs no credentials).
+pub async fn ping(
+    node: &Shared,
+    addr: &str,
+    timeout: Duration,
+) -> Result<(String, Duration), String> {
     let start = Instant::now();
-    match call(addr, &Request::Ping, timeout).await {
+    match node.net.call(addr, &Request::Ping, timeout).await {
         Ok(Response::Pong { api_addr, .. }) => Ok((api_addr, start.elapsed())),
         Ok(other) => Err(format!("unexpected answer {other:?}")),
         Err(e) => Err(format!("{e:#}")),
@@ -155,8 +223,9 @@ pub async fn ping(addr: &str, timeout: Duration) -> Result<(String, Duration), S
 }
 
 /// Forwards a request to the leader's Raft port.
-pub async fn forward(leader_addr: &str, req: &Request) -> Result<Response, String> {
-    call(leader_addr, req, Duration::from_secs(10))
+pub async fn forward(node: &Shared, leader_addr: &str, req: &Request) -> Result<Response, String> {
+    node.net
+        .call(leader_addr, req, Duration::from_secs(10))
         .await
         .map_err(|e| format!("{e:#}"))
 }
