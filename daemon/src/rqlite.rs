@@ -16,7 +16,7 @@ use access::Credentials;
 #[derive(Debug, Error)]
 pub enum RqliteError {
     /// Connection refused, timeout, …
-    #[error("rqlited unreachable: {0}")]
+    #[error("rqlited unreachable: {}", Chain(.0))]
     Unreachable(#[from] reqwest::Error),
     /// An answer that is not what the API documents.
     #[error("rqlited answered {status}: {body}")]
@@ -27,6 +27,47 @@ pub enum RqliteError {
         body: String,
     },
 }
+
+impl RqliteError {
+    /// True for a failure rq4d cannot wait out: rqlited refuses the credentials (401, 403),
+    /// or its certificate does not verify. The full chain of causes is searched, since
+    /// reqwest wraps the TLS error.
+    pub fn needs_a_human(&self) -> bool {
+        match self {
+            Self::Refused { status, .. } => matches!(status, 401 | 403),
+            Self::Unreachable(error) => {
+                let mut source: Option<&dyn std::error::Error> = Some(error);
+                while let Some(e) = source {
+                    let text = e.to_string().to_lowercase();
+                    if text.contains("certificate") || text.contains("handshake") {
+                        return true;
+                    }
+                    source = e.source();
+                }
+                false
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut source: Option<&dyn std::error::Error> = Some(self.0);
+        let mut first = true;
+        while let Some(e) = source {
+            if !first {
+                f.write_str(": ")?;
+            }
+            write!(f, "{e}")?;
+            first = false;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// An error with its causes, `a: b: c` (reqwest's own message hides the TLS reason).
+pub struct Chain<'a>(pub &'a dyn std::error::Error);
 
 /// What rq4d reads from `/status`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::orphan;
 use crate::process::{Child, Exit, Reaper};
-use crate::rqlite::{Access, Rqlite};
+use crate::rqlite::{Access, Rqlite, RqliteError};
 use crate::state::DataDir;
 
 /// How long rqlited gets to stop after SIGTERM before SIGKILL; Docker waits 10 s in all.
@@ -120,6 +120,8 @@ pub struct Supervisor {
     processes: Reaper,
     child: Option<Child>,
     client: Rqlite,
+    /// The last poll failure logged (see [`Supervisor::note_poll_error`]).
+    poll_error: Option<String>,
     /// The daemon's clock origin: the node's `now` and the membership's times count from it.
     epoch: Instant,
 }
@@ -157,6 +159,7 @@ impl Supervisor {
             reports,
             processes,
             child: None,
+            poll_error: None,
             epoch,
         }
     }
@@ -204,7 +207,9 @@ impl Supervisor {
         let membership = self.membership.borrow().clone();
         self.policy.set_membership(membership);
         let ready = self.client.ready().await.unwrap_or(false);
-        let status = self.client.status().await.ok().map(|s| policy::Status {
+        let status = self.client.status().await;
+        self.note_poll_error(status.as_ref().err());
+        let status = status.ok().map(|s| policy::Status {
             leader: s.leader.as_deref().and_then(|id| NodeId::new(id).ok()),
             leads: s.state == "Leader",
             term: s.term,
@@ -213,6 +218,21 @@ impl Supervisor {
         });
         let now = self.now();
         self.policy.handle_poll(ready, status, now);
+    }
+
+    /// Logs a poll that failed for a reason a human must fix — a certificate rq4d cannot
+    /// verify, credentials rqlited refuses — once per distinct reason; a refused connection
+    /// while rqlited starts is no news.
+    fn note_poll_error(&mut self, error: Option<&RqliteError>) {
+        let Some(error) = error.filter(|e| e.needs_a_human()) else {
+            self.poll_error = None;
+            return;
+        };
+        let text = error.to_string();
+        if self.poll_error.as_deref() != Some(text.as_str()) {
+            tracing::warn!("cannot ask rqlited for its status: {text}");
+            self.poll_error = Some(text);
+        }
     }
 
     /// Carries out what the policy asks, feeding the outcomes back, until it asks nothing more.

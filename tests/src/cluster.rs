@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{TempDir, http_get, rqlited_binary, wait_until};
+use crate::{HttpClient, TempDir, http_get, rqlited_binary, wait_until};
 
 /// Generous: a 2-core machine running other tests in parallel.
 pub const FORM_DEADLINE: Duration = Duration::from_secs(90);
@@ -53,6 +53,8 @@ pub struct Rq4d {
     pub ip: String,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// How its rqlited is reached (HTTPS and credentials when rqlited has them on).
+    pub client: HttpClient,
     log: PathBuf,
     child: Child,
 }
@@ -107,9 +109,34 @@ impl Rq4d {
 
     /// rqlited's `/status` through its HTTP address.
     pub fn rqlite_status(&self) -> Result<Value, String> {
-        http_get(&self.http(), "/status")
-            .map_err(|e| e.to_string())?
-            .json()
+        self.rqlite("/status")
+    }
+
+    /// A GET of rqlited's HTTP API, as JSON.
+    pub fn rqlite(&self, path: &str) -> Result<Value, String> {
+        let response = self
+            .client
+            .get(&self.http(), path)
+            .map_err(|e| e.to_string())?;
+        if response.status != 200 {
+            return Err(format!("{path}: {} {}", response.status, response.body));
+        }
+        response.json()
+    }
+
+    /// The Raft members rqlited lists (`/nodes?nonvoters`): voters and non-voters by id.
+    pub fn raft_roles(&self) -> Result<RaftRoles, String> {
+        let nodes = self.rqlite("/nodes?ver=2&nonvoters")?;
+        let mut roles = RaftRoles::default();
+        for node in nodes["nodes"].as_array().into_iter().flatten() {
+            let id = node["id"].as_str().unwrap_or_default().to_string();
+            if node["voter"].as_bool() == Some(true) {
+                roles.voters.insert(id);
+            } else {
+                roles.non_voters.insert(id);
+            }
+        }
+        Ok(roles)
     }
 
     /// The log so far.
@@ -197,6 +224,15 @@ fn signal(pid: u32, name: &str) {
         .status();
 }
 
+/// The members of a Raft configuration, by role.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RaftRoles {
+    /// Voters' ids.
+    pub voters: BTreeSet<String>,
+    /// Non-voters' ids.
+    pub non_voters: BTreeSet<String>,
+}
+
 /// A set of rq4d nodes that find each other through a static seed list.
 pub struct Cluster {
     dir: TempDir,
@@ -205,6 +241,7 @@ pub struct Cluster {
     seeds: Vec<String>,
     expect: u16,
     extra: Vec<String>,
+    client: HttpClient,
 }
 
 impl Cluster {
@@ -217,7 +254,14 @@ impl Cluster {
             seeds,
             expect,
             extra: Vec::new(),
+            client: HttpClient::plain(),
         }
+    }
+
+    /// How the nodes started from now on reach their rqlited (HTTPS, credentials).
+    pub fn with_client(mut self, client: HttpClient) -> Self {
+        self.client = client;
+        self
     }
 
     /// `n` nodes `n1`… expecting `n`, started together with `args`, formed into one cluster;
@@ -307,6 +351,7 @@ impl Cluster {
             id: id.to_string(),
             ip: ip.to_string(),
             data_dir,
+            client: self.client.clone(),
             log,
             child,
         };
@@ -395,24 +440,67 @@ impl Cluster {
                 "the leader {leader} is not one of the running nodes"
             ));
         };
-        let nodes = http_get(&leader_node.http(), "/nodes?ver=2&nonvoters")
-            .map_err(|e| e.to_string())?
-            .json()?;
-        let voters: BTreeSet<String> = nodes["nodes"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter(|n| n["voter"].as_bool() == Some(true))
-                    .filter_map(|n| n["id"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let voters = leader_node.raft_roles()?.voters;
         if voters != running {
             return Err(format!(
                 "voters {voters:?} are not the running nodes {running:?}"
             ));
         }
         Ok(leader)
+    }
+
+    /// Checks once, for clusters with non-voters (read-only replicas, a voter cap): every
+    /// running node is healthy and sees one leader, whose configuration holds exactly the
+    /// running nodes, `voters` of them as voters. Returns the leader and the roles.
+    pub fn check_members(&mut self, voters: usize) -> Result<(String, RaftRoles), String> {
+        let running = self.running_ids();
+        let mut leaders = BTreeSet::new();
+        for id in &running {
+            let node = &self.nodes[id];
+            let (code, body) = node.health()?;
+            if code != 200 {
+                return Err(format!("{id} /health {code}: {body}"));
+            }
+            let status = node.rqlite_status()?;
+            leaders.insert(
+                status["store"]["leader"]["node_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+        if leaders.len() != 1 || leaders.contains("") {
+            return Err(format!("not one leader seen: {leaders:?}"));
+        }
+        let leader = leaders.into_iter().next().unwrap_or_default();
+        let roles = self
+            .nodes
+            .get(&leader)
+            .ok_or_else(|| format!("the leader {leader} is not a running node"))?
+            .raft_roles()?;
+        let members: BTreeSet<String> = roles.voters.union(&roles.non_voters).cloned().collect();
+        if members != running {
+            return Err(format!(
+                "members {roles:?} are not the running nodes {running:?}"
+            ));
+        }
+        if roles.voters.len() != voters {
+            return Err(format!(
+                "{} voters, not {voters}: {roles:?}",
+                roles.voters.len()
+            ));
+        }
+        Ok((leader, roles))
+    }
+
+    /// Waits until [`Cluster::check_members`] holds; panics with every node's table and log.
+    pub fn wait_members(&mut self, voters: usize, deadline: Duration) -> (String, RaftRoles) {
+        let result = wait_until(
+            &format!("one cluster of the running nodes, {voters} of them voters"),
+            deadline,
+            || self.check_members(voters),
+        );
+        result.unwrap_or_else(|e| panic!("{e}\n{}", self.report()))
     }
 
     /// Waits until [`Cluster::check_one_cluster`] holds; panics with every node's table and log.

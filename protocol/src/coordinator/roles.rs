@@ -8,11 +8,14 @@
 //!
 //! * **slots**: the cap less the voters of the configuration, as the leader's card counts them —
 //!   dead voters included, so a voter's place is refilled only once the reaper has removed it,
-//!   and one that comes back before that finds its place still its own;
+//!   and one that comes back before that finds its place still its own — or less the live
+//!   voters, when more run than the leader's count (a poll behind) says;
 //! * **candidates** for the slots, in node-id order: the eligible (not read-only) live nodes of
-//!   the cluster that do not vote — running non-voters, nodes on their way in (starting), and
-//!   empty nodes about to join. The order does not depend on their state, so a candidate on its
-//!   way from non-voter to voter keeps its place and nobody overtakes it;
+//!   the cluster that do not vote — running non-voters, nodes on their way in (stopped with
+//!   data, starting), and empty nodes about to join. The order does not depend on their
+//!   state, so a candidate on its way from non-voter to voter keeps its place and nobody
+//!   overtakes it (a stopped voter not yet reaped holds a rank too, and its slot stays free
+//!   until it is back: a promotion waits a restart rather than risk two);
 //! * **demotions**: with more live voters than the cap and every voter of the configuration
 //!   live, the voters with the largest ids step down (never the leader), so that removing them
 //!   cannot leave the configuration short of a majority.
@@ -74,8 +77,10 @@ fn voting<'v>(view: &'v View<'_>, leader: &'v Card) -> Option<Voting<'v>> {
     for card in &members {
         match &card.db {
             DbState::Running(running) if running.voter => live_voters.push(&card.node_id),
-            DbState::HasData { .. } => {}
             _ if card.read_only => {}
+            // Every other state a candidate keeps its place in: a non-voter changing role is
+            // stopped (its card says it has data) and then starting for a moment, and a node
+            // that overtook it there would be promoted too.
             _ => candidates.push(&card.node_id),
         }
     }
@@ -105,7 +110,10 @@ pub(super) fn should_vote(view: &View<'_>, leader: &Card) -> bool {
     let Some(cap) = voting.cap else {
         return true;
     };
-    let slots = usize::from(cap.saturating_sub(voting.configured));
+    // The leader's count lags its configuration by a poll: a voter just added already runs as
+    // one (seen on real processes: a second promotion into the slot the first had just taken).
+    let voters = usize::from(voting.configured).max(voting.live_voters.len());
+    let slots = usize::from(cap).saturating_sub(voters);
     voting
         .candidates
         .iter()

@@ -176,10 +176,14 @@ fn a_dead_voters_place_is_kept_until_it_is_reaped() {
 
 #[test]
 fn a_promotion_on_its_way_keeps_its_place() {
-    // n02 was chosen and is restarting as a voter (starting); n03 must not take the slot too.
+    // n02 was chosen and is restarting as a voter — its card says stopped with data, then
+    // starting; n03 must not take the slot too at either moment (seen on real processes:
+    // two promotions 2 ms apart, then a demotion).
     let mut cards = formed(4, 2, 2, 2, Some(3));
-    cards[2].db = DbState::Starting;
-    assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
+    for on_its_way in [DbState::HasData { last_voters: 0 }, DbState::Starting] {
+        cards[2].db = on_its_way;
+        assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
+    }
 }
 
 #[test]
@@ -247,4 +251,13 @@ fn a_non_voter_that_sees_its_leader_is_healthy_and_one_that_does_not_rejoins() {
         decide_for(&cards, 3, true, 0).decision,
         Decision::Join { voter: false, .. }
     ));
+}
+
+#[test]
+fn a_voter_the_leaders_count_has_not_caught_up_with_still_takes_its_slot() {
+    // The leader's card still counts 2 voters, but n02 already runs as the third: n03 has no
+    // slot.
+    let mut cards = formed(4, 2, 2, 2, Some(3));
+    cards[2].db = running("n00", 3, true);
+    assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
 }
