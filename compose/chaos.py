@@ -75,7 +75,9 @@ KINDS = [
     "restart",
     "partition",
 ]
-FORMATIONS = ["all-at-once", "reverse-order", "one-at-a-time"]
+FORMATIONS = ["all-at-once", "reverse-order", "one-at-a-time", "voter-cap"]
+# The voter-cap formation: this many containers under --voters VOTER_CAP (compose/voters.yaml).
+CAP_NODES, VOTER_CAP = 7, 5
 WEIGHTS = {
     "kill-follower": 2.0,
     "kill-leader": 1.5,
@@ -147,9 +149,12 @@ class Project:
     name: str
     env: dict
     compose: list[str]
+    # Compose files laid over compose.yaml (e.g. voters.yaml).
+    overlays: list[str] = field(default_factory=list)
 
     def run(self, *args: str, timeout: float = 180) -> str:
-        cmd = [*self.compose, "-p", self.name, "-f", str(COMPOSE_FILE), *args]
+        files = [arg for f in [str(COMPOSE_FILE), *self.overlays] for arg in ("-f", f)]
+        cmd = [*self.compose, "-p", self.name, *files, *args]
         return run(cmd, timeout=timeout, env={**os.environ, **self.env})
 
     def container_ids(self) -> list[str]:
@@ -361,6 +366,10 @@ class Chaos:
         self.iptables_note = ""
         self.rounds: list[RoundResult] = []
         self.formation: list[tuple[str, float | None, list[str]]] = []
+        # The voter-cap formation: what it found, for the summary.
+        self.cap_result: str | None = None
+        # --voters of the project under test (None: every node votes).
+        self.voter_cap: int | None = None
         self.violations: list[str] = []
         self.reap_delays: list[float] = []
         self.last_voters: frozenset = frozenset()
@@ -513,9 +522,16 @@ class Chaos:
         ids = {c.node_id for c in live}
         if leader not in ids:
             out.append(f"leader {leader} is not a running container")
-        missing = ids - voters
-        if missing:
-            out.append(f"running containers not voters: {sorted(missing)}")
+        if self.voter_cap is None:
+            missing = ids - voters
+            if missing:
+                out.append(f"running containers not voters: {sorted(missing)}")
+        else:
+            # Every running container is healthy, so a member that sees the leader; the cap
+            # says how many of them vote.
+            want = min(self.voter_cap, len(ids))
+            if len(voters & ids) != want or len(voters) != want:
+                out.append(f"{len(voters)} voters ({sorted(voters)}), want {want} of the {len(ids)} running under --voters {self.voter_cap}")
         dead = {c.node_id: c for c in self.containers.values() if c.state != "running" and c.node_id}
         grace = self.args.reap_grace
         strangers = voters - ids - set(dead)
@@ -629,6 +645,8 @@ class Chaos:
         self.refresh()
 
     def formation_scenario(self, how: str) -> None:
+        if how == "voter-cap":
+            return self.voter_cap_scenario()
         n = self.args.nodes
         project = self.new_project(how.replace("-", ""), n)
         log(f"formation: {n} nodes, {how}")
@@ -664,6 +682,68 @@ class Chaos:
         finally:
             self.destroy(project)
             self.project = None
+
+    def promotions(self) -> int:
+        """rq4d_role_changes_total{role="voter"} summed over the running containers."""
+        total = 0.0
+        for c in self.live():
+            code, text = http_json(f"http://{c.ip}:{API_PORT}/metrics")
+            if code == 200 and isinstance(text, str):
+                for line in text.splitlines():
+                    if line.startswith('rq4d_role_changes_total{role="voter"}'):
+                        total += float(line.split()[-1])
+        return int(total)
+
+    def voter_cap_scenario(self) -> None:
+        """CAP_NODES containers at once under --voters VOTER_CAP: the cap's voters and the rest
+        non-voters; then two voters killed (not the leader): once reaped, non-voters take
+        their places and the voters are VOTER_CAP again."""
+        n, cap = CAP_NODES, VOTER_CAP
+        project = self.new_project("votercap", n)
+        project.env["RQ4D_VOTERS"] = str(cap)
+        project.overlays.append(str(HERE / "voters.yaml"))
+        log(f"formation: {n} nodes at once under --voters {cap}")
+        self.voter_cap = cap
+        try:
+            t0 = time.monotonic()
+            project.run("up", "-d", "--scale", f"{SERVICE}={n}")
+            self.adopt(project)
+            ok, _, problems = self.wait_converged(self.args.round_timeout)
+            formed = time.monotonic() - t0
+            if not ok:
+                return self.cap_failed(problems, formed)
+            log(f"  {cap} voters + {n - cap} non-voters, leader {self.last_leader}, {formed:.1f}s after the start")
+            victims = [c for c in self.live() if c.node_id in self.last_voters and c.node_id != self.last_leader][:2]
+            t1 = time.monotonic()
+            for c in victims:
+                docker("kill", c.cid)
+                self.went_down(c, "stopped", t1)
+            ok, _, problems = self.wait_converged(self.args.reap_after + self.args.round_timeout)
+            healed = time.monotonic() - t1
+            if not ok:
+                return self.cap_failed(problems, None)
+            promoted = self.promotions()
+            names = ", ".join(c.name for c in victims)
+            self.cap_result = (
+                f"{n} containers, --voters {cap}: {cap} voters + {n - cap} non-voters {formed:.1f} s after the start; "
+                f"two voters killed ({names}): {cap} voters again {healed:.1f} s later (reap-after {self.args.reap_after:g}s), "
+                f"promotions counted: {promoted}"
+            )
+            if promoted != len(victims):
+                self.cap_failed([f"{promoted} promotions counted for {len(victims)} voters lost"], formed)
+            else:
+                self.formation.append(("voter-cap", formed, []))
+                log("  " + self.cap_result)
+        finally:
+            self.voter_cap = None
+            self.destroy(project)
+            self.project = None
+
+    def cap_failed(self, problems: list[str], formed: float | None) -> None:
+        self.formation.append(("voter-cap", None, problems))
+        self.violations.append("voter-cap: " + "; ".join(problems))
+        log(f"  VIOLATION: {'; '.join(problems)}")
+        self.save_logs("formation-voter-cap")
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -1009,10 +1089,14 @@ class Chaos:
         add("| start | formed after | result |")
         add("| --- | --- | --- |")
         for how, formed, problems in self.formation:
-            add(f"| {how} | {'%.1f s' % formed if formed is not None else '-'} | {'one cluster of %d' % self.args.nodes if formed is not None else 'VIOLATION: ' + '; '.join(problems)} |")
+            size = CAP_NODES if how == "voter-cap" else self.args.nodes
+            add(f"| {how} | {'%.1f s' % formed if formed is not None else '-'} | {'one cluster of %d' % size if formed is not None else 'VIOLATION: ' + '; '.join(problems)} |")
         if not self.formation:
             add("| (skipped) | | |")
         add("")
+        if self.cap_result:
+            add(f"Voter cap: {self.cap_result}.")
+            add("")
         add("## Rounds")
         add("")
         add("| # | fault | detail | running | voters | recovery | result |")

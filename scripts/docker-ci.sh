@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # CI's Docker stage: builds the image, brings up the README's 3-node cluster, lets two intruders
-# loose on its network and removes it, checks the two-host mimic, runs the short chaos test and
-# then the Swarm check (the stack on a single-node swarm: scale, rolling update, two tasks killed).
+# loose on its network and removes it, brings up production rqlite (auth, HTTPS, node TLS,
+# read-only replicas), checks the two-host mimic, runs the short chaos test (with the voter-cap
+# formation) and then the Swarm check (the stack on a single-node swarm: scale, rolling update,
+# two tasks killed).
 # Prints "SKIPPED" and exits 0 when no Docker Engine answers. Everything it starts is removed on
 # exit, also on failure.
 #
@@ -25,6 +27,7 @@ export RQ4D_IMAGE
 project=rq4dci$$
 cleanup() {
     RQ4D_PROJECT=$project scripts/docker-down.sh >/dev/null 2>&1 || true
+    RQ4D_PROJECT=${project}prod scripts/docker-down.sh >/dev/null 2>&1 || true
     if [[ $(id -u) == 0 ]]; then
         RQ4D_PROJECT=${project}mh scripts/docker-multihost.sh down >/dev/null 2>&1 || true
     fi
@@ -47,6 +50,27 @@ done
 echo "== docker: intruders on the compose network (no key; another key) never become members"
 scripts/docker-intruders.sh "$project"
 RQ4D_PROJECT=$project scripts/docker-down.sh
+
+echo "== docker: production rqlite (compose/secure.yaml + replicas.yaml: auth, HTTPS, node TLS, 2 read-only replicas)"
+scripts/rqlite-secrets.sh >/dev/null
+prod=${project}prod
+prod_compose=(scripts/docker-compose.sh -p "$prod" -f compose/compose.yaml -f compose/replicas.yaml -f compose/secure.yaml -f compose/secure-replicas.yaml)
+prod_key=$(scripts/gossip-key.sh "$prod")
+RQ4D_GOSSIP_KEY=$prod_key "${prod_compose[@]}" up -d --scale db=3 --scale replica=2
+if ! scripts/wait-formed.sh 5 "${prod_compose[*]} logs" --filter "label=com.docker.compose.project=$prod" >/dev/null; then
+    RQ4D_GOSSIP_KEY=$prod_key "${prod_compose[@]}" down -v >/dev/null 2>&1 || true
+    exit 1
+fi
+first=$(docker ps -q --filter "label=com.docker.compose.project=$prod" --filter "label=com.docker.compose.service=db" | head -n1)
+table=$(docker exec "$first" rq4d members)
+echo "$table"
+roles=$(awk 'NR > 1 && $3 != "" { print $5 }' <<<"$table" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+RQ4D_GOSSIP_KEY=$prod_key "${prod_compose[@]}" down -v >/dev/null 2>&1
+scripts/gossip-key.sh "$prod" --remove
+[[ $roles == *"2 read-only"* && $roles == *"1 leader"* && $roles == *"2 follower"* ]] \
+    || { echo "FAIL: roles $roles, want 1 leader, 2 followers, 2 read-only"; exit 1; }
+echo "ok: 3 voters and 2 read-only replicas with auth, HTTPS and node TLS"
+
 
 if [[ $(id -u) == 0 ]]; then
     echo "== docker: two hosts joined by a router (scripts/docker-multihost.sh)"

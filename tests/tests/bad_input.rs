@@ -266,6 +266,44 @@ fn every_bad_input_exits_2_naming_the_flag() {
             &["--data-dir", &corrupt],
             &["--data-dir", "rq4d.json"],
         ),
+        // rqlite's production settings (after --) that cannot work with rq4d.
+        case("an even --voters", &["--voters", "4"], &["--voters", "odd"]),
+        case(
+            "--expect above --voters",
+            &["--expect", "5", "--voters", "3", "--broadcast"],
+            &["--expect", "--voters"],
+        ),
+        case(
+            "-raft-non-voter passed through",
+            &["--", "-raft-non-voter"],
+            &["-raft-non-voter", "set by rq4d"],
+        ),
+        case(
+            "-join-as passed through",
+            &["--", "-join-as", "bob"],
+            &["-join-as", "set by rq4d"],
+        ),
+        case(
+            "-auth file missing",
+            &["--", "-auth", "/nonexistent/auth.json"],
+            &["-auth", "cannot read"],
+        ),
+        case(
+            "-http-cert without --rqlite-ca-cert",
+            &["--", "-http-cert", "c.pem", "-http-key", "k.pem"],
+            &["--rqlite-ca-cert", "HTTPS"],
+        ),
+        case(
+            "--rqlite-user without -auth",
+            &["--rqlite-user", "ops"],
+            &["--rqlite-user", "-auth"],
+        ),
+        case(
+            "-http-verify-client",
+            &["--", "-http-verify-client", "-http-cert", "c", "-http-key", "k"],
+            &["-http-verify-client"],
+        ),
+        case("RQ4D_VOTERS=2", &[], &["--voters", "RQ4D_VOTERS"]).env("RQ4D_VOTERS", "2"),
         // Errors of values from the environment name the variable.
         case("RQ4D_EXPECT=abc", &[], &["--expect", "RQ4D_EXPECT"]).env("RQ4D_EXPECT", "abc"),
         case("RQ4D_LOG=garbage", &[], &["--log", "RQ4D_LOG"]).env("RQ4D_LOG", "garbage[[["),
