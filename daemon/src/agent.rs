@@ -130,6 +130,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let metrics = Arc::new(Metrics::new());
+    metrics.show_from_the_start(&DROP_REASONS);
     let (directive_tx, directive_rx) = watch::channel(Directive::of(&node));
     let (membership_tx, membership_rx) = watch::channel(Membership::default());
     let (report_tx, report_rx) = mpsc::channel(64);
@@ -167,6 +168,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         conflict_since: None,
         last_kind: None,
     };
+    agent.count_members();
     agent.flush().await;
     let outcome = agent.run(report_rx, api_rx, found_rx).await;
 
@@ -645,6 +647,28 @@ impl Agent {
         });
     }
 }
+
+/// Every label [`refusal_label`] gives, so that `rq4d_datagrams_dropped_total` shows each reason
+/// at 0 from the start (a dashboard's rate of a series that appears with its first drop misses
+/// that drop).
+const DROP_REASONS: [&str; 16] = [
+    "too_short",
+    "too_large",
+    "bad_magic",
+    "version",
+    "foreign_cluster",
+    "stale",
+    "replay",
+    "auth",
+    "unknown_kind",
+    "malformed",
+    "swim",
+    "from_self",
+    "duplicate_node_id",
+    "claim",
+    "not_a_member",
+    "renew_cooldown",
+];
 
 fn refusal_label(refusal: &Refusal) -> &'static str {
     use rq4d_protocol::seal::SealError;

@@ -181,6 +181,19 @@ impl Metrics {
         text
     }
 
+    /// Creates the labelled series that would otherwise appear only with their first event:
+    /// the drop reasons and both roles, at 0.
+    pub fn show_from_the_start(&self, drop_reasons: &[&str]) {
+        for reason in drop_reasons {
+            let _series = self.datagrams_dropped.get_or_create(&Reason {
+                reason: reason.to_string(),
+            });
+        }
+        for role in ["voter", "non_voter"] {
+            let _series = self.role_changes.get_or_create(&Role { role: role.into() });
+        }
+    }
+
     /// Counts a dropped datagram.
     pub fn dropped(&self, reason: &str) {
         self.datagrams_dropped
