@@ -229,6 +229,8 @@ class NodeView:
     cluster_id: int | None = None
     raft_state: str = ""
     reachable: bool = False
+    # The leader this node's own card names (what its rq4d learnt from its rqlited's /status).
+    card_leader: str | None = None
 
 
 def parse_voters(store: dict) -> frozenset:
@@ -256,6 +258,8 @@ def view_node(cid: str, ip: str) -> NodeView:
         me = next((m for m in members.get("members", []) if m.get("state") == "self"), None)
         if me and me.get("card"):
             view.cluster_id = me["card"].get("cluster_id")
+            running = (me["card"].get("db") or {}).get("Running") if isinstance(me["card"].get("db"), dict) else None
+            view.card_leader = (running or {}).get("leader")
     code, status = http_json(f"http://{ip}:{HTTP_PORT}/status")
     if code == 200 and isinstance(status, dict):
         store = status.get("store") or {}
@@ -349,6 +353,9 @@ class RoundResult:
     elapsed: float
     problems: list[str] = field(default_factory=list)
     leader: str = ""
+    # Seconds from the fault's start to: every rqlited naming one running leader; every rq4d's
+    # card naming it; every /health 200; the whole check passing (see Chaos.milestones).
+    marks: dict = field(default_factory=dict)
 
 
 class Chaos:
@@ -558,18 +565,42 @@ class Chaos:
                 if c.down_since is not None:
                     self.reap_delays.append(now - c.down_since)
 
-    def wait_converged(self, timeout: float, strict_reap: bool = False) -> tuple[bool, float, list[str]]:
+    def milestones(self, views: dict[str, NodeView], marks: dict, since: float) -> None:
+        """Notes, at the first snapshot each holds, the steps of a recovery: rqlited has a
+        leader (every running rqlited names one running node), rq4d knows it (every node's own
+        card names it: its supervisor polled /status and gossiped it), /health flips (every
+        node ready). Granularity: one snapshot, every 0.5 s plus the time the snapshot takes."""
+        now = time.monotonic() - since
+        running = self.live()
+        ids = {c.node_id for c in running}
+        seen = [views.get(c.cid) for c in running]
+        if not running or any(v is None for v in seen):
+            return
+        leaders = {v.leader for v in seen}
+        leader = next(iter(leaders)) if len(leaders) == 1 else None
+        if "leader" not in marks and leader in ids:
+            marks["leader"] = now
+        if "leader" in marks and "rq4d" not in marks and leader and all(v.card_leader == leader for v in seen):
+            marks["rq4d"] = now
+        if "health" not in marks and all(v.healthy for v in seen):
+            marks["health"] = now
+
+    def wait_converged(self, timeout: float, strict_reap: bool = False, marks: dict | None = None, since: float | None = None) -> tuple[bool, float, list[str]]:
         start = time.monotonic()
         last_report = start
         problems: list[str] = ["not checked"]
         while True:
             views, docs = self.snapshot()
+            if marks is not None:
+                self.milestones(views, marks, since if since is not None else start)
             problems = self.problems(views, docs, strict_reap)
             self.note_reaped(views)
             if not problems:
                 v = next(iter(views.values()))
                 self.last_voters = v.voters
                 self.last_leader = v.leader
+                if marks is not None:
+                    marks["converged"] = time.monotonic() - (since if since is not None else start)
                 return True, time.monotonic() - start, []
             if any(p.startswith(("EXITED", "CONFLICT")) for p in problems):
                 return False, time.monotonic() - start, problems
@@ -984,7 +1015,8 @@ class Chaos:
             except CommandFailed as e:
                 detail = f"fault failed: {e}"
             log(f"round {number}: {kind}: {detail}")
-            ok, took, problems = self.wait_converged(self.args.round_timeout)
+            marks: dict = {"healed": time.monotonic() - t0}
+            ok, took, problems = self.wait_converged(self.args.round_timeout, marks=marks, since=t0)
             data = self.check_data()
             result = RoundResult(
                 number=number,
@@ -996,6 +1028,7 @@ class Chaos:
                 elapsed=time.monotonic() - t0,
                 problems=problems + data,
                 leader=self.last_leader or "",
+                marks=marks,
             )
             self.rounds.append(result)
             print_row(result)
@@ -1119,6 +1152,28 @@ class Chaos:
             kr = [r.recovery for r in rs if r.recovery is not None]
             add(f"  - {kind}: {len(rs)}; {fmt_stats(kr)}")
         add(f"- recovery (fault healed → one healthy cluster of exactly the running containers): {fmt_stats(recs)}")
+        add("")
+        add("### Recovery, step by step (seconds from the fault's start; median / p95)")
+        add("")
+        add("Each column is the first snapshot at which it held; snapshots come every 0.5 s plus the")
+        add("time one takes (every node's /health, /members and rqlited's /status), so each figure")
+        add("is late by up to that much. `healed`: the fault's command returned (a kill, a stop, a")
+        add("pause's end, a partition's removal). `rqlited leader`: every running rqlited names one")
+        add("running leader. `rq4d knows`: every node's own card names it (its supervisor polled")
+        add("/status). `/health`: every node ready. `one cluster`: the whole check (voters, reaps).")
+        add("")
+        add("| fault | n | healed | rqlited leader | rq4d knows | /health | one cluster |")
+        add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for kind in KINDS:
+            rs = [r for r in self.rounds if r.kind == kind and r.recovery is not None]
+            if not rs:
+                continue
+            cells = []
+            for key in ("healed", "leader", "rq4d", "health", "converged"):
+                xs = [r.marks[key] for r in rs if key in r.marks]
+                cells.append(f"{pct(xs, 0.5):.1f} / {pct(xs, 0.95):.1f}" if xs else "-")
+            add(f"| {kind} | {len(rs)} | " + " | ".join(cells) + " |")
+        add("")
         if self.reap_delays:
             add(f"- dead nodes reaped: {len(self.reap_delays)}, observed removed {fmt_stats(self.reap_delays)} after they died (reap-after {self.args.reap_after:g}s; observed at round boundaries, so upper bounds)")
         if not self.iptables_ok:

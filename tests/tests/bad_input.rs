@@ -300,7 +300,14 @@ fn every_bad_input_exits_2_naming_the_flag() {
         ),
         case(
             "-http-verify-client",
-            &["--", "-http-verify-client", "-http-cert", "c", "-http-key", "k"],
+            &[
+                "--",
+                "-http-verify-client",
+                "-http-cert",
+                "c",
+                "-http-key",
+                "k",
+            ],
             &["-http-verify-client"],
         ),
         case("RQ4D_VOTERS=2", &[], &["--voters", "RQ4D_VOTERS"]).env("RQ4D_VOTERS", "2"),
