@@ -118,3 +118,16 @@ fn completion_scripts_know_every_flag_for_each_shell() {
     let out = rq4d(&["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2), "an unknown shell is a bad flag");
 }
+
+#[test]
+fn the_readme_documents_every_flag_of_help() {
+    let readme = include_str!("../../README.md");
+    let undocumented: Vec<String> = long_flags_of_help()
+        .into_iter()
+        .filter(|flag| !["--help", "--version"].contains(&flag.as_str()))
+        .filter(|flag| {
+            !readme.contains(&format!("`{flag}")) && !readme.contains(&format!("{flag} "))
+        })
+        .collect();
+    assert!(undocumented.is_empty(), "README.md lacks {undocumented:?}");
+}
