@@ -30,9 +30,11 @@ LABEL org.opencontainers.image.title="rq4d" \
       org.opencontainers.image.version="${RQ4D_VERSION}" \
       org.opencontainers.image.revision="${RQ4D_REVISION}" \
       rq4d.rqlited="${RQLITED_KIND}"
-# The context holds rq4d and rqlited (static binaries), an empty tmp/ and an empty data/.
+# The context holds rq4d and rqlited (static binaries), tmp.tar (an empty /tmp, mode 1777:
+# ADD keeps a tar's modes, COPY would make it 0755, and rqlited run as another user needs it)
+# and an empty data/.
 COPY rq4d rqlited /
-COPY tmp /tmp
+ADD tmp.tar /
 # /data belongs to the user rq4d runs as: a new volume mounted there takes the image
 # directory's owner, so it is writable without root.
 COPY --chown=10001:10001 data /data

@@ -399,6 +399,10 @@ def outer(args) -> int:
             args.image, "-http-addr", "127.0.0.1:4001", "-raft-addr", "127.0.0.1:4002", "/tmp/probe",
         )
         pid = docker("inspect", "-f", "{{.State.Pid}}", probe).strip()
+        if pid in ("", "0"):
+            logs = subprocess.run(["docker", "logs", probe], capture_output=True, text=True, timeout=60)
+            log(f"FAILED: the probe container is not running:\n{logs.stdout}{logs.stderr}")
+            return 1
         inner_args = sys.argv[1:] + ["--stack", args.stack, "--inner", "--rqlited-kind", labels.get("rq4d.rqlited", "?")]
         proc = subprocess.run(
             ["nsenter", "-t", pid, "-n", sys.executable, str(Path(__file__).resolve()), *inner_args],

@@ -71,7 +71,9 @@ fi
 context=$target_dir/docker-context
 rm -rf "$context"
 mkdir -p "$context/tmp" "$context/data"
-chmod 1777 "$context/tmp"
+# /tmp as every image has it (root's, world-writable, sticky): COPY would make it 0755, and ADD
+# keeps the modes of a tar.
+tar -C "$context" --numeric-owner --owner=0 --group=0 --mode=1777 -cf "$context/tmp.tar" tmp
 cp "$bins/rq4d" "$context/rq4d"
 cp "$rqlited" "$context/rqlited"
 
