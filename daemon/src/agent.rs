@@ -448,14 +448,14 @@ impl Agent {
                 let gossip = alive > 0 || self.expect <= 1;
                 let conflict = matches!(self.node.decision(), Decision::Conflict { .. });
                 // rqlited's /readyz can say 200 on a node whose join is being refused; a member
-                // is healthy only when it sees a leader — a voter, or a non-voter by design (a
-                // node removed while running sees none, whichever it was).
+                // is healthy only as a voter that sees a leader, or a non-voter by design that
+                // does (`Running::healthy`).
                 let member = self
                     .node
                     .card()
                     .db
                     .running()
-                    .is_some_and(|r| r.leader.is_some());
+                    .is_some_and(rq4d_protocol::Running::healthy);
                 let mut decision = self.node.decision().describe();
                 if let Some(failure) = &self.last_failure {
                     decision = format!("{decision}; last rqlited failure: {failure}");
@@ -610,7 +610,7 @@ impl Agent {
             if me.cluster_id.is_some()
                 && card.cluster_id == me.cluster_id
                 && let Some(running) = card.db.running()
-                && running.leader.is_some()
+                && running.healthy()
             {
                 counts[usize::from(!running.voter)] += 1;
             }

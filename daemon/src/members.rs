@@ -168,8 +168,8 @@ fn row(member: &MemberDoc) -> [String; 8] {
                 (_, true) => "leader",
                 (true, false) if r.leader.is_some() => "follower",
                 (true, false) => "candidate",
-                (false, _) if r.leader.is_some() && read_only => "read-only",
-                (false, _) if r.leader.is_some() => "non-voter",
+                (false, _) if r.healthy() && read_only => "read-only",
+                (false, _) if r.healthy() => "non-voter",
                 (false, _) => "removed",
             };
             let leader = r.leader.as_ref().map_or("-".into(), ToString::to_string);

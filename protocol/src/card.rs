@@ -110,6 +110,19 @@ pub struct Running {
     pub voters: u16,
     /// Whether this node is itself a voter (false after it was removed while running).
     pub voter: bool,
+    /// Started as a non-voter (`-raft-non-voter`: read-only, or beyond the voter cap): `voter`
+    /// false is then its role, not its removal. A node started as a voter that `/status` shows
+    /// as none (removed, or at an address the configuration gives another node) is not a
+    /// non-voter by design, even while it hears the leader.
+    pub non_voter: bool,
+}
+
+impl Running {
+    /// In the configuration with the role it was started for, and hearing its leader: a voter
+    /// that sees a leader, or a non-voter by design that does.
+    pub fn healthy(&self) -> bool {
+        self.leader.is_some() && (self.voter || self.non_voter)
+    }
 }
 
 impl Running {

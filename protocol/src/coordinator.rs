@@ -266,9 +266,7 @@ fn decide_running(
     if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
         return verdict(split(view, *other));
     }
-    // A voter or a non-voter that sees its leader. (A node removed while running sees none,
-    // whichever it was.)
-    let healthy = running.leader.is_some();
+    let healthy = running.healthy();
     match my_leader {
         Some(leader) if !healthy => verdict(Decision::Join {
             targets: view.join_targets(leader),
@@ -279,6 +277,7 @@ fn decide_running(
                 roles::should_vote(view, leader)
             },
         }),
+        // Healthy from here on: a voter, or a non-voter by design.
         Some(leader)
             if !me.read_only
                 && if running.voter {

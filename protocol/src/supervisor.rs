@@ -232,13 +232,21 @@ impl Supervisor {
     }
 
     fn observe(&mut self, status: &Status, now: Duration) {
-        // A voter or a non-voter that sees its leader; a node removed while running sees none.
-        let healthy = status.leader.is_some();
         let voters = status.voters();
-        if status.voter || status.leader.is_some() {
+        let running = Running {
+            leader: status.leader.clone(),
+            term: status.term,
+            voters,
+            voter: status.voter,
+            non_voter: self.child.is_some_and(|child| !child.voter),
+        };
+        let healthy = running.healthy();
+        if status.voter || (running.non_voter && status.leader.is_some()) {
             // In the configuration: from now on this Raft state is a member's, leader or not (a
             // voter that counted itself empty after a crash could withhold the vote its cluster
-            // needs — simulator finding). A non-voter is in it once it sees the leader.
+            // needs — simulator finding). A non-voter by design is in it once it hears the
+            // leader; a node started as a voter that hears one without being a voter is not
+            // (it may sit at an address the configuration gives another node).
             let cluster = self.directive.as_ref().and_then(|d| d.cluster_id);
             if self.stored.commit(cluster, voters) | self.stored.record_role(status.voter) {
                 self.persist();
@@ -249,12 +257,7 @@ impl Supervisor {
         } else {
             self.leaderless_since.get_or_insert(now);
         }
-        self.set_db(DbState::Running(Running {
-            leader: status.leader.clone(),
-            term: status.term,
-            voters,
-            voter: status.voter,
-        }));
+        self.set_db(DbState::Running(running));
         let count_changed = usize::from(voters) != self.stored.voters.len();
         let due = self
             .last_voters_check

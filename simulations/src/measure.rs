@@ -111,6 +111,7 @@ fn membership_world(n: usize, loss: f64, seed: u64, knobs: &Knobs) -> World {
             term: 1,
             voters,
             voter: h < usize::from(voters),
+            non_voter: false,
         });
         world.add_host(node_id(h), h < n, db);
     }

@@ -133,6 +133,7 @@ fn a_forged_leader_of_another_cluster_from_the_far_future_is_no_split() {
         term: 99,
         voters: u16::MAX,
         voter: true,
+        non_voter: false,
     });
     let mut forger = Forger::new(&fresh_ip(), "rq4d").expect("forger");
     let ids: Vec<String> = cluster.nodes.keys().cloned().collect();
@@ -168,6 +169,7 @@ fn volatile_nodes_with_a_key_wipe_nothing_for_forged_cards_however_plausible() {
         term: 99,
         voters: 15,
         voter: true,
+        non_voter: false,
     });
     let mut keyless = Forger::new(&fresh_ip(), "rq4d").expect("forger");
     let mut wrong_key = Forger::new(&fresh_ip(), "rq4d")

@@ -11,12 +11,14 @@ fn running() -> impl Strategy<Value = Running> {
         any::<u64>(),
         any::<u16>(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(leader, term, voters, voter)| Running {
+        .prop_map(|(leader, term, voters, voter, non_voter)| Running {
             leader,
             term,
             voters,
             voter,
+            non_voter,
         })
 }
 

@@ -187,7 +187,7 @@ proptest! {
         let leader_id = cards[leader].node_id.clone();
         for (i, card) in cards.iter_mut().enumerate().skip(1) {
             if i == leader || running_at[i] {
-                card.db = DbState::Running(Running { leader: Some(leader_id.clone()), term: 2, voters: 3, voter: true });
+                card.db = DbState::Running(Running { leader: Some(leader_id.clone()), term: 2, voters: 3, voter: true, non_voter: false });
                 card.cluster_id = Some(cluster);
             }
         }
@@ -370,6 +370,7 @@ fn founders_of_a_formation_that_cannot_complete_join_a_leader_of_another_cluster
         term: 1,
         voters: 2,
         voter: true,
+        non_voter: false,
     });
     let verdict = decide_for(&cards[..2], 0, true, 0);
     assert!(
@@ -389,6 +390,7 @@ fn founders_of_a_formation_that_cannot_complete_join_a_leader_of_another_cluster
         term: 0,
         voters: 0,
         voter: false,
+        non_voter: false,
     });
     let verdict = decide_for(&cards[..2], 0, true, 0);
     assert!(
@@ -409,6 +411,7 @@ fn founders_of_a_formation_that_cannot_complete_join_a_leader_of_another_cluster
         term: 1,
         voters: 3,
         voter: true,
+        non_voter: false,
     });
     let verdict = decide_for(&cards, 0, true, 0);
     assert!(
@@ -447,6 +450,7 @@ fn a_proposing_seed_that_joins_a_leader_withdraws_its_proposal() {
         term: 1,
         voters: 1,
         voter: true,
+        non_voter: false,
     });
     cards[2].cluster_id = Some(ClusterId(5));
     let verdict = decide_for(&cards, 0, true, 0);
@@ -467,6 +471,7 @@ fn a_removed_node_rejoins_its_clusters_leader() {
         term: 3,
         voters: 0,
         voter: false,
+        non_voter: false,
     });
     cards[0].cluster_id = cluster;
     cards[1].db = DbState::Running(Running {
@@ -474,6 +479,7 @@ fn a_removed_node_rejoins_its_clusters_leader() {
         term: 3,
         voters: 2,
         voter: true,
+        non_voter: false,
     });
     cards[1].cluster_id = cluster;
     let verdict = decide_for(&cards, 0, true, 0);
@@ -498,6 +504,7 @@ fn data_of_another_cluster_is_a_conflict_and_only_volatile_mode_wipes_the_smalle
             term: 1,
             voters: 2,
             voter: true,
+            non_voter: false,
         });
         card.cluster_id = Some(ClusterId(2));
     }
@@ -572,6 +579,7 @@ fn a_leaderless_running_voter_recovers_with_peers_json_when_every_voter_moved() 
             term: 0,
             voters: 2,
             voter: true,
+            non_voter: false,
         });
         card.cluster_id = cluster;
     }
@@ -607,6 +615,7 @@ fn a_leaderless_running_voter_recovers_with_peers_json_when_every_voter_moved() 
         term: 1,
         voters: 2,
         voter: true,
+        non_voter: false,
     });
     assert!(matches!(
         decide_with(&cards, &moved, true),
@@ -642,6 +651,7 @@ fn a_node_that_does_not_see_its_own_leader_still_counts_its_side_in_a_split() {
         term: 4,
         voters: 3,
         voter: true,
+        non_voter: false,
     });
     cards[1].cluster_id = Some(ClusterId(2));
     cards[1].db = DbState::Running(Running {
@@ -649,6 +659,7 @@ fn a_node_that_does_not_see_its_own_leader_still_counts_its_side_in_a_split() {
         term: 1,
         voters: 2,
         voter: true,
+        non_voter: false,
     });
     let larger = decide(&View {
         volatile: true,

@@ -127,6 +127,7 @@ impl World {
             term: 99,
             voters: 3,
             voter: true,
+            non_voter: false,
         });
         let tag = wire::cluster_tag("sim");
         let mut sealer = keyring.map(|k| Sealer::new(Some(k), [0x66; SALT_LEN]));

@@ -9,6 +9,7 @@ fn running(leader: &str, voters: u16, voter: bool) -> DbState {
         term: 2,
         voters,
         voter,
+        non_voter: !voter,
     })
 }
 
@@ -246,6 +247,7 @@ fn a_non_voter_that_sees_its_leader_is_healthy_and_one_that_does_not_rejoins() {
         term: 2,
         voters: 0,
         voter: false,
+        non_voter: true,
     });
     assert!(matches!(
         decide_for(&cards, 3, true, 0).decision,
@@ -260,4 +262,28 @@ fn a_voter_the_leaders_count_has_not_caught_up_with_still_takes_its_slot() {
     let mut cards = formed(4, 2, 2, 2, Some(3));
     cards[2].db = running("n00", 3, true);
     assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
+}
+
+#[test]
+fn a_voter_outside_the_configuration_that_hears_the_leader_rejoins_and_is_not_promoted() {
+    // Seen in a chaos run: a node restarted with its data at the address the configuration
+    // still gives a dead node hears the leader's heartbeats but is no voter. Without a cap it
+    // is no non-voter to promote: it rejoins (after the supervisor's waits).
+    let mut cards = formed(4, 3, 3, 0, None);
+    cards[3].db = DbState::Running(Running {
+        leader: Some(NodeId::new("n00").expect("id")),
+        term: 2,
+        voters: 0,
+        voter: false,
+        non_voter: false,
+    });
+    cards[3].cluster_id = Some(ClusterId(7));
+    assert!(
+        matches!(
+            decide_for(&cards, 3, true, 0).decision,
+            Decision::Join { voter: true, .. }
+        ),
+        "{:?}",
+        decide_for(&cards, 3, true, 0).decision
+    );
 }

@@ -170,6 +170,7 @@ fn a_forged_leader_card_from_the_far_future_wipes_nothing_even_in_volatile_mode(
         term: 99,
         voters: u16::MAX,
         voter: true,
+        non_voter: false,
     });
     let result = inject(&mut harness, 0, stranger(), &cards(&[forged]));
     assert!(matches!(result, Err(Refusal::Claim(_))), "{result:?}");
