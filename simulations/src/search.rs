@@ -42,6 +42,14 @@ pub struct Summary {
     pub keyed: usize,
     /// Forged datagrams handed to nodes in all.
     pub forged: u64,
+    /// Scenarios under a voter cap.
+    pub capped: usize,
+    /// Scenarios with read-only replicas.
+    pub with_read_only: usize,
+    /// Members removed by reapers in all.
+    pub removals: u64,
+    /// Changes of role in all.
+    pub role_changes: u64,
     /// Wall time.
     pub wall: Duration,
     /// Index (0-based) of the first failing scenario.
@@ -77,6 +85,10 @@ pub fn search(
                     s.events += outcome.events;
                     s.keyed += usize::from(outcome.keyed);
                     s.forged += outcome.forged;
+                    s.capped += usize::from(outcome.capped);
+                    s.with_read_only += usize::from(outcome.read_only > 0);
+                    s.removals += outcome.removals;
+                    s.role_changes += outcome.role_changes;
                     s.sim_time += outcome.sim_time;
                     if let Some(after) = outcome.converged_after {
                         s.convergence.push(after);

@@ -53,6 +53,16 @@ pub fn search_markdown(
     );
     let _ = writeln!(
         out,
+        "| scenarios under a voter cap / with read-only replicas | {} / {} |",
+        summary.capped, summary.with_read_only
+    );
+    let _ = writeln!(
+        out,
+        "| members removed by reapers / changes of role | {} / {} |",
+        summary.removals, summary.role_changes
+    );
+    let _ = writeln!(
+        out,
         "| simulated time / events / wall | {:.1} h / {} / {:.0} s |",
         summary.sim_time.as_secs_f64() / 3600.0,
         summary.events,
