@@ -420,7 +420,7 @@ impl Scenario {
         }
         let mut excused = None;
         let mut violations = world.violations.clone();
-        match last {
+        match &last {
             Convergence::Settled => {}
             // Formed, every live node following one leader: nothing rq4d leaves to a human
             // keeps the voters from settling.
@@ -459,6 +459,9 @@ impl Scenario {
                         after.as_secs_f64()
                     ),
                     (None, Some(why)) => format!("not converged, excused: {why}"),
+                    (None, None) if matches!(last, Convergence::Formed(_)) => {
+                        "ONE CLUSTER, VOTERS UNSETTLED".into()
+                    }
                     (None, None) => "NOT CONVERGED".into(),
                 }
             ));
