@@ -120,6 +120,8 @@ pub struct Outcome {
     pub removals: u64,
     /// Changes of role (a node leaving the configuration to rejoin with the other).
     pub role_changes: u64,
+    /// Promotions that left more voters than the cap.
+    pub promotions_over_cap: u64,
     /// Forged datagrams handed to its nodes (every one must have been refused).
     pub forged: u64,
     /// Virtual time at the end.
@@ -479,6 +481,7 @@ impl Scenario {
             read_only: self.roles.read_only.len(),
             removals: world.counters.removals,
             role_changes: world.counters.role_changes,
+            promotions_over_cap: world.counters.promotions_over_cap,
             forged: world.counters.forged,
             sim_time: world.now,
             digest: world.digest,

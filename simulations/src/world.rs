@@ -95,6 +95,8 @@ pub struct Host {
     pub initial: bool,
     /// `--read-only`: never counted for `--expect`, never a founder, never a voter.
     pub read_only: bool,
+    /// Left the configuration to rejoin as a voter, and not yet back.
+    promoting: bool,
     /// Gone for good (scaled down or its volume lost).
     pub gone: bool,
     /// Started at least once.
@@ -213,6 +215,7 @@ impl World {
             ),
             initial,
             read_only: false,
+            promoting: false,
             gone: false,
             ever_started: false,
             static_db,

@@ -170,6 +170,7 @@ fn a_reaped_voters_place_is_given_once() {
     let mut world = capped_five_losing_a_voter();
     let counts = run_keeping_majority(&mut world, 0, Duration::from_secs(60));
     assert_eq!(counts, [3, 2, 3], "{}", story(&world));
+    assert_eq!(world.counters.promotions_over_cap, 0, "{}", story(&world));
     assert_eq!(world.counters.role_changes, 1, "{}", story(&world));
 }
 
@@ -210,4 +211,58 @@ fn a_dead_read_only_replica_is_reaped_without_touching_the_voters() {
     assert_eq!(voters, BTreeSet::from([0, 1, 2]), "{}", story(&world));
     assert!(non_voters.is_empty(), "reaped: {}", story(&world));
     assert_eq!(world.counters.removals, 1);
+}
+
+#[test]
+fn the_judge_sees_a_lost_majority_and_a_read_only_voter() {
+    use rq4d_simulations::invariants::Kind;
+    use rq4d_simulations::rqlite::{Change, Majority, Reconfiguration};
+    use rq4d_simulations::world::Fact;
+
+    let mut world = world(4, 3, None, &[3]);
+    start(&mut world, Duration::ZERO, 0..4);
+    settle(&mut world, Duration::from_secs(60));
+    let lost = Reconfiguration {
+        cluster: 0,
+        subject: node_id(1),
+        change: Change::Left,
+        before: Majority {
+            reached: 2,
+            voters: 3,
+        },
+        after: Majority {
+            reached: 1,
+            voters: 2,
+        },
+    };
+    let fact = Fact::Reconfigured {
+        host: 1,
+        change: &lost,
+    };
+    let verdict = invariants::judge(&world, &fact).map(|v| v.kind);
+    assert_eq!(verdict, Some(Kind::MajorityLost));
+    // Already short before the change: a fault's doing, not rq4d's.
+    let short = Reconfiguration {
+        before: Majority {
+            reached: 1,
+            voters: 3,
+        },
+        ..lost.clone()
+    };
+    let fact = Fact::Reconfigured {
+        host: 1,
+        change: &short,
+    };
+    assert_eq!(invariants::judge(&world, &fact).map(|v| v.kind), None);
+
+    let read_only = world.rqlite.hosts[3].raft.clone();
+    world.rqlite.clusters[0]
+        .voters
+        .insert(node_id(3), read_only);
+    let fact = Fact::ClusterFounded { cluster: 0 };
+    assert_eq!(
+        invariants::judge(&world, &fact).map(|v| v.kind),
+        Some(Kind::ReadOnlyVoter)
+    );
+    assert!(matches!(world.convergence(), Convergence::Formed(_)));
 }

@@ -7,7 +7,7 @@ use rq4d_protocol::supervisor::{Directive, Membership};
 use super::describe::describe_db;
 use super::record::Fact;
 use super::{Ev, World};
-use crate::rqlite::{Ctx, Effect, Reconfiguration};
+use crate::rqlite::{Change, Ctx, Effect, Reconfiguration};
 use crate::supervisor::{Report, SupCtx, Supervisor};
 
 impl World {
@@ -145,6 +145,7 @@ impl World {
                 }
                 Report::RoleChanged(voter) => {
                     self.counters.role_changes += 1;
+                    self.hosts[host].promoting = voter;
                     self.note(Some(host), || {
                         let role = if voter { "a voter" } else { "a non-voter" };
                         format!("left the configuration; rejoins as {role}")
@@ -182,6 +183,16 @@ impl World {
                 change.after.voters,
             )
         });
+        let subject = self.host_by_id(&change.subject);
+        if let (Change::Joined { voter: true }, Some(h)) = (change.change, subject)
+            && std::mem::take(&mut self.hosts[h].promoting)
+            && self
+                .config
+                .voter_cap
+                .is_some_and(|cap| change.after.voters > usize::from(cap))
+        {
+            self.counters.promotions_over_cap += 1;
+        }
         self.judge(&Fact::Reconfigured { host, change });
     }
 
