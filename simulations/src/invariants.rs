@@ -190,10 +190,16 @@ pub fn check_bootstrap(world: &World, new: &Bootstrap) -> Option<Violation> {
     let earlier = world.bootstraps.iter().find(|b| b.from_initial_set)?;
     let first_seed = world.hosts[earlier.host].id.clone();
     let second_seed = world.hosts[new.host].id.clone();
+    // Read-only replicas acknowledge no seed: only the eligible shared nodes tell a window.
     let shared: Vec<&NodeId> = earlier
         .view
         .iter()
         .filter(|id| new.view.contains(id) && **id != first_seed && **id != second_seed)
+        .filter(|id| {
+            world
+                .host_by_id(id)
+                .is_none_or(|h| !world.hosts[h].read_only)
+        })
         .collect();
     // The window: each shared node acknowledged the first seed, then saw it down, before this.
     let window = !shared.is_empty()

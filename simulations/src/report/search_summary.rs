@@ -63,7 +63,7 @@ pub fn search_markdown(
     );
     let _ = writeln!(
         out,
-        "| promotions that left more voters than the cap (undone by a step-down) / in scenarios | {} / {} |",
+        "| promotions that left more voters than the cap (undone by a step-down or a reap) / in scenarios | {} / {} |",
         summary.promotions_over_cap,
         summary.over_cap.len()
     );

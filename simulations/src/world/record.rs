@@ -132,6 +132,7 @@ pub struct Counters {
     pub removals: u64,
     /// Nodes that left the configuration to change their role.
     pub role_changes: u64,
-    /// Promotions whose join left more voters than the cap (one step down undoes each).
+    /// Promotions whose join left more voters than the cap (a step-down, or the reaping of a
+    /// dead voter, undoes each).
     pub promotions_over_cap: u64,
 }
