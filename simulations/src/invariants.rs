@@ -18,19 +18,33 @@
 //! * **nobody outside changes anything** — in a keyed world, every datagram of a sender without
 //!   the key (open, sealed with another key, or a replay of a real one) is refused by the seal
 //!   and leaves the node as it was (see `world/forgery.rs`);
+//! * **the voters never lose their majority by rq4d's hand** — no change of configuration that
+//!   rq4d asks for (the reaper's removal, a node leaving to change its role, a join) turns a
+//!   cluster some voter of which reaches a live majority into one none of whose voters does
+//!   (a `peers.json` recovery is left out: see [`majority_lost`]). The model measures the majority just before and just after the change,
+//!   under the same processes and network: a crash or a partition is never the change, so a
+//!   cluster that faults had already left short is no violation, and one rq4d cut short is;
+//! * **read-only replicas never vote** — never in a configuration as voters (at a founding or
+//!   after any change), and never deciding to found a cluster.
 //!
 //! Liveness is checked at the end of a scenario: once the network is whole and at least
-//! `expect` nodes are up, every live node must be a voter of one cluster with a leader within
-//! [`crate::scenario::LIVENESS_BOUND`]. A run that does not get there is a violation unless it is
-//! a situation rq4d leaves to a human by design — fewer than `expect` nodes up, a formation one
-//! of whose founders is gone for good, a split outside volatile mode — or one rqlite itself
-//! cannot leave: a majority of the configuration not up at its configured addresses while not
-//! every voter is back (`peers.json` needs every voter), or it follows a window split.
+//! `expect` nodes that are not read-only are up, every live node must be a member (voter or
+//! non-voter) of one cluster with a leader all of them see, within
+//! [`crate::scenario::LIVENESS_BOUND`]; and the voters must have settled: without a cap, every
+//! live node that is not read-only votes; under `--voters N`, the configuration holds exactly
+//! `min(N, eligible live nodes)` voters, all of them live (so never more than the cap). A run
+//! that does not form is a violation unless it is a situation rq4d leaves to a human by design —
+//! fewer than `expect` eligible nodes up, a formation one of whose founders is gone for good, a
+//! split outside volatile mode — or one rqlite itself cannot leave: a majority of the
+//! configuration not up at its configured addresses while not every voter is back
+//! (`peers.json` needs every voter), or it follows a window split. A run that forms and whose
+//! voters do not settle has no excuse.
 
 use rq4d_protocol::claims::ClaimError;
 use rq4d_protocol::wire::WireError;
 use rq4d_protocol::{Agreement, ClusterId, DbState, NodeId, Refusal};
 
+use crate::rqlite::{Change, Reconfiguration};
 pub use crate::violation::{Kind, Violation};
 use crate::world::{Bootstrap, Fact, Forgery, World};
 
@@ -39,7 +53,12 @@ use crate::world::{Bootstrap, Fact, Forgery, World};
 pub fn judge(world: &World, fact: &Fact<'_>) -> Option<Violation> {
     match *fact {
         Fact::Bootstrapped(bootstrap) => check_bootstrap(world, bootstrap),
-        Fact::ClusterFounded { cluster } => check_cluster_id(world, cluster),
+        Fact::ClusterFounded { cluster } => {
+            check_cluster_id(world, cluster).or_else(|| read_only_voter(world, cluster))
+        }
+        Fact::Reconfigured { host, change } => {
+            majority_lost(world, host, change).or_else(|| read_only_voter(world, change.cluster))
+        }
         Fact::Joined {
             host,
             cluster,
@@ -51,6 +70,11 @@ pub fn judge(world: &World, fact: &Fact<'_>) -> Option<Violation> {
             card_db
                 .is_some_and(|db| *db != DbState::Empty)
                 .then(|| bootstrap_with_data(world, host))
+                .or_else(|| {
+                    world.hosts[host]
+                        .read_only
+                        .then(|| read_only_founder(world, host))
+                })
         }
         Fact::ClaimRefused { host, error } => Some(honest_claim_refused(world, host, error)),
         Fact::Forged {
@@ -93,6 +117,70 @@ fn forgery_taken(
     })
 }
 
+/// A change rq4d asked for took a cluster from a live majority of its voters to none. Only the
+/// change differs between the two measures (see [`Reconfiguration`]), so this is rq4d's doing.
+///
+/// A `peers.json` recovery is not judged: the model applies it to the cluster's one
+/// configuration, where rqlited applies it to the recovering node's own log only, and a leader
+/// elected meanwhile overwrites it. Judged here, a recovery that races a leader already elected
+/// would be charged for the model's shortcut, not for anything rq4d does to the cluster.
+fn majority_lost(world: &World, host: usize, change: &Reconfiguration) -> Option<Violation> {
+    let what = match change.change {
+        Change::Removed => "the leader's reaper removed",
+        Change::Left => "a change of role removed",
+        Change::Joined { voter: true } => "a join as a voter admitted",
+        Change::Joined { voter: false } => "a join as a non-voter admitted",
+        Change::Recovered => return None,
+    };
+    if !change.before.holds() || change.after.holds() {
+        return None;
+    }
+    Some(Violation {
+        kind: Kind::MajorityLost,
+        at: world.now,
+        detail: format!(
+            "{what} {} at {}'s request: Raft cluster #{} went from {} of {} voters reached to {} of {}",
+            change.subject,
+            world.hosts[host].id,
+            change.cluster,
+            change.before.reached,
+            change.before.voters,
+            change.after.reached,
+            change.after.voters,
+        ),
+        window: false,
+    })
+}
+
+/// A read-only replica among a cluster's voters.
+fn read_only_voter(world: &World, cluster: usize) -> Option<Violation> {
+    let voters = &world.rqlite.clusters.get(cluster)?.voters;
+    let id = voters.keys().find(|id| {
+        world
+            .host_by_id(id)
+            .is_some_and(|h| world.hosts[h].read_only)
+    })?;
+    Some(Violation {
+        kind: Kind::ReadOnlyVoter,
+        at: world.now,
+        detail: format!("read-only {id} is a voter of Raft cluster #{cluster}"),
+        window: false,
+    })
+}
+
+/// A read-only replica decided to found a cluster.
+fn read_only_founder(world: &World, host: usize) -> Violation {
+    Violation {
+        kind: Kind::ReadOnlyVoter,
+        at: world.now,
+        detail: format!(
+            "read-only {} decided to bootstrap a cluster",
+            world.hosts[host].id
+        ),
+        window: false,
+    }
+}
+
 /// Checks a new bootstrap against the earlier ones.
 pub fn check_bootstrap(world: &World, new: &Bootstrap) -> Option<Violation> {
     let n = world.initial_size();
@@ -102,10 +190,16 @@ pub fn check_bootstrap(world: &World, new: &Bootstrap) -> Option<Violation> {
     let earlier = world.bootstraps.iter().find(|b| b.from_initial_set)?;
     let first_seed = world.hosts[earlier.host].id.clone();
     let second_seed = world.hosts[new.host].id.clone();
+    // Read-only replicas acknowledge no seed: only the eligible shared nodes tell a window.
     let shared: Vec<&NodeId> = earlier
         .view
         .iter()
         .filter(|id| new.view.contains(id) && **id != first_seed && **id != second_seed)
+        .filter(|id| {
+            world
+                .host_by_id(id)
+                .is_none_or(|h| !world.hosts[h].read_only)
+        })
         .collect();
     // The window: each shared node acknowledged the first seed, then saw it down, before this.
     let window = !shared.is_empty()
@@ -193,10 +287,11 @@ pub fn bootstrap_with_data(world: &World, host: usize) -> Violation {
 /// Why a run that did not converge is excused, if it is: situations rqlite itself cannot leave.
 pub fn excuse(world: &World) -> Option<String> {
     let live: Vec<usize> = world.live_hosts().collect();
-    if live.len() < usize::from(world.config.expect) {
+    // Read-only replicas never count for `--expect`.
+    let eligible = world.eligible_live();
+    if eligible < usize::from(world.config.expect) {
         return Some(format!(
-            "only {} nodes up, expect {}",
-            live.len(),
+            "only {eligible} nodes up, expect {}",
             world.config.expect
         ));
     }

@@ -4,7 +4,8 @@
 //! * [`queue`] — virtual time and the total order of events.
 //! * [`network`] — addresses, latency, loss, duplication, reordering, partitions.
 //! * [`dns`] — the service name that lists the containers, with a lag.
-//! * [`rqlite`] — rqlited's membership behaviour (bootstrap, join, elections, removal, disks).
+//! * [`rqlite`] — rqlited's membership behaviour (bootstrap, join, elections, removal, disks,
+//!   voters and non-voters).
 //! * [`supervisor`] — the daemon's supervisor, rule for rule, against the model.
 //! * [`world`] — hosts, the event loop, scenario actions, the trace.
 //! * [`violation`] — what a failed property is (its kind, when, what happened).

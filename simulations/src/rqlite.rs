@@ -10,6 +10,12 @@
 //! and gives up after `-bootstrap-expect-timeout` (120 s). SQL, logs and snapshots are not modelled: a
 //! node's data is the Raft cluster its disk belongs to.
 //!
+//! Non-voters (`-raft-non-voter`) sit beside the voters in a configuration
+//! ([`RaftCluster::non_voters`]): they join with the voter flag off, follow the leader, and count
+//! for nothing — no vote, no candidacy, no quorum, no `-bootstrap-expect` notification. A join
+//! of an id and address the configuration holds is ignored whatever the flag, so a change of
+//! role is a removal and a join (`docs/rqlited.md`, "Auth, TLS and non-voters").
+//!
 //! Raft traffic follows the network's partitions but not its random loss (TCP retransmits).
 //!
 //! This file holds the model's state — disks, processes, Raft clusters, what `/status` says —
@@ -18,6 +24,8 @@
 
 mod clustering;
 mod raft;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -86,6 +94,8 @@ pub struct Process {
     pub expect: u16,
     /// The nodes that notified it, by id, with their Raft addresses (`-bootstrap-expect`).
     pub notified: BTreeMap<NodeId, String>,
+    /// Started as a voter (`false`: `-raft-non-voter`): the flag its joins carry.
+    pub voter: bool,
     /// What it is doing.
     pub phase: Phase,
 }
@@ -101,6 +111,8 @@ pub struct RaftCluster {
     pub cluster_id: Option<ClusterId>,
     /// The configuration: voter id → Raft address.
     pub voters: BTreeMap<NodeId, String>,
+    /// The configuration's non-voters, id → Raft address: replicated to, never counted.
+    pub non_voters: BTreeMap<NodeId, String>,
     /// The current leader's host.
     pub leader: Option<usize>,
     /// Raft term.
@@ -108,6 +120,75 @@ pub struct RaftCluster {
     /// When the next election may succeed (election timeout).
     pub election_at: Option<Duration>,
 }
+
+impl RaftCluster {
+    /// Whether `id` is in the configuration at `addr`, as a voter or a non-voter: a join of it
+    /// from there changes nothing.
+    pub fn holds(&self, id: &NodeId, addr: &str) -> bool {
+        self.voters.get(id).map(String::as_str) == Some(addr)
+            || self.non_voters.get(id).map(String::as_str) == Some(addr)
+    }
+
+    /// Members of the configuration, voters and non-voters.
+    pub fn members(&self) -> usize {
+        self.voters.len() + self.non_voters.len()
+    }
+}
+
+/// What rq4d asked of a cluster's configuration (for the judge: see [`Reconfiguration`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The leader's reaper removed a member (`/remove`).
+    Removed,
+    /// A node removed itself to change its role (`/remove` of its own id).
+    Left,
+    /// A node was admitted by a join (`voter`: with the voter flag).
+    Joined {
+        /// The joiner's flag.
+        voter: bool,
+    },
+    /// `raft/peers.json` replaced the configuration at a start.
+    Recovered,
+}
+
+/// A change of a cluster's configuration made at rq4d's request, with whether the cluster
+/// could keep or elect a leader just before and just after it — under the same processes and
+/// the same network, so that the difference is the change's alone, never a fault's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconfiguration {
+    /// The cluster.
+    pub cluster: usize,
+    /// The node whose membership changed.
+    pub subject: NodeId,
+    /// What was done.
+    pub change: Change,
+    /// [`Rqlite::majority`] before.
+    pub before: Majority,
+    /// [`Rqlite::majority`] after.
+    pub after: Majority,
+}
+
+/// How much of a cluster's configuration a voter can gather: the most voters that any running
+/// voter reaches (itself included), out of the configuration's voters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Majority {
+    /// The most live voters one running voter reaches, itself included.
+    pub reached: usize,
+    /// Voters in the configuration.
+    pub voters: usize,
+}
+
+impl Majority {
+    /// More than half the configuration: the cluster can keep or elect a leader.
+    pub fn holds(&self) -> bool {
+        self.reached * 2 > self.voters
+    }
+}
+
+/// rqlited's 500 to a `/remove` it cannot pass on (`leader address: leader not found`): it
+/// knows no leader it reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaderNotFound;
 
 /// What `/status` says.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +244,8 @@ pub enum Effect {
         /// Cluster.
         cluster: usize,
     },
+    /// A cluster's configuration changed at rq4d's request (a join, a `peers.json`).
+    Reconfigured(Reconfiguration),
     /// A node was added to a cluster's configuration by a join.
     Joined {
         /// Host.
@@ -246,6 +329,99 @@ impl Rqlite {
             .then_some(cluster)
     }
 
+    /// True when `host`'s rqlited runs and is, at its current address, a non-voter of the
+    /// cluster its disk holds: it follows the leader and serves reads, and counts for nothing.
+    pub fn non_voter_ok(&self, host: usize) -> bool {
+        let Some(Some(proc)) = self.procs.get(host) else {
+            return false;
+        };
+        if proc.phase != Phase::Member {
+            return false;
+        }
+        let Some(cluster) = self.disks[host].cluster else {
+            return false;
+        };
+        self.clusters[cluster].non_voters.get(&self.hosts[host].id) == Some(&self.hosts[host].raft)
+    }
+
+    /// The cluster `host`'s rqlited follows as a member at its current address, voter or
+    /// non-voter: the members a leader replicates to.
+    pub fn follows(&self, host: usize) -> Option<usize> {
+        (self.member_ok(host) || self.non_voter_ok(host))
+            .then(|| self.disks[host].cluster)
+            .flatten()
+    }
+
+    /// The hosts that run as voters of `cluster` (by id: see [`Rqlite::participant`]).
+    pub(crate) fn voter_hosts(&self, cluster: usize) -> Vec<usize> {
+        self.clusters[cluster]
+            .voters
+            .keys()
+            .filter_map(|id| self.hosts.iter().position(|h| h.id == *id))
+            .filter(|&h| self.participant(h) == Some(cluster))
+            .collect()
+    }
+
+    /// The live voters voter `h` reaches, itself included: those at their configured address
+    /// that the network joins to it both ways (Raft's requests and answers).
+    fn reached_from(&self, h: usize, voters: &[usize], ctx: &Ctx) -> usize {
+        voters
+            .iter()
+            .filter(|&&v| v == h || (self.member_ok(v) && ctx.net.connected(h, v)))
+            .count()
+    }
+
+    /// How much of `cluster`'s configuration its best-placed running voter gathers now: the
+    /// count Raft's elections and its leader's lease rest on.
+    pub fn majority(&self, cluster: usize, ctx: &Ctx) -> Majority {
+        let voters = self.voter_hosts(cluster);
+        Majority {
+            reached: voters
+                .iter()
+                .map(|&h| self.reached_from(h, &voters, ctx))
+                .max()
+                .unwrap_or(0),
+            voters: self.clusters[cluster].voters.len(),
+        }
+    }
+
+    /// `DELETE /remove` of `host`'s own id, sent to its own rqlited, which passes it to the
+    /// leader it knows: `Err` (rqlited's 500) when it knows none it can reach; `Ok(None)` when
+    /// the id was not in the configuration (rqlited's 200 with nothing done).
+    pub fn leave(
+        &mut self,
+        host: usize,
+        ctx: &Ctx,
+    ) -> Result<Option<Reconfiguration>, LeaderNotFound> {
+        let known = self.status(host, ctx).is_some_and(|s| s.leader.is_some());
+        let Some(cluster) = self.disks[host].cluster.filter(|_| known) else {
+            return Err(LeaderNotFound);
+        };
+        let id = self.hosts[host].id.clone();
+        Ok(self.remove_as(cluster, &id, Change::Left, ctx))
+    }
+
+    /// [`Rqlite::remove`], recorded as `change` with the majority before and after.
+    pub fn remove_as(
+        &mut self,
+        cluster: usize,
+        id: &NodeId,
+        change: Change,
+        ctx: &Ctx,
+    ) -> Option<Reconfiguration> {
+        let before = self.majority(cluster, ctx);
+        if !self.remove(cluster, id) {
+            return None;
+        }
+        Some(Reconfiguration {
+            cluster,
+            subject: id.clone(),
+            change,
+            before,
+            after: self.majority(cluster, ctx),
+        })
+    }
+
     /// Stops (or kills) `host`'s rqlited. A leader steps down at once.
     pub fn stop(&mut self, host: usize) {
         self.procs[host] = None;
@@ -270,9 +446,11 @@ impl Rqlite {
         self.disks[host] = Disk::default();
     }
 
-    /// Removes `id` from `cluster`'s configuration (`DELETE /remove` on the leader).
+    /// Removes `id`, voter or non-voter, from `cluster`'s configuration (`DELETE /remove` on
+    /// the leader).
     pub fn remove(&mut self, cluster: usize, id: &NodeId) -> bool {
-        let removed = self.clusters[cluster].voters.remove(id).is_some();
+        let removed = self.clusters[cluster].voters.remove(id).is_some()
+            | self.clusters[cluster].non_voters.remove(id).is_some();
         if removed
             && let Some(leader) = self.clusters[cluster].leader
             && self.hosts[leader].id == *id

@@ -4,6 +4,10 @@
 //! A scenario is a plain value: [`Scenario::random`] draws it, [`Scenario::run`] plays it in a
 //! fresh [`World`]. The same seed draws the same scenario and plays the same run, which is what
 //! `rq4d-sim replay --seed S` relies on.
+//!
+//! Roles are drawn last (see [`draw_roles`]): in a fraction of the scenarios a voter cap, the
+//! same on every node, and in another a few read-only replicas — some of the initial set while
+//! enough others remain for `expect`, the rest added beside it.
 
 use std::time::Duration;
 
@@ -16,7 +20,12 @@ use rq4d_protocol::{DbState, NodeId};
 use crate::invariants;
 use crate::network::LinkParams;
 use crate::violation::{Kind, Violation};
-use crate::world::{Action, Forgery, World, WorldConfig};
+use crate::world::{Action, Convergence, Forgery, World, WorldConfig};
+
+mod roles;
+
+pub use roles::Roles;
+use roles::draw_roles;
 
 /// How long after the last fault the cluster must have formed: every live node a voter of one
 /// cluster with a leader. Chosen above the slowest formation the search has seen (see the
@@ -78,6 +87,8 @@ pub struct Scenario {
     pub faults: Faults,
     /// Every node seals its gossip with a cluster key (and forgeries may come).
     pub keyed: bool,
+    /// The voter cap and the read-only replicas.
+    pub roles: Roles,
     /// One line describing the draw.
     pub description: String,
 }
@@ -101,6 +112,16 @@ pub struct Outcome {
     pub events: u64,
     /// Its nodes sealed their gossip.
     pub keyed: bool,
+    /// Its nodes ran under a voter cap.
+    pub capped: bool,
+    /// Read-only replicas among its hosts.
+    pub read_only: usize,
+    /// Members removed by the leaders' reapers.
+    pub removals: u64,
+    /// Changes of role (a node leaving the configuration to rejoin with the other).
+    pub role_changes: u64,
+    /// Promotions that left more voters than the cap.
+    pub promotions_over_cap: u64,
     /// Forged datagrams handed to its nodes (every one must have been refused).
     pub forged: u64,
     /// Virtual time at the end.
@@ -309,10 +330,12 @@ impl Scenario {
                 notes.push(format!("forged {forgery:?}"));
             }
         }
+        let roles = draw_roles(&mut rng, size, expect, &mut hosts, quiet_from, &mut actions);
         actions.sort_by_key(|(at, _)| *at);
         let description = format!(
-            "seed {seed}: {size} nodes, expect {expect}{}, start {style_name} (gap {gap_ms} ms), loss {:.0}%, dup {:.1}%, reorder {:.1}%, latency {:?}+{:?}, dns lag {:?}, faults [{}], quiet from {:.1}s",
+            "seed {seed}: {size} nodes, expect {expect}{}{}, start {style_name} (gap {gap_ms} ms), loss {:.0}%, dup {:.1}%, reorder {:.1}%, latency {:?}+{:?}, dns lag {:?}, faults [{}], quiet from {:.1}s",
             if volatile { ", volatile" } else { "" },
+            roles.describe(),
             link.loss * 100.0,
             link.duplicate * 100.0,
             link.reorder * 100.0,
@@ -334,6 +357,7 @@ impl Scenario {
             quiet_from,
             faults: params.faults,
             keyed,
+            roles,
             description,
         }
     }
@@ -347,6 +371,7 @@ impl Scenario {
     fn world_traced(&self, trace: bool, quiet: bool) -> World {
         let mut config = WorldConfig::daemon_defaults(self.seed, self.expect);
         config.volatile = self.volatile;
+        config.voter_cap = self.roles.voter_cap;
         config.faults = self.faults;
         config.keyring = self.keyed.then(|| {
             let mut key = [0u8; 32];
@@ -360,6 +385,9 @@ impl Scenario {
         let mut world = World::new(config, invariants::judge);
         for h in 0..self.hosts {
             world.add_host(node_id(h), h < self.size, DbState::Empty);
+        }
+        for &h in &self.roles.read_only {
+            world.make_read_only(h);
         }
         for (at, action) in &self.actions {
             world.schedule(*at, action.clone());
@@ -381,10 +409,12 @@ impl Scenario {
         world.run_until(self.quiet_from);
         let deadline = self.quiet_from + LIVENESS_BOUND;
         let mut converged_after = None;
+        let mut last = Convergence::Unformed;
         let mut t = self.quiet_from;
         while t <= deadline {
             world.run_until(t);
-            if world.converged() {
+            last = world.convergence();
+            if last == Convergence::Settled {
                 converged_after = Some(t - self.quiet_from);
                 break;
             }
@@ -392,20 +422,33 @@ impl Scenario {
         }
         let mut excused = None;
         let mut violations = world.violations.clone();
-        if converged_after.is_none() {
-            excused = invariants::excuse(&world);
-            if excused.is_none() {
-                let diagnosis =
-                    invariants::diagnose(&world).map_or_else(String::new, |d| format!(" ({d})"));
-                violations.push(Violation {
-                    kind: Kind::NotConverged,
-                    at: world.now,
-                    detail: format!(
-                        "no single cluster with a leader {:?} after the last fault{diagnosis}",
-                        LIVENESS_BOUND
-                    ),
-                    window: false,
-                });
+        match &last {
+            Convergence::Settled => {}
+            // Formed, every live node following one leader: nothing rq4d leaves to a human
+            // keeps the voters from settling.
+            Convergence::Formed(why) => violations.push(Violation {
+                kind: Kind::VotersUnsettled,
+                at: world.now,
+                detail: format!(
+                    "one cluster with a leader, but its voters did not settle {LIVENESS_BOUND:?} after the last fault: {why}"
+                ),
+                window: false,
+            }),
+            Convergence::Unformed => {
+                excused = invariants::excuse(&world);
+                if excused.is_none() {
+                    let diagnosis = invariants::diagnose(&world)
+                        .map_or_else(String::new, |d| format!(" ({d})"));
+                    violations.push(Violation {
+                        kind: Kind::NotConverged,
+                        at: world.now,
+                        detail: format!(
+                            "no single cluster with a leader {:?} after the last fault{diagnosis}",
+                            LIVENESS_BOUND
+                        ),
+                        window: false,
+                    });
+                }
             }
         }
         if trace {
@@ -418,6 +461,9 @@ impl Scenario {
                         after.as_secs_f64()
                     ),
                     (None, Some(why)) => format!("not converged, excused: {why}"),
+                    (None, None) if matches!(last, Convergence::Formed(_)) => {
+                        "ONE CLUSTER, VOTERS UNSETTLED".into()
+                    }
                     (None, None) => "NOT CONVERGED".into(),
                 }
             ));
@@ -431,6 +477,11 @@ impl Scenario {
             excused,
             events: world.counters.events,
             keyed: self.keyed,
+            capped: self.roles.voter_cap.is_some(),
+            read_only: self.roles.read_only.len(),
+            removals: world.counters.removals,
+            role_changes: world.counters.role_changes,
+            promotions_over_cap: world.counters.promotions_over_cap,
             forged: world.counters.forged,
             sim_time: world.now,
             digest: world.digest,

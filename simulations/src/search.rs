@@ -42,6 +42,18 @@ pub struct Summary {
     pub keyed: usize,
     /// Forged datagrams handed to nodes in all.
     pub forged: u64,
+    /// Scenarios under a voter cap.
+    pub capped: usize,
+    /// Scenarios with read-only replicas.
+    pub with_read_only: usize,
+    /// Members removed by reapers in all.
+    pub removals: u64,
+    /// Changes of role in all.
+    pub role_changes: u64,
+    /// Promotions that left more voters than the cap, in all.
+    pub promotions_over_cap: u64,
+    /// Scenarios with at least one of those.
+    pub over_cap: Vec<u64>,
     /// Wall time.
     pub wall: Duration,
     /// Index (0-based) of the first failing scenario.
@@ -77,6 +89,14 @@ pub fn search(
                     s.events += outcome.events;
                     s.keyed += usize::from(outcome.keyed);
                     s.forged += outcome.forged;
+                    s.capped += usize::from(outcome.capped);
+                    s.with_read_only += usize::from(outcome.read_only > 0);
+                    s.removals += outcome.removals;
+                    s.role_changes += outcome.role_changes;
+                    s.promotions_over_cap += outcome.promotions_over_cap;
+                    if outcome.promotions_over_cap > 0 {
+                        s.over_cap.push(outcome.seed);
+                    }
                     s.sim_time += outcome.sim_time;
                     if let Some(after) = outcome.converged_after {
                         s.convergence.push(after);

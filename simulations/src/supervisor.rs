@@ -1,10 +1,11 @@
 //! The daemon's supervisor, carried out against the rqlite model.
 //!
 //! The policy is `rq4d_protocol::supervisor` — the very code the daemon runs: which decision
-//! starts rqlited with which `-join`, when a leaderless rqlited is restarted, the backoff, what is
-//! reported into the node's card, when the state counts as data, and the leader's reaper. This
-//! adapter only executes its actions on the model (a start, a stop, a wipe, `/nodes`, `/remove`)
-//! and feeds the outcomes back, as the daemon's executor does with a process and HTTP.
+//! starts rqlited with which `-join` and which role, when a leaderless rqlited is restarted, the
+//! backoff, what is reported into the node's card, when the state counts as data, the leader's
+//! reaper, and a change of role. This adapter only executes its actions on the model (a start, a
+//! stop, a wipe, `/nodes`, `/remove` of another node or of itself) and feeds the outcomes back,
+//! as the daemon's executor does with a process and HTTP.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use rand::rngs::SmallRng;
 use rq4d_protocol::supervisor::{self as policy, Action, Directive, Listed, Membership, StopWhy};
 use rq4d_protocol::{DbState, NodeId};
 
-use crate::rqlite::{Ctx, Effect, Rqlite};
+use crate::rqlite::{Change, Ctx, Effect, Reconfiguration, Rqlite};
 
 /// What the supervisor did that the world must carry out or record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,15 +22,27 @@ pub enum Report {
     Db(DbState),
     /// Schedule these model effects.
     Effects(Vec<Effect>),
-    /// rqlited was started with this `-join` list (and `-bootstrap-expect`, when not 0).
-    Started(Vec<String>, u16),
+    /// rqlited was started with this `-join` list (and `-bootstrap-expect`, when not 0), as a
+    /// voter or not.
+    Started {
+        /// `-join`.
+        join: Vec<String>,
+        /// `-bootstrap-expect` (0: none).
+        expect: u16,
+        /// Without `-raft-non-voter`.
+        voter: bool,
+    },
     /// rqlited was stopped, leaderless too long, for a restart with `-join` (or with
     /// `peers.json`).
     Rejoin,
     /// The data was wiped (volatile mode).
     Wiped,
-    /// The leader removed a voter.
+    /// The leader removed a member.
     Removed(NodeId),
+    /// This node left the configuration to rejoin with another role (`true`: as a voter).
+    RoleChanged(bool),
+    /// A cluster's configuration changed at this supervisor's request: judge it.
+    Reconfigured(Reconfiguration),
     /// The recorded voters changed: feed into the node with `set_stored_voters`.
     Voters(Vec<(NodeId, String)>),
     /// `raft/peers.json` was written for a recovery.
@@ -59,20 +72,22 @@ pub struct SupCtx<'a> {
 }
 
 impl Supervisor {
-    /// A supervisor for the daemon of `host` started at `now` on what its disk holds.
+    /// A supervisor for the daemon of `host` (`--read-only` when `read_only`) started at `now`
+    /// on what its disk holds.
     pub fn new(
         now: Duration,
         host: usize,
         rqlite: &Rqlite,
         reap_after: Duration,
         volatile: bool,
+        read_only: bool,
     ) -> Self {
         let disk = &rqlite.disks[host];
         let config = policy::SupervisorConfig {
             node_id: rqlite.hosts[host].id.clone(),
             reap_after,
             volatile,
-            read_only: false,
+            read_only,
         };
         Self {
             policy: policy::Supervisor::new(config, disk.stored.clone(), disk.raft_db, now),
@@ -104,14 +119,13 @@ impl Supervisor {
         self.execute(s)
     }
 
-    /// Answers a poll: `/status` (readiness is the model's: a voter that sees a leader, as
-    /// rqlited's `/readyz`).
+    /// Answers a poll: `/status`, and readiness as rqlited's `/readyz` gives it: a member,
+    /// voter or non-voter, that knows a leader it reaches (the model's `/status` names a leader
+    /// only then; a removed node names none).
     fn poll(&mut self, s: &mut SupCtx) {
         self.policy.set_membership(s.membership.clone());
         let status = s.rqlite.status(s.host, &s.ctx);
-        let ready = status
-            .as_ref()
-            .is_some_and(|st| st.leader.is_some() && st.voter);
+        let ready = status.as_ref().is_some_and(|st| st.leader.is_some());
         let status = status.map(|st| policy::Status {
             leader: st.leader,
             leads: st.is_leader,
@@ -133,15 +147,19 @@ impl Supervisor {
                     join,
                     bootstrap_expect,
                     peers_json,
-                    voter: _,
+                    voter,
                 } => {
                     if !peers_json.is_empty() {
                         s.rqlite.disks[s.host].peers_json = Some(peers_json.clone());
                         out.push(Report::PeersJson(peers_json));
                     }
                     let expect = bootstrap_expect.unwrap_or(0);
-                    let effects = s.rqlite.start(s.host, &join, expect, s.rng, &s.ctx);
-                    out.push(Report::Started(join, expect));
+                    let effects = s.rqlite.start(s.host, &join, expect, voter, s.rng, &s.ctx);
+                    out.push(Report::Started {
+                        join,
+                        expect,
+                        voter,
+                    });
                     out.push(Report::Effects(effects));
                     self.policy.handle_started(Ok(()), now);
                 }
@@ -161,22 +179,32 @@ impl Supervisor {
                     self.policy.handle_listing(listing, &nodes, now);
                 }
                 Action::Remove(victim) => {
-                    let removed = s.rqlite.disks[s.host]
-                        .cluster
-                        .is_some_and(|cluster| s.rqlite.remove(cluster, &victim));
+                    let change = s.rqlite.disks[s.host].cluster.and_then(|cluster| {
+                        s.rqlite
+                            .remove_as(cluster, &victim, Change::Removed, &s.ctx)
+                    });
+                    let removed = change.is_some();
+                    out.extend(change.map(Report::Reconfigured));
                     self.policy.handle_removed(victim, removed, now);
                 }
-                // The model's nodes all vote: no cap, none read-only, so no role changes.
-                Action::Leave => self.policy.handle_left(false, now),
+                Action::Leave => {
+                    // Through this node's own rqlited, which passes it to the leader: fails
+                    // (500) when it knows no leader it reaches; an id already out is a 200.
+                    let left = s.rqlite.leave(s.host, &s.ctx);
+                    if let Ok(Some(change)) = &left {
+                        out.push(Report::Reconfigured(change.clone()));
+                    }
+                    self.policy.handle_left(left.is_ok(), now);
+                }
                 Action::Report(report) => match report {
                     policy::Report::Db(db) => out.push(Report::Db(db)),
                     policy::Report::Wiped => out.push(Report::Wiped),
                     policy::Report::Removed(id) => out.push(Report::Removed(id)),
                     policy::Report::Voters(voters) => out.push(Report::Voters(voters)),
+                    policy::Report::RoleChanged { voter } => out.push(Report::RoleChanged(voter)),
                     policy::Report::Ready(_)
                     | policy::Report::Exited(_)
-                    | policy::Report::StartFailed(_)
-                    | policy::Report::RoleChanged { .. } => {}
+                    | policy::Report::StartFailed(_) => {}
                 },
             }
         }
@@ -184,20 +212,22 @@ impl Supervisor {
     }
 }
 
-/// The model's `/nodes` on `host`: the voters of its cluster, each reachable when the host
-/// holding its Raft address runs rqlited and the network joins the two both ways (rqlited's
-/// check is a request and its answer).
+/// The model's `/nodes?nonvoters` on `host`: the voters and the non-voters of its cluster,
+/// each reachable when the host holding its Raft address runs rqlited and the network joins the
+/// two both ways (rqlited's check is a request and its answer).
 fn listed(rqlite: &Rqlite, host: usize, ctx: &Ctx) -> Vec<Listed> {
     let Some(cluster) = rqlite.disks[host].cluster else {
         return Vec::new();
     };
-    rqlite.clusters[cluster]
-        .voters
-        .iter()
-        .map(|(id, addr)| Listed {
+    let cluster = &rqlite.clusters[cluster];
+    let voters = cluster.voters.iter().map(|entry| (entry, true));
+    let non_voters = cluster.non_voters.iter().map(|entry| (entry, false));
+    voters
+        .chain(non_voters)
+        .map(|((id, addr), voter)| Listed {
             id: id.clone(),
             addr: addr.clone(),
-            voter: true,
+            voter,
             reachable: ctx
                 .addresses
                 .host_of_raft(addr)

@@ -26,6 +26,15 @@ pub enum Kind {
     HonestClaimRefused,
     /// A node took a datagram of a sender without the cluster's key, or one changed it.
     ForgeryTaken,
+    /// A change of configuration rq4d asked for (a removal, a change of role, a join) left a
+    /// cluster whose voters had a live majority without one.
+    MajorityLost,
+    /// A read-only replica became a voter, or decided to found a cluster.
+    ReadOnlyVoter,
+    /// The cluster formed, but its voters never became what the cap and the read-only flags
+    /// make them: more than the cap, fewer than the eligible live nodes allow, or an eligible
+    /// node left out without a cap.
+    VotersUnsettled,
 }
 
 impl fmt::Display for Kind {
@@ -39,6 +48,9 @@ impl fmt::Display for Kind {
             Self::NotConverged => "not-converged",
             Self::HonestClaimRefused => "honest-claim-refused",
             Self::ForgeryTaken => "forgery-taken",
+            Self::MajorityLost => "majority-lost-by-reconfiguration",
+            Self::ReadOnlyVoter => "read-only-voter",
+            Self::VotersUnsettled => "voters-unsettled",
         })
     }
 }

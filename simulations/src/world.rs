@@ -47,6 +47,7 @@ use crate::supervisor::Supervisor;
 use crate::violation::Violation;
 
 pub use config::{Action, Forgery, WorldConfig};
+pub use observe::Convergence;
 pub use record::{Bootstrap, Counters, Fact, MemberEvent};
 
 /// As in the daemon: discovery runs every 3 s.
@@ -92,6 +93,10 @@ pub struct Host {
     wake_at: Option<Duration>,
     /// Part of the initial set.
     pub initial: bool,
+    /// `--read-only`: never counted for `--expect`, never a founder, never a voter.
+    pub read_only: bool,
+    /// Left the configuration to rejoin as a voter, and not yet back.
+    promoting: bool,
     /// Gone for good (scaled down or its volume lost).
     pub gone: bool,
     /// Started at least once.
@@ -149,7 +154,6 @@ pub struct World {
     pub counters: Counters,
     /// A running hash of everything that happened: equal digests, equal runs.
     pub digest: u64,
-    initial_size: usize,
     judge: Judge,
 }
 
@@ -177,7 +181,6 @@ impl World {
             record_members: false,
             counters: Counters::default(),
             digest: 0xcbf2_9ce4_8422_2325,
-            initial_size: 0,
             judge,
             config,
         };
@@ -208,8 +211,11 @@ impl World {
                 &self.rqlite,
                 self.config.reap_after,
                 self.config.volatile,
+                false,
             ),
             initial,
+            read_only: false,
+            promoting: false,
             gone: false,
             ever_started: false,
             static_db,
@@ -220,15 +226,28 @@ impl World {
             acks: Vec::new(),
             downs: Vec::new(),
         });
-        if initial {
-            self.initial_size += 1;
-        }
         index
     }
 
-    /// The number of hosts in the initial set.
+    /// Makes a host a read-only replica (`--read-only`), before its first start.
+    pub fn make_read_only(&mut self, host: usize) {
+        self.hosts[host].read_only = true;
+    }
+
+    /// The number of hosts in the initial set that count for `--expect` (read-only replicas
+    /// do not): the set the one-bootstrap property is about.
     pub fn initial_size(&self) -> usize {
-        self.initial_size
+        self.hosts
+            .iter()
+            .filter(|h| h.initial && !h.read_only)
+            .count()
+    }
+
+    /// Live hosts that may vote: not read-only.
+    pub fn eligible_live(&self) -> usize {
+        self.live_hosts()
+            .filter(|&h| !self.hosts[h].read_only)
+            .count()
     }
 
     /// The host with node id `id`.
@@ -505,6 +524,8 @@ impl World {
         config.push_all_up_to = self.config.push_all_up_to;
         config.relay_fanout = self.config.relay_fanout;
         config.volatile = self.config.volatile;
+        config.read_only = h.read_only;
+        config.voter_cap = self.config.voter_cap;
         if let Some(size) = self.config.swim_size {
             config.swim = NodeConfig::swim_config(size);
         }
@@ -527,6 +548,7 @@ impl World {
             &self.rqlite,
             self.config.reap_after,
             self.config.volatile,
+            h.read_only,
         );
         h.last_agreement = Agreement::None;
         self.dns.register(network::gossip_addr(ip), now);

@@ -53,6 +53,22 @@ pub fn search_markdown(
     );
     let _ = writeln!(
         out,
+        "| scenarios under a voter cap / with read-only replicas | {} / {} |",
+        summary.capped, summary.with_read_only
+    );
+    let _ = writeln!(
+        out,
+        "| members removed by reapers / changes of role | {} / {} |",
+        summary.removals, summary.role_changes
+    );
+    let _ = writeln!(
+        out,
+        "| promotions that left more voters than the cap (undone by a step-down or a reap) / in scenarios | {} / {} |",
+        summary.promotions_over_cap,
+        summary.over_cap.len()
+    );
+    let _ = writeln!(
+        out,
         "| simulated time / events / wall | {:.1} h / {} / {:.0} s |",
         summary.sim_time.as_secs_f64() / 3600.0,
         summary.events,
@@ -82,6 +98,16 @@ pub fn search_markdown(
             .map(|(s, _)| s.to_string())
             .collect();
         let _ = writeln!(out, "\nExample seeds: {}", examples.join(", "));
+    }
+    if !summary.over_cap.is_empty() {
+        let mut seeds = summary.over_cap.clone();
+        seeds.sort_unstable();
+        let list: Vec<String> = seeds.iter().take(5).map(u64::to_string).collect();
+        let _ = writeln!(
+            out,
+            "\nPromotions beyond the cap, e.g. seeds: {}",
+            list.join(", ")
+        );
     }
     if !summary.windows.is_empty() {
         let list: Vec<String> = summary

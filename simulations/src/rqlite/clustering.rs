@@ -1,6 +1,7 @@
 //! How rqlited gets into a cluster: a start (resume, bootstrap alone, `-join`,
-//! `-bootstrap-expect`), the rounds of `-join` attempts and of the bootstrapper's notifications,
-//! admission by a leader, and giving up.
+//! `-bootstrap-expect`, as a voter or with `-raft-non-voter`), the rounds of `-join` attempts and
+//! of the bootstrapper's notifications, admission by a leader (rqlite's join rules), and giving
+//! up.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use rand::RngExt;
 use rand::rngs::SmallRng;
 
 use super::raft::election_timeout;
-use super::{Ctx, Effect, Phase, Process, RaftCluster, Rqlite};
+use super::{Change, Ctx, Effect, Phase, Process, RaftCluster, Reconfiguration, Rqlite};
 
 /// The first `-join` attempt.
 const FIRST_JOIN_AFTER: Duration = Duration::from_millis(50);
@@ -21,15 +22,18 @@ const JOIN_ATTEMPTS: u8 = 5;
 const SINGLE_NODE_REFUSAL_AFTER: Duration = Duration::from_millis(30);
 /// `-bootstrap-expect-timeout`.
 const BOOTSTRAP_EXPECT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A start its flags make impossible exits this fast.
+const FATAL_AFTER: Duration = Duration::from_millis(10);
 
 impl Rqlite {
-    /// Starts rqlited on `host` with `-join join` (empty: none) and `-bootstrap-expect expect`
-    /// (0: none).
+    /// Starts rqlited on `host` with `-join join` (empty: none), `-bootstrap-expect expect`
+    /// (0: none), and `-raft-non-voter` unless `voter`.
     pub fn start(
         &mut self,
         host: usize,
         join: &[String],
         expect: u16,
+        voter: bool,
         rng: &mut SmallRng,
         ctx: &Ctx,
     ) -> Vec<Effect> {
@@ -38,14 +42,41 @@ impl Rqlite {
         self.next_pid += 1;
         let pid = self.next_pid;
         self.disks[host].raft_db = true;
+        let mut effects = Vec::new();
         if let (Some(peers), Some(cluster)) =
             (self.disks[host].peers_json.take(), self.disks[host].cluster)
         {
-            // rqlite's recovery: the configuration is replaced by the file's.
+            // rqlite's recovery: the configuration is replaced by the file's (rq4d writes its
+            // voters only).
+            let before = self.majority(cluster, ctx);
             self.clusters[cluster].voters = peers.into_iter().collect();
+            self.clusters[cluster].non_voters.clear();
+            effects.push(Effect::Reconfigured(Reconfiguration {
+                cluster,
+                subject: self.hosts[host].id.clone(),
+                change: Change::Recovered,
+                before,
+                after: self.majority(cluster, ctx),
+            }));
         }
-        let mut effects = Vec::new();
-        let phase = if expect > 0 && self.disks[host].cluster.is_none() {
+        let fatal = if voter {
+            None
+        } else if expect > 0 {
+            Some("bootstrapping only applicable to voting nodes")
+        } else if join.is_empty() && self.disks[host].cluster.is_none() {
+            Some("cannot create a new non-voting node without joining it to an existing cluster")
+        } else {
+            None
+        };
+        let phase = if let Some(why) = fatal {
+            effects.push(Effect::Exit {
+                host,
+                pid,
+                after: FATAL_AFTER,
+                why,
+            });
+            Phase::Exiting
+        } else if expect > 0 && self.disks[host].cluster.is_none() {
             effects.push(Effect::FormAttempt {
                 host,
                 pid,
@@ -70,6 +101,7 @@ impl Rqlite {
                         founded_at: ctx.now,
                         cluster_id: self.disks[host].stored.cluster_id(),
                         voters: BTreeMap::from([(id, me)]),
+                        non_voters: BTreeMap::new(),
                         leader: None,
                         term: 0,
                         election_at: Some(
@@ -83,8 +115,9 @@ impl Rqlite {
                 }
             }
         } else {
+            // The whole configuration, non-voters included, is this node alone.
             let single = self.disks[host].cluster.is_some_and(|c| {
-                self.clusters[c].voters.len() == 1
+                self.clusters[c].members() == 1
                     && self.clusters[c].voters.contains_key(&self.hosts[host].id)
             });
             if single {
@@ -110,6 +143,7 @@ impl Rqlite {
             join,
             expect,
             notified: BTreeMap::new(),
+            voter,
             phase,
         });
         effects
@@ -138,7 +172,7 @@ impl Rqlite {
         }
         let join = proc.join.clone();
         if let Some(cluster) = self.reachable_leader(host, &join, ctx) {
-            return self.admit(host, cluster);
+            return self.admit(host, cluster, ctx);
         }
         if let Some(cluster) = self.configured_in(host, ctx) {
             // A cluster formed with this node as a voter while its notification travelled (or
@@ -218,6 +252,7 @@ impl Rqlite {
             founded_at: ctx.now,
             cluster_id: self.disks[host].stored.cluster_id(),
             voters: voters.clone(),
+            non_voters: BTreeMap::new(),
             leader: None,
             term: 0,
             election_at: Some(ctx.now + election_timeout(rng)),
@@ -252,7 +287,7 @@ impl Rqlite {
         };
         let join = proc.join.clone();
         if let Some(cluster) = self.reachable_leader(host, &join, ctx) {
-            return self.admit(host, cluster);
+            return self.admit(host, cluster, ctx);
         }
         let attempts = attempts + 1;
         if attempts >= JOIN_ATTEMPTS {
@@ -283,7 +318,8 @@ impl Rqlite {
 
     /// The cluster of the first target in `join` that answers `host` with a leader `host` can
     /// reach: the leader itself admits a joiner (whatever address the configuration holds for
-    /// it); a follower answers with the leader's address, so it must hear the leader.
+    /// it); a follower — voter or non-voter — answers with the leader's address, so it must
+    /// hear the leader.
     fn reachable_leader(&self, host: usize, join: &[String], ctx: &Ctx) -> Option<usize> {
         join.iter().find_map(|target| {
             let t = ctx.addresses.host_of_raft(target)?;
@@ -293,9 +329,9 @@ impl Rqlite {
             {
                 return None;
             }
-            let cluster = self.participant(t)?;
+            let cluster = self.participant(t).or_else(|| self.follows(t))?;
             let leader = self.clusters[cluster].leader?;
-            if leader != t && (!self.member_ok(t) || !ctx.net.connected(t, leader)) {
+            if leader != t && (self.follows(t).is_none() || !ctx.net.connected(t, leader)) {
                 return None;
             }
             ctx.net.connected(host, leader).then_some(cluster)
@@ -315,27 +351,49 @@ impl Rqlite {
         }]
     }
 
-    /// The leader adds `host` to `cluster`, replacing an entry with its id or its address.
-    fn admit(&mut self, host: usize, cluster: usize) -> Vec<Effect> {
+    /// The leader adds `host` to `cluster` with its process's voter flag, by rqlite's join
+    /// rules: an id and address the configuration holds (voter or not) is ignored whatever the
+    /// flag; otherwise any entry with its id or its address goes, and it is added anew.
+    fn admit(&mut self, host: usize, cluster: usize, ctx: &Ctx) -> Vec<Effect> {
         let id = self.hosts[host].id.clone();
         let raft = self.hosts[host].raft.clone();
+        let voter = self.procs[host].as_ref().is_none_or(|p| p.voter);
         let disk = &mut self.disks[host];
         let had_data_of = disk
             .cluster
             .filter(|c| *c != cluster && disk.stored.committed);
         disk.cluster = Some(cluster);
-        let voters = &mut self.clusters[cluster].voters;
-        if voters.get(&id) != Some(&raft) {
-            voters.retain(|vid, vaddr| *vid != id && *vaddr != raft);
-            voters.insert(id, raft);
+        let mut effects = Vec::new();
+        if !self.clusters[cluster].holds(&id, &raft) {
+            let before = self.majority(cluster, ctx);
+            let c = &mut self.clusters[cluster];
+            c.voters.retain(|vid, vaddr| *vid != id && *vaddr != raft);
+            c.non_voters
+                .retain(|vid, vaddr| *vid != id && *vaddr != raft);
+            if voter {
+                c.voters.insert(id.clone(), raft);
+            } else {
+                c.non_voters.insert(id.clone(), raft);
+            }
+            if let Some(proc) = self.procs[host].as_mut() {
+                proc.phase = Phase::Member;
+            }
+            effects.push(Effect::Reconfigured(Reconfiguration {
+                cluster,
+                subject: id,
+                change: Change::Joined { voter },
+                before,
+                after: self.majority(cluster, ctx),
+            }));
         }
         if let Some(proc) = self.procs[host].as_mut() {
             proc.phase = Phase::Member;
         }
-        vec![Effect::Joined {
+        effects.push(Effect::Joined {
             host,
             cluster,
             had_data_of,
-        }]
+        });
+        effects
     }
 }

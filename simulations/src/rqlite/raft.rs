@@ -1,6 +1,6 @@
 //! Raft as the model keeps it: elections (a leader that loses a majority steps down; a
-//! leaderless cluster elects a voter that reaches one once its timeout has passed) and what
-//! `GET /status` answers on a host.
+//! leaderless cluster elects a voter that reaches one once its timeout has passed; non-voters
+//! take no part) and what `GET /status` answers on a host, voter or non-voter.
 
 use std::time::Duration;
 
@@ -17,22 +17,10 @@ impl Rqlite {
         let mut changes = Vec::new();
         for c in 0..self.clusters.len() {
             // Voters by id: a voter at a stale address still votes and may lead, but the others
-            // reach it only at its configured address.
-            let voters: Vec<usize> = self.clusters[c]
-                .voters
-                .keys()
-                .filter_map(|id| self.hosts.iter().position(|h| h.id == *id))
-                .filter(|&h| self.participant(h) == Some(c))
-                .collect();
+            // reach it only at its configured address. Non-voters neither vote nor count.
+            let voters = self.voter_hosts(c);
             let size = self.clusters[c].voters.len();
-            let majority_from = |h: usize| {
-                voters
-                    .iter()
-                    .filter(|&&v| v == h || (self.member_ok(v) && ctx.net.connected(h, v)))
-                    .count()
-                    * 2
-                    > size
-            };
+            let majority_from = |h: usize| self.reached_from(h, &voters, ctx) * 2 > size;
             let cluster = &self.clusters[c];
             if let Some(leader) = cluster.leader {
                 if voters.contains(&leader) && majority_from(leader) {
@@ -95,6 +83,18 @@ impl Rqlite {
         if proc.phase != Phase::Member {
             // Joining with an old log: it serves its stored configuration meanwhile.
             return Some(unattached);
+        }
+        if let Some(addr) = cluster.non_voters.get(id) {
+            // A non-voter follows the leader that replicates to it: at its configured address
+            // only. It never counts its peers (`num_peers` 0) and never leads.
+            let leader = cluster
+                .leader
+                .filter(|&l| *addr == self.hosts[host].raft && ctx.net.connected(host, l));
+            return Some(Status {
+                leader: leader.map(|l| self.hosts[l].id.clone()),
+                term: cluster.term,
+                ..unattached
+            });
         }
         let Some(addr) = cluster.voters.get(id) else {
             // Removed: `voter: false`, no peers, no leader, forever.

@@ -15,6 +15,8 @@ pub struct WorldConfig {
     pub seed: u64,
     /// `--expect` on every node.
     pub expect: u16,
+    /// `--voters` on every node (`None`: every node that is not read-only votes).
+    pub voter_cap: Option<u16>,
     /// `--volatile` on every node.
     pub volatile: bool,
     /// Deliberately broken rules (tests of the search only).
@@ -63,6 +65,7 @@ impl WorldConfig {
         Self {
             seed,
             expect,
+            voter_cap: None,
             volatile: false,
             faults: Faults::default(),
             link: LinkParams::lan(),

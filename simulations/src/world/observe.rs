@@ -27,9 +27,12 @@ impl World {
             .collect();
         view.push(self.hosts[host].id.clone());
         view.sort();
-        let from_initial_set = view
-            .iter()
-            .all(|id| self.host_by_id(id).is_some_and(|h| self.hosts[h].initial));
+        // Read-only replicas take no part in an agreement: the view's other members decide
+        // whether it is the initial set's.
+        let from_initial_set = view.iter().all(|id| {
+            self.host_by_id(id)
+                .is_some_and(|h| self.hosts[h].initial || self.hosts[h].read_only)
+        });
         let bootstrap = Bootstrap {
             at: self.now,
             host,
@@ -126,15 +129,21 @@ impl World {
                     && !self.formations.contains_key(cluster_id)
                     && let Some(node) = self.hosts[host].node.as_ref()
                 {
-                    // The first founder to decide is the seed: its view is the agreed one.
+                    // The first founder to decide is the seed: its view is the agreed one. Its
+                    // founders are the view's eligible members, under a cap the smallest ids
+                    // up to it (never fewer than `expect`), as the agreement picks them.
                     let mut founders: Vec<NodeId> = node
                         .members()
                         .iter()
                         .filter(|(_, m)| m.alive)
                         .map(|(id, _)| id.clone())
                         .chain([self.hosts[host].id.clone()])
+                        .filter(|id| self.host_by_id(id).is_none_or(|h| !self.hosts[h].read_only))
                         .collect();
                     founders.sort();
+                    if let Some(cap) = self.config.voter_cap {
+                        founders.truncate(usize::from(cap.max(self.config.expect)));
+                    }
                     self.formations.insert(*cluster_id, founders);
                 }
                 if matches!(decision, Decision::Bootstrap { .. }) {
@@ -164,18 +173,25 @@ impl World {
         }
     }
 
-    /// True when every live node is a running voter of one Raft cluster that has a live leader
-    /// all of them see, and at least `expect` nodes are live.
+    /// True when the run has converged: see [`Convergence`].
     pub fn converged(&self) -> bool {
+        self.convergence() == Convergence::Settled
+    }
+
+    /// How far the run has converged: every live node a member (voter or non-voter) of one Raft
+    /// cluster with a live leader all of them see, at least `expect` nodes that are not
+    /// read-only live — and then whether its voters are what the cap and the read-only flags
+    /// make them.
+    pub fn convergence(&self) -> Convergence {
         let live: Vec<usize> = self.live_hosts().collect();
-        if live.len() < usize::from(self.config.expect) {
-            return false;
+        if self.eligible_live() < usize::from(self.config.expect) {
+            return Convergence::Unformed;
         }
         let Some(cluster) = live.first().and_then(|&h| self.rqlite.disks[h].cluster) else {
-            return false;
+            return Convergence::Unformed;
         };
         let Some(leader) = self.rqlite.clusters[cluster].leader else {
-            return false;
+            return Convergence::Unformed;
         };
         let ctx = Ctx {
             net: &self.net,
@@ -185,14 +201,64 @@ impl World {
         let leader_id = &self.hosts[leader].id;
         // Followers must be reachable at their configured addresses (the leader replicates
         // there); the leader itself only needs to be a voter (Raft knows it by id).
-        live.iter().all(|&h| {
+        let formed = live.iter().all(|&h| {
             self.rqlite.disks[h].cluster == Some(cluster)
-                && (self.rqlite.member_ok(h)
+                && (self.rqlite.follows(h) == Some(cluster)
                     || (h == leader && self.rqlite.participant(h) == Some(cluster)))
                 && self
                     .rqlite
                     .status(h, &ctx)
                     .is_some_and(|s| s.leader.as_ref() == Some(leader_id))
+        });
+        if !formed {
+            return Convergence::Unformed;
+        }
+        match self.unsettled_voters(cluster, &live) {
+            Some(why) => Convergence::Formed(why),
+            None => Convergence::Settled,
+        }
+    }
+
+    /// Why the voters of `cluster`, which every live node follows, are not yet what they should
+    /// be, if they are not: a read-only voter; without a cap, an eligible live node that does
+    /// not vote; under one, a configuration whose voters are not exactly `min(cap, eligible
+    /// live nodes)`, all live.
+    fn unsettled_voters(&self, cluster: usize, live: &[usize]) -> Option<String> {
+        let voters = &self.rqlite.clusters[cluster].voters;
+        let votes = |h: usize| voters.contains_key(&self.hosts[h].id);
+        if let Some(&h) = live.iter().find(|&&h| self.hosts[h].read_only && votes(h)) {
+            return Some(format!("read-only {} votes", self.hosts[h].id));
+        }
+        let eligible: Vec<usize> = live
+            .iter()
+            .copied()
+            .filter(|&h| !self.hosts[h].read_only)
+            .collect();
+        let Some(cap) = self.config.voter_cap else {
+            return eligible
+                .iter()
+                .find(|&&h| !votes(h))
+                .map(|&h| format!("{} does not vote (no cap)", self.hosts[h].id));
+        };
+        let live_voters = eligible.iter().filter(|&&h| votes(h)).count();
+        let want = usize::from(cap).min(eligible.len());
+        (voters.len() != want || live_voters != want).then(|| {
+            format!(
+                "{} voters in the configuration, {live_voters} of them live; cap {cap} and {} eligible live nodes want {want}",
+                voters.len(),
+                eligible.len()
+            )
         })
     }
+}
+
+/// How far a run has converged (see [`World::convergence`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Convergence {
+    /// Not every live node follows one cluster's leader.
+    Unformed,
+    /// Every live node does, but the voters have not settled: why.
+    Formed(String),
+    /// Formed, and the voters settled.
+    Settled,
 }

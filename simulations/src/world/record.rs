@@ -10,6 +10,7 @@ use rq4d_protocol::claims::ClaimError;
 use rq4d_protocol::{NodeId, Refusal};
 
 use super::config::Forgery;
+use crate::rqlite::Reconfiguration;
 
 /// A bootstrap that rqlited carried out: a new Raft cluster.
 #[derive(Clone, Debug)]
@@ -44,6 +45,15 @@ pub enum Fact<'a> {
         cluster: usize,
         /// The cluster its disk held committed data of before, if another one.
         had_data_of: Option<usize>,
+    },
+    /// A cluster's configuration changed at the request of `host`'s rq4d: its reaper removed a
+    /// member, it left to change its role, it was admitted by a join, or its `peers.json`
+    /// replaced the configuration.
+    Reconfigured {
+        /// The host whose rq4d asked.
+        host: usize,
+        /// The change, with the cluster's majority just before and just after.
+        change: &'a Reconfiguration,
     },
     /// A host's supervisor deleted its data.
     Wiped {
@@ -83,6 +93,7 @@ impl Fact<'_> {
             Self::Bootstrapped(bootstrap) => Some(bootstrap.host),
             Self::ClusterFounded { .. } => None,
             Self::Joined { host, .. }
+            | Self::Reconfigured { host, .. }
             | Self::Wiped { host }
             | Self::DecidedBootstrap { host }
             | Self::Forged { host, .. }
@@ -117,4 +128,11 @@ pub struct Counters {
     pub downs: u64,
     /// Forged datagrams handed to nodes.
     pub forged: u64,
+    /// Members the leaders' reapers removed.
+    pub removals: u64,
+    /// Nodes that left the configuration to change their role.
+    pub role_changes: u64,
+    /// Promotions whose join left more voters than the cap (a step-down, or the reaping of a
+    /// dead voter, undoes each).
+    pub promotions_over_cap: u64,
 }

@@ -7,7 +7,7 @@ use rq4d_protocol::supervisor::{Directive, Membership};
 use super::describe::describe_db;
 use super::record::Fact;
 use super::{Ev, World};
-use crate::rqlite::{Ctx, Effect};
+use crate::rqlite::{Change, Ctx, Effect, Reconfiguration};
 use crate::supervisor::{Report, SupCtx, Supervisor};
 
 impl World {
@@ -110,16 +110,21 @@ impl World {
                         self.schedule_effect(effect);
                     }
                 }
-                Report::Started(join, expect) => self.note(Some(host), || {
+                Report::Started {
+                    join,
+                    expect,
+                    voter,
+                } => self.note(Some(host), || {
+                    let role = if voter { "" } else { " -raft-non-voter" };
                     if expect > 0 {
                         format!(
-                            "starts rqlited -bootstrap-expect {expect} -join {}",
+                            "starts rqlited{role} -bootstrap-expect {expect} -join {}",
                             join.join(",")
                         )
                     } else if join.is_empty() {
-                        "starts rqlited without -join".into()
+                        format!("starts rqlited{role} without -join")
                     } else {
-                        format!("starts rqlited -join {}", join.join(","))
+                        format!("starts rqlited{role} -join {}", join.join(","))
                     }
                 }),
                 Report::Rejoin => self.note(Some(host), || {
@@ -135,8 +140,18 @@ impl World {
                     self.judge(&Fact::Wiped { host });
                 }
                 Report::Removed(id) => {
-                    self.note(Some(host), || format!("leader removes voter {id}"));
+                    self.counters.removals += 1;
+                    self.note(Some(host), || format!("leader removes member {id}"));
                 }
+                Report::RoleChanged(voter) => {
+                    self.counters.role_changes += 1;
+                    self.hosts[host].promoting = voter;
+                    self.note(Some(host), || {
+                        let role = if voter { "a voter" } else { "a non-voter" };
+                        format!("left the configuration; rejoins as {role}")
+                    });
+                }
+                Report::Reconfigured(change) => self.reconfigured(host, &change),
                 Report::Voters(voters) => {
                     if let Some(node) = self.hosts[host].node.as_mut() {
                         node.set_stored_voters(voters);
@@ -153,6 +168,34 @@ impl World {
         changed
     }
 
+    /// Notes a change of a configuration that `host`'s rq4d asked for, and hands it to the
+    /// judge at once.
+    fn reconfigured(&mut self, host: usize, change: &Reconfiguration) {
+        self.note(Some(host), || {
+            format!(
+                "Raft cluster #{}: {} {:?} (voters reached {}/{} → {}/{})",
+                change.cluster,
+                change.subject,
+                change.change,
+                change.before.reached,
+                change.before.voters,
+                change.after.reached,
+                change.after.voters,
+            )
+        });
+        let subject = self.host_by_id(&change.subject);
+        if let (Change::Joined { voter: true }, Some(h)) = (change.change, subject)
+            && std::mem::take(&mut self.hosts[h].promoting)
+            && self
+                .config
+                .voter_cap
+                .is_some_and(|cap| change.after.voters > usize::from(cap))
+        {
+            self.counters.promotions_over_cap += 1;
+        }
+        self.judge(&Fact::Reconfigured { host, change });
+    }
+
     fn schedule_effect(&mut self, effect: Effect) {
         match effect {
             Effect::JoinAttempt { after, .. }
@@ -166,6 +209,13 @@ impl World {
                 });
                 self.record_bootstrap(host);
                 self.judge(&Fact::ClusterFounded { cluster });
+            }
+            Effect::Reconfigured(change) => {
+                // The joiner's (or the recovering node's) rq4d asked for it.
+                let host = self
+                    .host_by_id(&change.subject)
+                    .unwrap_or(self.rqlite.clusters[change.cluster].founder);
+                self.reconfigured(host, &change);
             }
             Effect::Joined {
                 host,
