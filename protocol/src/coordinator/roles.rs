@@ -6,10 +6,11 @@
 //! role, and two leaders in a row cannot fight over it (the leader plays no part in the choice
 //! but for never being demoted itself):
 //!
-//! * **slots**: the cap less the voters of the configuration, as the leader's card counts them —
-//!   dead voters included, so a voter's place is refilled only once the reaper has removed it,
-//!   and one that comes back before that finds its place still its own — or less the live
-//!   voters, when more run than the leader's count (a poll behind) says;
+//! * **slots**: the cap less the voters of the configuration, as the largest count a voter's
+//!   card gives (the leader's, or a just-added voter's, whichever polled later) — dead voters
+//!   included, so a voter's place is refilled only once the reaper has removed it, and one that
+//!   comes back before that finds its place still its own — or less the live voters, when more
+//!   run than any count (a poll behind) says;
 //! * **candidates** for the slots, in node-id order: the eligible (not read-only) live nodes of
 //!   the cluster that do not vote — running non-voters, nodes on their way in (stopped with
 //!   data, starting), and empty nodes about to join. The order does not depend on their
@@ -39,7 +40,8 @@ use crate::identity::NodeId;
 struct Voting<'v> {
     /// The cap all eligible live members of the cluster agree on (`None`: no cap).
     cap: Option<u16>,
-    /// Voters of the configuration, as the leader counts them (dead ones included).
+    /// Voters of the configuration, as the largest count a voter's card gives (dead ones
+    /// included).
     configured: u16,
     /// Live voters, by id.
     live_voters: Vec<&'v NodeId>,
@@ -71,7 +73,19 @@ fn voting<'v>(view: &'v View<'_>, leader: &'v Card) -> Option<Voting<'v>> {
         })
         .collect();
     let cap = agreed_cap(&members)?;
-    let configured = leader.db.running().map_or(0, |running| running.voters);
+    // Every voter's card counts the configuration as its own last poll saw it; the leader's
+    // may lag one that has just joined (which counts itself), and the live voters alone miss
+    // the dead ones still configured. The largest count is the one to trust: too large only
+    // delays a promotion by a poll, too small gives a slot twice (the simulator's search:
+    // a just-promoted voter seen before the leader's next poll, beside a dead voter not yet
+    // reaped).
+    let configured = members
+        .iter()
+        .filter_map(|card| card.db.running().filter(|running| running.voter))
+        .map(|running| running.voters)
+        .chain(leader.db.running().map(|running| running.voters))
+        .max()
+        .unwrap_or(0);
     let mut live_voters = Vec::new();
     let mut candidates = Vec::new();
     for card in &members {
@@ -110,8 +124,8 @@ pub(super) fn should_vote(view: &View<'_>, leader: &Card) -> bool {
     let Some(cap) = voting.cap else {
         return true;
     };
-    // The leader's count lags its configuration by a poll: a voter just added already runs as
-    // one (seen on real processes: a second promotion into the slot the first had just taken).
+    // The counts lag the configuration by a poll: a voter just added already runs as one
+    // (seen on real processes: a second promotion into the slot the first had just taken).
     let voters = usize::from(voting.configured).max(voting.live_voters.len());
     let slots = usize::from(cap).saturating_sub(voters);
     voting

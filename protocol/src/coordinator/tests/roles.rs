@@ -287,3 +287,22 @@ fn a_voter_outside_the_configuration_that_hears_the_leader_rejoins_and_is_not_pr
         decide_for(&cards, 3, true, 0).decision
     );
 }
+
+#[test]
+fn a_just_promoted_voters_own_count_is_trusted_over_the_leaders_lagging_one() {
+    // The simulator's search: cap 3; the configuration held the leader n00 and a dead voter
+    // (the leader counts 2); n02 took the one free slot and already counts 3 itself, while the
+    // leader's card still says 2 and the live voters are n00 and n02 alone. n03 must not take a
+    // slot that is no longer free. (n01 is a read-only replica, out of the running.)
+    let mut cards = formed(4, 2, 1, 3, Some(3));
+    cards[1].read_only = true;
+    cards[2].db = running("n00", 3, true);
+    assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
+    // Before n02's card arrives (still a non-voter), n02 holds the slot by rank, not n03.
+    cards[2].db = running("n00", 2, false);
+    assert!(matches!(
+        decide_for(&cards, 2, true, 0).decision,
+        Decision::ChangeRole { voter: true, .. }
+    ));
+    assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
+}
