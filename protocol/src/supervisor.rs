@@ -463,27 +463,11 @@ impl Supervisor {
                     now,
                 );
             }
-            Decision::Join { targets, voter, .. } if !running => {
-                self.start(
-                    targets,
-                    None,
-                    Vec::new(),
-                    None,
-                    voter && !self.config.read_only,
-                    now,
-                );
-            }
+            Decision::Join { targets, voter, .. } if !running => self.join(targets, voter, now),
             Decision::Join { targets, voter, .. } if self.should_rejoin(now) => {
                 let leader = targets.first().cloned().unwrap_or_default();
                 self.stop(StopWhy::Rejoin { leader });
-                self.start(
-                    targets,
-                    None,
-                    Vec::new(),
-                    None,
-                    voter && !self.config.read_only,
-                    now,
-                );
+                self.join(targets, voter, now);
             }
             Decision::ChangeRole { voter, targets, .. }
                 if self.child.is_some_and(|child| child.voter != voter)
@@ -509,6 +493,13 @@ impl Supervisor {
             }
             _ => {}
         }
+    }
+
+    /// Starts rqlited with `-join targets`, as a voter if `voter` and this node is not
+    /// read-only.
+    fn join(&mut self, targets: Vec<String>, voter: bool, now: Duration) {
+        let voter = voter && !self.config.read_only;
+        self.start(targets, None, Vec::new(), None, voter, now);
     }
 
     /// Starts rqlited on its data, with `-join` when `join` is not empty; when `peers` is not

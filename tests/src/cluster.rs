@@ -413,9 +413,21 @@ impl Cluster {
     /// [`Cluster::check_one_cluster`] over the nodes kept under `keys` only (each a node id):
     /// every one healthy and seeing one leader, whose voters are exactly these.
     pub fn check_cluster_of(&mut self, keys: &BTreeSet<String>) -> Result<String, String> {
-        let running = keys.clone();
+        let leader = self.one_leader(keys)?;
+        let voters = self.nodes[&leader].raft_roles()?.voters;
+        if voters != *keys {
+            return Err(format!(
+                "voters {voters:?} are not the running nodes {keys:?}"
+            ));
+        }
+        Ok(leader)
+    }
+
+    /// The one leader the nodes kept under `keys` see, each of them healthy; the leader is one
+    /// of them.
+    fn one_leader(&self, keys: &BTreeSet<String>) -> Result<String, String> {
         let mut leaders = BTreeSet::new();
-        for id in &running {
+        for id in keys {
             let node = &self.nodes[id];
             let (code, body) = node.health()?;
             if code != 200 {
@@ -435,15 +447,9 @@ impl Cluster {
             return Err(format!("more than one leader seen: {leaders:?}"));
         }
         let leader = leaders.into_iter().next().unwrap_or_default();
-        let Some(leader_node) = self.nodes.get(&leader) else {
+        if !keys.contains(&leader) {
             return Err(format!(
                 "the leader {leader} is not one of the running nodes"
-            ));
-        };
-        let voters = leader_node.raft_roles()?.voters;
-        if voters != running {
-            return Err(format!(
-                "voters {voters:?} are not the running nodes {running:?}"
             ));
         }
         Ok(leader)
@@ -454,30 +460,8 @@ impl Cluster {
     /// running nodes, `voters` of them as voters. Returns the leader and the roles.
     pub fn check_members(&mut self, voters: usize) -> Result<(String, RaftRoles), String> {
         let running = self.running_ids();
-        let mut leaders = BTreeSet::new();
-        for id in &running {
-            let node = &self.nodes[id];
-            let (code, body) = node.health()?;
-            if code != 200 {
-                return Err(format!("{id} /health {code}: {body}"));
-            }
-            let status = node.rqlite_status()?;
-            leaders.insert(
-                status["store"]["leader"]["node_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-        }
-        if leaders.len() != 1 || leaders.contains("") {
-            return Err(format!("not one leader seen: {leaders:?}"));
-        }
-        let leader = leaders.into_iter().next().unwrap_or_default();
-        let roles = self
-            .nodes
-            .get(&leader)
-            .ok_or_else(|| format!("the leader {leader} is not a running node"))?
-            .raft_roles()?;
+        let leader = self.one_leader(&running)?;
+        let roles = self.nodes[&leader].raft_roles()?;
         let members: BTreeSet<String> = roles.voters.union(&roles.non_voters).cloned().collect();
         if members != running {
             return Err(format!(

@@ -19,6 +19,23 @@ fn five_with_a_cap_of_three(label: &str) -> (Cluster, String, RaftRoles) {
     (cluster, leader, roles)
 }
 
+/// SIGKILLs a voter other than `leader` and stops tracking it; returns its id.
+fn kill_a_voter_that_does_not_lead(
+    cluster: &mut Cluster,
+    leader: &str,
+    roles: &RaftRoles,
+) -> String {
+    let victim = roles
+        .voters
+        .iter()
+        .find(|id| *id != leader)
+        .cloned()
+        .expect("a voter that does not lead");
+    cluster.node(&victim).kill();
+    cluster.forget(&victim);
+    victim
+}
+
 /// One look at the configuration, from whichever running node answers: the live voters must
 /// be a majority of the voters configured. `None` when no node knows a leader at this instant
 /// (an election), which proves nothing either way.
@@ -51,14 +68,7 @@ fn five_nodes_under_a_cap_of_three_are_three_voters_and_two_non_voters() {
 #[test]
 fn a_killed_voters_place_goes_to_a_non_voter_and_the_majority_holds_throughout() {
     let (mut cluster, leader, before) = five_with_a_cap_of_three("cap-promote");
-    let victim = before
-        .voters
-        .iter()
-        .find(|id| **id != leader)
-        .cloned()
-        .expect("a voter that does not lead");
-    cluster.node(&victim).kill();
-    cluster.forget(&victim);
+    let victim = kill_a_voter_that_does_not_lead(&mut cluster, &leader, &before);
     let killed = Instant::now();
     let mut samples = 0;
     let mut lowest = usize::MAX;
@@ -119,14 +129,7 @@ fn a_promoted_non_voter_keeps_its_data() {
         let response = rq4d_tests::http_post(&http, "/db/execute", sql).expect("execute");
         assert_eq!(response.status, 200, "{}", response.body);
     }
-    let victim = before
-        .voters
-        .iter()
-        .find(|id| **id != leader)
-        .cloned()
-        .expect("a voter that does not lead");
-    cluster.node(&victim).kill();
-    cluster.forget(&victim);
+    kill_a_voter_that_does_not_lead(&mut cluster, &leader, &before);
     let (_, after) = cluster.wait_members(3, FORM_DEADLINE);
     let promoted = after
         .voters
