@@ -580,7 +580,11 @@ class Chaos:
         leader = next(iter(leaders)) if len(leaders) == 1 else None
         if "leader" not in marks and leader in ids:
             marks["leader"] = now
-        if "leader" in marks and "rq4d" not in marks and leader and all(v.card_leader == leader for v in seen):
+        # The later steps count from the leader on: before it, a follower's /health can still
+        # say ready from its last poll of a leader that is gone.
+        if "leader" not in marks:
+            return
+        if "rq4d" not in marks and all(v.card_leader == leader for v in seen):
             marks["rq4d"] = now
         if "health" not in marks and all(v.healthy for v in seen):
             marks["health"] = now
@@ -1161,6 +1165,9 @@ class Chaos:
         add("pause's end, a partition's removal). `rqlited leader`: every running rqlited names one")
         add("running leader. `rq4d knows`: every node's own card names it (its supervisor polled")
         add("/status). `/health`: every node ready. `one cluster`: the whole check (voters, reaps).")
+        add("The later steps count from `rqlited leader` on (before it a follower's /health may")
+        add("still say ready from its last poll of a leader that is gone); `-`: not seen before the")
+        add("whole check passed, which does not wait for the cards.")
         add("")
         add("| fault | n | healed | rqlited leader | rq4d knows | /health | one cluster |")
         add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
