@@ -11,10 +11,13 @@
 //!
 //! * **push** — when a card changes, its owner sends it to live members at once, and a node that
 //!   learns something new passes it on to a few random members (rumour mongering);
-//! * **digest** — every sync period each node sends a digest (`node id, generation, version`)
-//!   to one random live member, who answers with the cards the sender lacks and, when it is
-//!   itself behind, with its own digest so the sender pushes back (push-pull anti-entropy).
-//!   This is what lets a node that joins later, or lost datagrams, catch up.
+//! * **anti-entropy** — every sync period each node sends a [`TableTally`] (a count and a hash
+//!   of the stamps it holds for its live members) to one random live member. Equal tallies end
+//!   there, which is nearly always: cards change rarely. A receiver whose tally differs answers
+//!   with its digest (`node id, generation, version`), the sender then pushes the cards the
+//!   receiver lacks and, when it is itself behind, sends its own digest so the receiver pushes
+//!   back (push-pull anti-entropy). This is what lets a node that joins later, or lost
+//!   datagrams, catch up.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -250,6 +253,42 @@ pub struct DigestEntry {
     pub version: u64,
 }
 
+/// A summary of a card table, as [`CardMessage::Summary`] carries it: how many entries and an
+/// order-independent hash of their stamps. Two nodes with equal tallies hold the same stamps
+/// for the same members (up to a 64-bit hash collision, which would only delay a card until
+/// either table changes again); any difference of membership view or card version shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableTally {
+    /// Entries counted.
+    pub count: u32,
+    /// The wrapping sum of each entry's mixed hash.
+    pub hash: u64,
+}
+
+impl TableTally {
+    /// Counts one entry: whose card and the stamp held (`(0, 0)` for a member whose card has
+    /// not arrived). Entries may come in any order; each id must come once.
+    pub fn add(&mut self, node_id: &NodeId, (generation, version): (u64, u64)) {
+        let mut bytes = Vec::with_capacity(node_id.as_str().len() + 17);
+        bytes.extend_from_slice(node_id.as_str().as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(&generation.to_le_bytes());
+        bytes.extend_from_slice(&version.to_le_bytes());
+        self.count = self.count.wrapping_add(1);
+        self.hash = self.hash.wrapping_add(mix(wire::fnv1a(&bytes)));
+    }
+}
+
+/// splitmix64's finalizer: spreads FNV-1a's output over all 64 bits before the entries are
+/// summed, so that similar entries do not cancel out in the low bits.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// The payload of a [`crate::wire::Kind::Cards`] datagram.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CardMessage {
@@ -257,6 +296,15 @@ pub enum CardMessage {
     Push {
         /// The cards.
         cards: Vec<Card>,
+    },
+    /// A sync period's message while nothing is known to differ: the tally of what the sender
+    /// would offer. A receiver whose own tally differs answers with a [`CardMessage::Digest`];
+    /// an equal tally is the end of it. Cards change rarely, so a full digest every period was
+    /// nearly all of rq4d's gossip bytes (simulator: 336 of 470 B/s per node at 10 nodes, 1 552
+    /// of 1 722 at 100).
+    Summary {
+        /// The sender's tally.
+        tally: TableTally,
     },
     /// What the sender holds, so the receiver can send what it lacks.
     Digest {

@@ -33,8 +33,9 @@ pub const MAX_DATAGRAM: usize = 1400;
 pub const MAGIC: [u8; 2] = *b"R4";
 /// The protocol version this build speaks. 2: cards carry the formation (`Card::formation`).
 /// 3: sealed datagrams, and cards carry the key ids of the sender's keyring. 4: cards carry
-/// the read-only flag and the voter cap (`Card::read_only`, `Card::voter_cap`).
-pub const VERSION: u8 = 4;
+/// the read-only flag and the voter cap (`Card::read_only`, `Card::voter_cap`). 5: anti-entropy
+/// sends a table tally, a digest only when tallies differ (`CardMessage::Summary`).
+pub const VERSION: u8 = 5;
 /// Size of the fixed envelope header.
 pub const HEADER_LEN: usize = 13;
 /// The space left for a payload in one datagram: the same whether or not it is sealed, so a

@@ -137,6 +137,8 @@ pub struct Membership {
     pub false_downs: u64,
     /// Gossip bytes sent per node per second in the steady window (all datagrams).
     pub bytes_per_node_sec: f64,
+    /// Of those bytes, per node per second: foca's SWIM messages and the card layer's.
+    pub swim_cards_per_node_sec: (f64, f64),
     /// Datagrams sent per node per second in the steady window.
     pub datagrams_per_node_sec: f64,
     /// Length of the steady window.
@@ -282,6 +284,7 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
     }
     // Steady window: no change at all; count bytes and wrong verdicts.
     let bytes_before = world.net.stats.bytes_sent;
+    let kinds_before = world.net.stats.bytes_by_kind;
     let sent_before = world.net.stats.sent;
     let false_before = world.counters.false_downs;
     let from = world.now;
@@ -289,6 +292,11 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
     let secs = steady.as_secs_f64() * n as f64;
     out.bytes_per_node_sec = (world.net.stats.bytes_sent - bytes_before) as f64 / secs;
     out.datagrams_per_node_sec = (world.net.stats.sent - sent_before) as f64 / secs;
+    let kinds = world.net.stats.bytes_by_kind;
+    out.swim_cards_per_node_sec = (
+        (kinds.swim - kinds_before.swim) as f64 / secs,
+        (kinds.cards - kinds_before.cards) as f64 / secs,
+    );
     out.false_downs = world.counters.false_downs - false_before;
 
     if !join_and_crash {
@@ -441,6 +449,8 @@ pub struct Bench {
     pub peak_rss: Option<u64>,
     /// Mean live members seen per node at the end.
     pub mean_view: f64,
+    /// Bytes per node per second over the run's second half (SWIM, cards).
+    pub swim_cards_per_node_sec: (f64, f64),
     /// Why it stopped early.
     pub note: Option<String>,
 }
@@ -453,7 +463,7 @@ impl Bench {
             |b| format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
         );
         format!(
-            "{} nodes, {:.0} simulated s in {:.1} wall s; peak memory {mem}; {} events, {} datagrams ({:.0} datagrams per wall second); mean live members seen per node at the end {:.0}{}",
+            "{} nodes, {:.0} simulated s in {:.1} wall s; peak memory {mem}; {} events, {} datagrams ({:.0} datagrams per wall second); mean live members seen per node at the end {:.0}; bytes per node per second over the second half: {:.0} SWIM + {:.0} cards{}",
             self.nodes,
             self.simulated.as_secs_f64(),
             self.wall.as_secs_f64(),
@@ -461,6 +471,8 @@ impl Bench {
             self.datagrams,
             self.datagrams as f64 / self.wall.as_secs_f64().max(1e-9),
             self.mean_view,
+            self.swim_cards_per_node_sec.0,
+            self.swim_cards_per_node_sec.1,
             self.note
                 .as_ref()
                 .map_or_else(String::new, |n| format!("; {n}")),
@@ -499,9 +511,13 @@ pub fn bench(
     // Small steps, so that the wall-time limit is honoured even when one simulated second costs
     // minutes.
     let step = Duration::from_millis(100);
+    let mut half = None;
     while t < duration {
         t += step;
         world.run_until(t);
+        if half.is_none() && t >= duration / 2 {
+            half = Some((t, world.net.stats.bytes_by_kind));
+        }
         if t.as_millis().is_multiple_of(10_000) {
             eprintln!(
                 "  … {:.0} simulated s, {:.0} wall s, {} datagrams, rss {} MiB",
@@ -534,6 +550,14 @@ pub fn bench(
         .map(|node| node.members().values().filter(|m| m.alive).count() as f64)
         .sum::<f64>()
         / nodes.max(1) as f64;
+    let swim_cards_per_node_sec = half.map_or((0.0, 0.0), |(at, before)| {
+        let kinds = world.net.stats.bytes_by_kind;
+        let secs = (world.now.saturating_sub(at)).as_secs_f64().max(1e-9) * nodes.max(1) as f64;
+        (
+            (kinds.swim - before.swim) as f64 / secs,
+            (kinds.cards - before.cards) as f64 / secs,
+        )
+    });
     Ok(Bench {
         nodes,
         simulated: world.now,
@@ -542,6 +566,7 @@ pub fn bench(
         datagrams: world.net.stats.sent,
         peak_rss: peak_rss_bytes(),
         mean_view,
+        swim_cards_per_node_sec,
         note,
     })
 }

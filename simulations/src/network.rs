@@ -66,6 +66,29 @@ pub struct NetStats {
     pub cut: u64,
     /// Datagrams sent to an address nobody holds.
     pub unroutable: u64,
+    /// Bytes handed to the network by the envelope's kind byte: SWIM (foca) and cards; the
+    /// split says which layer a change of the traffic comes from.
+    pub bytes_by_kind: KindBytes,
+}
+
+/// Bytes sent, split by the envelope's kind (`rq4d_protocol::wire::Kind`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindBytes {
+    /// foca's SWIM messages.
+    pub swim: u64,
+    /// The card layer's pushes and digests.
+    pub cards: u64,
+}
+
+impl KindBytes {
+    /// Counts one datagram by the kind byte of its envelope header.
+    pub fn count(&mut self, datagram: &[u8]) {
+        let len = datagram.len() as u64;
+        match datagram.get(rq4d_protocol::wire::HEADER_LEN - 1) {
+            Some(&k) if k == rq4d_protocol::wire::Kind::Cards as u8 => self.cards += len,
+            _ => self.swim += len,
+        }
+    }
 }
 
 /// Addresses and hosts: which host holds which IP now. A host that restarts at a new address

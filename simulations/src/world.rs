@@ -425,6 +425,7 @@ impl World {
             while let Some(output) = node.poll_output() {
                 match output {
                     Output::Send { to, datagram } => {
+                        net.stats.bytes_by_kind.count(&datagram);
                         let Some(dest) = addresses.host_of(to) else {
                             net.stats.sent += 1;
                             net.stats.bytes_sent += datagram.len() as u64;

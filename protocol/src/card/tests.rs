@@ -156,6 +156,35 @@ proptest! {
     }
 
     #[test]
+    fn a_tally_ignores_order_and_shows_any_one_entry_changed_added_or_missing(
+        entries in proptest::collection::btree_map(node_id(), (any::<u64>(), any::<u64>()), 1..40),
+        pick in any::<proptest::sample::Index>(),
+        bump in 1..u64::MAX,
+    ) {
+        let tally = |entries: &mut dyn Iterator<Item = (&NodeId, &(u64, u64))>| {
+            let mut tally = TableTally::default();
+            for (id, stamp) in entries {
+                tally.add(id, *stamp);
+            }
+            tally
+        };
+        let forward = tally(&mut entries.iter());
+        prop_assert_eq!(forward, tally(&mut entries.iter().rev()));
+        let (id, &(generation, version)) = entries.iter().nth(pick.index(entries.len())).expect("one");
+        let mut changed = entries.clone();
+        changed.insert(id.clone(), (generation, version.wrapping_add(bump)));
+        prop_assert_ne!(forward, tally(&mut changed.iter()));
+        let mut missing = entries.clone();
+        missing.remove(id);
+        prop_assert_ne!(forward, tally(&mut missing.iter()));
+        let stranger = NodeId::new("stranger-node").expect("id");
+        let mut added = entries.clone();
+        if added.insert(stranger, (0, 0)).is_none() {
+            prop_assert_ne!(forward, tally(&mut added.iter()));
+        }
+    }
+
+    #[test]
     fn garbage_never_panics_the_card_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
         let _ = CardMessage::decode(&bytes);
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{GREET_EVERY, MAX_GREETED, Node, Refusal};
-use crate::card::{Card, CardMessage, DigestEntry, DigestRange};
+use crate::card::{Card, CardMessage, DigestEntry, DigestRange, TableTally};
 use crate::claims::{Bounds, ClaimError};
 use crate::identity::{NodeId, NodeIdentity};
 use crate::wire::Kind;
@@ -80,6 +80,13 @@ impl Node {
                     return Err(Refusal::Claim(error));
                 }
             }
+            CardMessage::Summary { tally } => {
+                // Answered with a digest, which names every member: members only, as below.
+                self.check_member(from)?;
+                if tally != self.tally() {
+                    self.send_digest_chunk(from);
+                }
+            }
             CardMessage::Digest {
                 entries,
                 reply,
@@ -87,13 +94,7 @@ impl Node {
             } => {
                 // The card table is for members: a stranger's digest (anybody can send one to
                 // an open cluster) would draw every card, every identity a forger needs.
-                let from_member = self
-                    .members
-                    .values()
-                    .any(|m| m.alive && m.identity.addr == from);
-                if !from_member {
-                    return Err(Refusal::NotAMember(from));
-                }
+                self.check_member(from)?;
                 let (newer_here, newer_there) = self.answer_digest(&entries, &range);
                 let newer_here: Vec<Card> = newer_here.into_iter().cloned().collect();
                 self.send_cards(from, newer_here.iter());
@@ -208,19 +209,57 @@ impl Node {
         entries
     }
 
-    /// Anti-entropy: a digest to one random live member. Large tables go in rotating chunks of
-    /// one datagram each.
+    /// Refuses `from` unless it is the address of a live member.
+    fn check_member(&self, from: SocketAddr) -> Result<(), Refusal> {
+        let from_member = self
+            .members
+            .values()
+            .any(|m| m.alive && m.identity.addr == from);
+        if from_member {
+            Ok(())
+        } else {
+            Err(Refusal::NotAMember(from))
+        }
+    }
+
+    /// The tally of what this node would offer a peer: its own card's stamp and, for every
+    /// member it believes alive, the stamp of the card it holds (`(0, 0)` when none has come).
+    /// Cards of dead members are left out, as [`Node::answer_digest`] never sends them.
+    pub(super) fn tally(&self) -> TableTally {
+        let mut tally = TableTally::default();
+        tally.add(&self.me.node_id, self.me.stamp());
+        for (id, member) in &self.members {
+            if member.alive {
+                let stamp = self.cards.get(id).map_or((0, 0), Card::stamp);
+                tally.add(id, stamp);
+            }
+        }
+        tally
+    }
+
+    /// Anti-entropy: this node's tally to one random live member, who answers with a digest
+    /// only if its own differs.
     pub(super) fn sync_cards(&mut self) {
         let Some(to) = self.random_live(1, None).into_iter().next() else {
             return;
         };
+        let summary = CardMessage::Summary {
+            tally: self.tally(),
+        };
+        if let Ok(payload) = summary.encode() {
+            self.send(to, Kind::Cards, &payload);
+        }
+    }
+
+    /// One chunk of this node's digest to `to`: large tables go in rotating chunks of one
+    /// datagram each, so that a difference costs one datagram a period, not the whole table.
+    fn send_digest_chunk(&mut self, to: SocketAddr) {
         let chunks = CardMessage::digests(self.full_digest(), false);
         if chunks.is_empty() {
             return;
         }
-        let chunk = &chunks[self.sync_round % chunks.len()];
+        let chunk = chunks[self.sync_round % chunks.len()].clone();
         self.sync_round = self.sync_round.wrapping_add(1);
-        let chunk = chunk.clone();
         self.send(to, Kind::Cards, &chunk);
     }
 

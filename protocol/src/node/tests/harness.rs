@@ -113,6 +113,8 @@ pub(super) struct Harness {
     /// Refused datagrams, by receiving node; any refusal fails a test unless tolerated.
     pub(super) refusals: Vec<(usize, Refusal)>,
     pub(super) tolerate_refusals: bool,
+    /// With `Some`, every open card message sent: (when, from slot, to slot, message).
+    pub(super) card_log: Option<Vec<(Duration, usize, usize, crate::card::CardMessage)>>,
 }
 
 impl Harness {
@@ -143,6 +145,7 @@ impl Harness {
             volatile: false,
             refusals: Vec::new(),
             tolerate_refusals: false,
+            card_log: None,
         }
     }
 
@@ -264,6 +267,7 @@ impl Harness {
                 if let Some(j) = self.addrs.iter().position(|a| *a == to)
                     && self.nodes[j].is_some()
                 {
+                    self.log_cards(i, j, &datagram);
                     let from = self.addrs[i];
                     self.at(
                         self.now + LATENCY,
@@ -277,6 +281,24 @@ impl Harness {
             }
             Output::Event(Event::Decided(decision)) => self.decisions[i].push(decision),
             Output::Event(_) => {}
+        }
+    }
+
+    /// Records an open card message from slot `i` to slot `j` in [`Harness::card_log`].
+    fn log_cards(&mut self, i: usize, j: usize, datagram: &[u8]) {
+        let now = self.now;
+        let Some(log) = self.card_log.as_mut() else {
+            return;
+        };
+        let Ok(envelope) = crate::wire::Envelope::open(datagram, crate::wire::cluster_tag("test"))
+        else {
+            return;
+        };
+        if envelope.kind == Kind::Cards
+            && envelope.seal == 0
+            && let Ok(message) = crate::card::CardMessage::decode(envelope.body)
+        {
+            log.push((now, i, j, message));
         }
     }
 
@@ -511,8 +533,15 @@ impl Harness {
                     .collect();
                 let now = self.now;
                 if let Some(node) = self.nodes[i].as_mut() {
+                    // As the daemon: hello only to addresses that are not live members.
                     for addr in started {
-                        node.discover(addr, now);
+                        let known = node
+                            .members()
+                            .values()
+                            .any(|m| m.alive && m.identity.addr == addr);
+                        if !known {
+                            node.discover(addr, now);
+                        }
                     }
                     self.at(now + DISCOVERY_EVERY, i, Delivery::Discover);
                 }
@@ -562,6 +591,11 @@ impl Harness {
             && running
                 .iter()
                 .all(|r| r.leader.is_some() && r.leader == running[0].leader)
+    }
+
+    /// Delivers everything due before `until` (or until the queue runs dry).
+    pub(super) fn run_until(&mut self, until: Duration) {
+        while self.now < until && self.step() {}
     }
 
     pub(super) fn run_until_formed(&mut self, deadline: Duration) {

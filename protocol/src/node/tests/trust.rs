@@ -66,10 +66,6 @@ fn inject(
 }
 
 /// Runs the harness until `until` (simulated).
-fn run_for(harness: &mut Harness, until: Duration) {
-    while harness.now < until && harness.step() {}
-}
-
 fn formed_three() -> Harness {
     let mut harness = start_in_order(3, &[0, 1, 2], Duration::ZERO);
     harness.run_until_formed(DEADLINE);
@@ -120,7 +116,7 @@ fn a_forged_down_update_from_the_far_future_changes_nothing() {
     let datagram = swim(forger(), dst, Message::Gossip, &[Member::down(forged)]);
     inject(&mut harness, 0, stranger(), &datagram).expect("the rest of the datagram is used");
     let until = harness.now + Duration::from_secs(20);
-    run_for(&mut harness, until);
+    harness.run_until(until);
     assert_intact(&harness);
     let seen = &harness.nodes[0].as_ref().expect("started").members()[&victim.node_id];
     assert_eq!(seen.identity, victim, "the real identity stands");
@@ -175,7 +171,7 @@ fn a_forged_leader_card_from_the_far_future_wipes_nothing_even_in_volatile_mode(
     let result = inject(&mut harness, 0, stranger(), &cards(&[forged]));
     assert!(matches!(result, Err(Refusal::Claim(_))), "{result:?}");
     let until = harness.now + Duration::from_secs(10);
-    run_for(&mut harness, until);
+    harness.run_until(until);
     assert_intact(&harness);
     assert!(
         harness
@@ -227,7 +223,7 @@ fn a_card_of_a_later_life_gossip_has_not_confirmed_does_not_mask_the_real_one() 
     let node = harness.nodes[0].as_ref().expect("started");
     assert_eq!(node.cards().get(&real.node_id), held.as_ref());
     let until = harness.now + Duration::from_secs(5);
-    run_for(&mut harness, until);
+    harness.run_until(until);
     assert_intact(&harness);
 }
 
@@ -393,27 +389,33 @@ fn a_node_told_it_is_down_over_and_over_renews_once_per_interval() {
 }
 
 #[test]
-fn a_strangers_digest_draws_no_cards() {
-    let mut harness = formed_three();
+fn a_strangers_digest_or_tally_draws_no_cards() {
     let digest = CardMessage::Digest {
         entries: Vec::new(),
         reply: false,
         range: crate::card::DigestRange::default(),
+    };
+    // A tally that differs from every member's: a member's answer would be its digest.
+    let summary = CardMessage::Summary {
+        tally: crate::card::TableTally::default(),
+    };
+    for message in [digest, summary] {
+        let mut harness = formed_three();
+        let payload = message.encode().expect("encodes");
+        let datagram =
+            Envelope::unsealed(Kind::Cards, wire::cluster_tag("test"), &payload).expect("fits");
+        let now = harness.now;
+        let node = harness.nodes[0].as_mut().expect("started");
+        assert_eq!(
+            node.handle_datagram(stranger(), &datagram, now),
+            Err(Refusal::NotAMember(stranger())),
+            "{message:?}"
+        );
+        let sent_to_stranger = std::iter::from_fn(|| node.poll_output())
+            .filter(|o| matches!(o, Output::Send { to, .. } if *to == stranger()))
+            .count();
+        assert_eq!(sent_to_stranger, 0, "{message:?}");
     }
-    .encode()
-    .expect("encodes");
-    let datagram =
-        Envelope::unsealed(Kind::Cards, wire::cluster_tag("test"), &digest).expect("fits");
-    let now = harness.now;
-    let node = harness.nodes[0].as_mut().expect("started");
-    assert_eq!(
-        node.handle_datagram(stranger(), &datagram, now),
-        Err(Refusal::NotAMember(stranger()))
-    );
-    let sent_to_stranger = std::iter::from_fn(|| node.poll_output())
-        .filter(|o| matches!(o, Output::Send { to, .. } if *to == stranger()))
-        .count();
-    assert_eq!(sent_to_stranger, 0);
 }
 
 fn keyring(byte: u8) -> Keyring {
@@ -531,7 +533,7 @@ fn impostor_with(discovers_all: bool, data: bool) -> Harness {
     }
     let start = harness.now + Duration::from_secs(5);
     if data {
-        run_for(&mut harness, start);
+        harness.run_until(start);
         let copied = harness.nodes[1].as_ref().expect("started").card().clone();
         let mut config = harness.config(3);
         config.identity.generation = copied.generation + 5_000;
@@ -541,7 +543,7 @@ fn impostor_with(discovers_all: bool, data: bool) -> Harness {
     } else {
         harness.at(start, 3, Delivery::Start);
     }
-    run_for(&mut harness, start + Duration::from_secs(30));
+    harness.run_until(start + Duration::from_secs(30));
     harness
 }
 
@@ -609,7 +611,7 @@ fn a_node_back_with_its_volume_at_a_new_address_is_not_an_impostor() {
     assert!(volume.committed, "the member's volume holds data");
     harness.start_on(3, config, volume, true);
     let until = harness.now + Duration::from_secs(20);
-    run_for(&mut harness, until);
+    harness.run_until(until);
     let moved = &harness.decisions[3];
     assert!(
         moved.iter().any(|d| matches!(d, Decision::Resume { .. })),
@@ -694,7 +696,7 @@ fn the_process_that_kept_an_id_leaves_and_the_other_takes_it_with_its_own_card()
     config.identity.generation = born;
     harness.start_on(3, config, crate::stored::Stored::default(), false);
     let until = harness.now + Duration::from_secs(30);
-    run_for(&mut harness, until);
+    harness.run_until(until);
     // The side that stays: A keeps its place by outbidding B; B refuses.
     assert_impostor_refused(&harness);
     let a = harness.nodes[1].as_ref().expect("a");
@@ -712,7 +714,7 @@ fn the_process_that_kept_an_id_leaves_and_the_other_takes_it_with_its_own_card()
     harness.crash(1);
     // Longer than the 30 s a sighting of A keeps B yielding.
     let until = harness.now + Duration::from_secs(50);
-    run_for(&mut harness, until);
+    harness.run_until(until);
     let report = harness.report();
     let b = harness.nodes[3].as_ref().expect("b");
     assert!(
