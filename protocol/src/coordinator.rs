@@ -193,6 +193,12 @@ fn next_round(me: &Card, view: ViewDigest) -> Round {
 
 /// Applies the decision rules (see the module docs).
 pub fn decide(view: &View<'_>) -> Verdict {
+    if let Some(relabeled) = relabeled_by_my_leader(view) {
+        return decide(&View {
+            me: &relabeled,
+            ..view.clone()
+        });
+    }
     let me = view.me;
     let keep = |decision| Verdict {
         decision,
@@ -246,6 +252,36 @@ pub fn decide(view: &View<'_>) -> Verdict {
         }
         DbState::Empty => decide_empty(view, &leaders),
     }
+}
+
+/// My card relabeled with the cluster of the leader my own rqlited follows, when that leader's
+/// card names another cluster than mine. My rqlited's `/status` is a fact of this host, not a
+/// claim from the network: a leader it follows leads the Raft cluster it is in, so the label
+/// is stale and there is no split. The same term on both sides guards against a leader id my
+/// rqlited has not yet forgotten, now reused by a node of another cluster. (Simulator finding: a
+/// founder whose formation never completed kept its rqlited's `-join` retries, which reached a
+/// node of the cluster formed meanwhile and made it a voter there; its card kept the old label,
+/// every node saw a split, and the cluster's voters never came down to the cap.)
+fn relabeled_by_my_leader(view: &View<'_>) -> Option<Card> {
+    let me = view.me;
+    let DbState::Running(running) = &me.db else {
+        return None;
+    };
+    let leader = running.leader.as_ref().filter(|id| **id != me.node_id)?;
+    let card = view
+        .leaders()
+        .into_iter()
+        .find(|card| &card.node_id == leader)?;
+    let theirs = card.cluster_id.filter(|id| me.cluster_id != Some(*id))?;
+    let led = card.as_leader()?;
+    if led.term != running.term {
+        return None;
+    }
+    let mut relabeled = me.clone();
+    relabeled.cluster_id = Some(theirs);
+    relabeled.agreement = Agreement::None;
+    relabeled.formation = None;
+    Some(relabeled)
 }
 
 /// Rule 1 for a running rqlited (see the module docs).

@@ -704,3 +704,40 @@ fn an_acknowledger_whose_acknowledgement_lapsed_is_still_a_founder() {
 }
 
 mod roles;
+
+#[test]
+fn a_voter_whose_own_rqlited_follows_a_leader_of_another_label_takes_that_label_and_no_split() {
+    // Simulator finding: a founder's rqlited, started for a formation that never completed,
+    // joined the cluster formed meanwhile through its `-join` retries; its card kept the old
+    // label and every node saw a split.
+    let mut cards = empty_cluster(2, 2);
+    let follower = |leader: &NodeId, term| {
+        DbState::Running(Running {
+            leader: Some(leader.clone()),
+            term,
+            voters: 2,
+            voter: true,
+            non_voter: false,
+        })
+    };
+    let leader_id = cards[1].node_id.clone();
+    cards[0].cluster_id = Some(ClusterId(1));
+    cards[0].formation = Some(3);
+    cards[0].db = follower(&leader_id, 2);
+    cards[1].cluster_id = Some(ClusterId(2));
+    cards[1].db = follower(&leader_id, 2);
+    let verdict = decide_for(&cards, 0, true, 0);
+    assert_eq!(verdict.decision, Decision::Run, "{verdict:?}");
+    assert_eq!(verdict.cluster_id, Some(ClusterId(2)));
+    assert_eq!(verdict.formation, None);
+
+    // The leader's card: another term, so my rqlited's leader id may be one it has not yet
+    // forgotten, now taken by a node of another cluster: still a split.
+    cards[1].db = follower(&leader_id, 1);
+    let verdict = decide_for(&cards, 0, true, 0);
+    assert!(
+        matches!(verdict.decision, Decision::Conflict(Conflict::Split(_))),
+        "{verdict:?}"
+    );
+    assert_eq!(verdict.cluster_id, Some(ClusterId(1)));
+}

@@ -334,8 +334,39 @@ impl Rqlite {
             if leader != t && (self.follows(t).is_none() || !ctx.net.connected(t, leader)) {
                 return None;
             }
-            ctx.net.connected(host, leader).then_some(cluster)
+            (ctx.net.connected(host, leader) && self.commits_join(cluster, leader, host, ctx))
+                .then_some(cluster)
         })
+    }
+
+    /// True when `leader` can commit `host`'s admission to `cluster`: it reaches a majority of
+    /// the changed configuration's voters. Raft commits a configuration change on a majority of
+    /// the new configuration; a leader cut off from one (a partition it has not noticed yet)
+    /// takes the request and never commits it, and rqlited's join times out. Admitted at once,
+    /// the model charged rq4d with a majority lost by a join that real Raft never makes
+    /// (simulator finding: a join requested 8 ms before a partition, admitted after it by the
+    /// leader on the smaller side).
+    fn commits_join(&self, cluster: usize, leader: usize, host: usize, ctx: &Ctx) -> bool {
+        let id = &self.hosts[host].id;
+        let raft = &self.hosts[host].raft;
+        if self.clusters[cluster].holds(id, raft) {
+            return true;
+        }
+        let voter = self.procs[host].as_ref().is_none_or(|p| p.voter);
+        let others: Vec<usize> = self
+            .voter_hosts(cluster)
+            .into_iter()
+            .filter(|&v| v != host)
+            .collect();
+        let kept = self.clusters[cluster]
+            .voters
+            .iter()
+            .filter(|(vid, vaddr)| *vid != id && *vaddr != raft)
+            .count();
+        let total = kept + usize::from(voter);
+        let reached = self.reached_from(leader, &others, ctx)
+            + usize::from(voter && ctx.net.connected(leader, host));
+        reached * 2 > total
     }
 
     /// rqlited gives up clustering and exits at once.

@@ -339,3 +339,56 @@ impl Bench {
         }
     }
 }
+
+/// Starts `host` with `-join` to host 0 and makes its first join attempt at once, without an
+/// election tick in between: the leader has not noticed a partition made just before.
+fn join_before_the_leader_notices(bench: &mut Bench, host: usize) -> Vec<Effect> {
+    let join = vec![bench.raft(0)];
+    let ctx = Ctx {
+        net: &bench.net,
+        addresses: &bench.addresses,
+        now: bench.now,
+    };
+    let started = bench
+        .rqlite
+        .start(host, &join, 0, true, &mut bench.rng, &ctx);
+    let pid = started
+        .iter()
+        .find_map(|e| match e {
+            Effect::JoinAttempt { pid, .. } => Some(*pid),
+            _ => None,
+        })
+        .expect("a join start schedules an attempt");
+    assert_eq!(
+        bench.rqlite.clusters[0].leader,
+        Some(0),
+        "host 0 still leads"
+    );
+    bench.rqlite.join_attempt(host, pid, &ctx)
+}
+
+#[test]
+fn a_leader_admits_a_voter_only_with_a_majority_of_the_new_configuration() {
+    // Cut off with one other voter of five, host 0 reaches 3 of the 6 voters the join would
+    // make (itself, host 1 and the joiner): Raft could not commit the change.
+    let mut bench = Bench::cluster_of(5, 7);
+    bench.net.partition(&[vec![0, 1, 5]]);
+    let effects = join_before_the_leader_notices(&mut bench, 5);
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Reconfigured(_) | Effect::Joined { .. })),
+        "not admitted: {effects:?}"
+    );
+    assert_eq!(bench.rqlite.clusters[0].voters.len(), 5);
+
+    // With three of five on its side, it reaches 4 of 6: admitted.
+    let mut bench = Bench::cluster_of(5, 7);
+    bench.net.partition(&[vec![0, 1, 2, 5]]);
+    let effects = join_before_the_leader_notices(&mut bench, 5);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Joined { .. })),
+        "admitted: {effects:?}"
+    );
+    assert_eq!(bench.rqlite.clusters[0].voters.len(), 6);
+}
