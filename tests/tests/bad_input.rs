@@ -8,7 +8,7 @@
 //! stops at the first bad one), without starting a node.
 
 use std::net::{TcpListener, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ struct Case {
     says: Vec<&'static str>,
     /// Run as this user (the suite runs as root: a user who may not write somewhere).
     uid: Option<u32>,
+    /// The rq4d binary to run, when not the build's own (see [`reachable_copies`]).
+    program: Option<PathBuf>,
 }
 
 fn case(name: &'static str, args: &[&str], says: &[&'static str]) -> Case {
@@ -36,6 +38,7 @@ fn case(name: &'static str, args: &[&str], says: &[&'static str]) -> Case {
         env: Vec::new(),
         says: says.to_vec(),
         uid: None,
+        program: None,
     }
 }
 
@@ -45,9 +48,43 @@ impl Case {
         self
     }
 
-    fn run_by(mut self, uid: u32) -> Case {
+    /// Runs the row as `uid`, with the copies of the binaries that user can reach.
+    fn run_by(mut self, uid: u32, copies: &Copies) -> Case {
         self.uid = Some(uid);
+        self.program = Some(copies.rq4d.clone());
+        self.args.extend([
+            "--rqlited".to_string(),
+            copies.rqlited.display().to_string(),
+        ]);
         self
+    }
+}
+
+/// The rq4d and rqlited binaries copied where any user can run them: the build's own sit in
+/// the checkout, which may be in a directory only its owner can enter (`/root`, a `mktemp -d`).
+struct Copies {
+    rq4d: PathBuf,
+    rqlited: PathBuf,
+}
+
+fn reachable_copies(dir: &Path) -> Copies {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let open = |path: &Path| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    };
+    open(dir);
+    open(&bin);
+    let copy = |from: PathBuf, name: &str| {
+        let to = bin.join(name);
+        std::fs::copy(&from, &to).expect("copy a binary");
+        open(&to);
+        to
+    };
+    Copies {
+        rq4d: copy(rq4d_binary(), "rq4d"),
+        rqlited: copy(env!("CARGO_BIN_EXE_rqlited-double").into(), "rqlited"),
     }
 }
 
@@ -87,7 +124,7 @@ fn without_the_rows_variables(base: Vec<String>, case: &Case) -> Vec<String> {
 
 /// Runs the row; `None` when it behaved, else what went wrong with the output seen.
 fn run(case: &Case, base: &[String]) -> Option<String> {
-    let mut command = Command::new(rq4d_binary());
+    let mut command = Command::new(case.program.clone().unwrap_or_else(rq4d_binary));
     command
         .args(base)
         .args(&case.args)
@@ -259,7 +296,11 @@ fn every_bad_input_exits_2_naming_the_flag() {
                 &["--data-dir", &foreign],
                 &["--data-dir", "belongs to uid", "chown"],
             );
-            if root { row.run_by(65534) } else { row }
+            if root {
+                row.run_by(65534, &reachable_copies(dir.path()))
+            } else {
+                row
+            }
         },
         case(
             "a corrupt rq4d.json",
