@@ -106,6 +106,8 @@ pub struct Supervisor {
     ready: bool,
     pending_removal: Option<(NodeId, Duration)>,
     last_reap: Duration,
+    /// A member was newly superseded at its address: look for a removal at the next poll.
+    reap_soon: bool,
     last_voters_check: Option<Duration>,
     /// When rqlited is to be polled next (while none runs: when the directive is acted on
     /// again).
@@ -136,6 +138,7 @@ impl Supervisor {
             ready: false,
             pending_removal: None,
             last_reap: now,
+            reap_soon: false,
             last_voters_check: None,
             next_poll: now,
             restart_at: None,
@@ -211,8 +214,17 @@ impl Supervisor {
         self.act(now);
     }
 
-    /// The gossip membership changed (the reaper reads it).
+    /// The gossip membership changed (the reaper reads it). A member newly superseded at its
+    /// address makes the leader look at the next poll instead of up to [`REAP_EVERY`] later:
+    /// the member that took the address waits on that removal to join.
     pub fn set_membership(&mut self, membership: Membership) {
+        if membership
+            .superseded
+            .keys()
+            .any(|id| !self.membership.superseded.contains_key(id))
+        {
+            self.reap_soon = true;
+        }
         self.membership = membership;
     }
 
@@ -266,8 +278,9 @@ impl Supervisor {
             self.last_voters_check = Some(now);
             self.actions.push_back(Action::List(Listing::Voters));
         }
-        if status.leads && now.saturating_sub(self.last_reap) >= REAP_EVERY {
+        if status.leads && (self.reap_soon || now.saturating_sub(self.last_reap) >= REAP_EVERY) {
             self.last_reap = now;
+            self.reap_soon = false;
             self.actions.push_back(Action::List(Listing::Reap));
         }
     }
@@ -321,6 +334,9 @@ impl Supervisor {
                     None
                 } else {
                     match self.membership.members.get(&n.id) {
+                        // Alive in gossip, but its address belongs to a member up since: down
+                        // from then on, without waiting out gossip's suspicion.
+                        Some(None) => self.membership.superseded.get(&n.id).copied(),
                         Some(down) => *down,
                         // Never seen in gossip since this node started.
                         None => Some(self.started),

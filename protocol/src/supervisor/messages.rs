@@ -52,6 +52,12 @@ pub struct Membership {
     pub raft_addrs: BTreeMap<String, NodeId>,
     /// The HTTP address the owner of each of those Raft addresses advertises.
     pub http_addrs: BTreeMap<String, String>,
+    /// Live members whose Raft address a live member with another id, up more recently, now
+    /// advertises, with the time that member came up. Two processes cannot listen on one
+    /// address: the older claim is stale — its process is gone, and gossip will call it down
+    /// once its suspicion runs out (seconds). Docker hands a killed container's address to the
+    /// next one at once, and rqlited refuses that one's join while a voter holds the address.
+    pub superseded: BTreeMap<NodeId, Duration>,
 }
 
 impl Membership {
@@ -59,24 +65,61 @@ impl Membership {
     pub fn of(node: &Node) -> Self {
         let mut membership = Self::default();
         let me = node.card();
-        membership
-            .raft_addrs
-            .insert(me.raft_addr.clone(), me.node_id.clone());
+        let mut claims = Vec::new();
+        let mut http = BTreeMap::new();
         for (id, member) in node.members() {
             membership
                 .members
                 .insert(id.clone(), (!member.alive).then_some(member.since));
             if let Some(card) = node.live_card(id) {
-                membership
-                    .raft_addrs
-                    .insert(card.raft_addr.clone(), id.clone());
-                membership
-                    .http_addrs
-                    .insert(card.raft_addr.clone(), card.http_addr.clone());
+                claims.push((member.since, id.clone(), card.raft_addr.clone()));
+                http.insert(id.clone(), card.http_addr.clone());
             }
         }
+        (membership.raft_addrs, membership.superseded) =
+            hold_addresses((&me.raft_addr, &me.node_id), claims);
+        membership.http_addrs = membership
+            .raft_addrs
+            .iter()
+            .filter_map(|(addr, id)| Some((addr.clone(), http.get(id)?.clone())))
+            .collect();
         membership
     }
+}
+
+/// Who holds each Raft address that live members claim (`(up since, id, address)`): this node
+/// its own for good, else the member that came up last (ties: the larger id, so that every
+/// node agrees). Every other claimant is superseded since the holder came up (since its own
+/// claim, for a claim on this node's address).
+pub(crate) fn hold_addresses(
+    (my_addr, my_id): (&String, &NodeId),
+    claims: Vec<(Duration, NodeId, String)>,
+) -> (BTreeMap<String, NodeId>, BTreeMap<NodeId, Duration>) {
+    let mut holders: BTreeMap<String, (Duration, NodeId)> = BTreeMap::new();
+    holders.insert(my_addr.clone(), (Duration::MAX, my_id.clone()));
+    for (since, id, addr) in &claims {
+        let holder = holders.entry(addr.clone()).or_insert((*since, id.clone()));
+        if (*since, id) > (holder.0, &holder.1) {
+            *holder = (*since, id.clone());
+        }
+    }
+    let mut superseded = BTreeMap::new();
+    for (since, id, addr) in claims {
+        let (holder_since, holder) = &holders[&addr];
+        if *holder != id {
+            let came_up = if *holder_since == Duration::MAX {
+                since
+            } else {
+                *holder_since
+            };
+            superseded.insert(id, came_up);
+        }
+    }
+    let holders = holders
+        .into_iter()
+        .map(|(addr, (_, id))| (addr, id))
+        .collect();
+    (holders, superseded)
 }
 
 /// What rqlited's `/status` says, as far as the policy needs it.

@@ -373,6 +373,86 @@ fn a_voter_the_leaders_rqlited_reaches_is_never_removed_on_gossips_word() {
     assert_eq!(drain(&mut sup), vec![Action::Remove(id("n3"))]);
 }
 
+/// Docker hands a killed container's address to the next one at once: the old voter is still
+/// alive in gossip (its suspicion has not run out) while the new member, up since, advertises
+/// its address and cannot join until it is gone. It goes at once; the new member, and a live
+/// voter whose address nobody else claims, stay.
+#[test]
+fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    let mut membership = Membership::default();
+    for n in ["n2", "n3", "n4", "n9"] {
+        membership.members.insert(id(n), None);
+    }
+    sup.set_membership(membership.clone());
+    let mut listing = listed(&["n1", "n2", "n3", "n4"]);
+    for n in &mut listing {
+        // rqlited reaches n4's address: n9 answers there.
+        n.reachable = true;
+    }
+    let reap_asked = |sup: &mut Supervisor, at| {
+        sup.handle_poll(true, Some(status(true, Some("n1"), 3)), at);
+        drain(sup).contains(&Action::List(Listing::Reap))
+    };
+    assert!(reap_asked(&mut sup, secs(10)), "the leader looks every REAP_EVERY");
+    sup.handle_listing(Listing::Reap, &listing, secs(10));
+    assert_eq!(drain(&mut sup), vec![], "nobody else claims an address");
+    assert!(!reap_asked(&mut sup, secs(11)), "and not again a second later");
+
+    membership.raft_addrs.insert("n4:4002".into(), id("n9"));
+    membership.superseded.insert(id("n4"), secs(9));
+    sup.set_membership(membership);
+    assert!(
+        reap_asked(&mut sup, secs(11)),
+        "a newly superseded member: a look at the next poll"
+    );
+    sup.handle_listing(Listing::Reap, &listing, secs(11));
+    assert_eq!(
+        drain(&mut sup),
+        vec![Action::Remove(id("n4"))],
+        "the stale claim goes without waiting for gossip's verdict"
+    );
+}
+
+#[test]
+fn the_member_up_last_holds_an_address_and_this_node_its_own() {
+    let claim = |since: u64, n: &str, addr: &str| (secs(since), id(n), addr.to_string());
+    let (holders, superseded) = messages::hold_addresses(
+        (&"a:4002".to_string(), &id("n1")),
+        vec![
+            claim(1, "n4", "b:4002"),
+            claim(5, "n9", "b:4002"),
+            claim(3, "n2", "c:4002"),
+            claim(7, "n7", "a:4002"),
+            claim(4, "n5", "d:4002"),
+            claim(4, "n3", "d:4002"),
+        ],
+    );
+    let holder = |addr: &str| holders.get(addr).map(NodeId::as_str);
+    assert_eq!(
+        holder("a:4002"),
+        Some("n1"),
+        "this node's own, whoever claims it"
+    );
+    assert_eq!(holder("b:4002"), Some("n9"), "the later of two");
+    assert_eq!(holder("c:4002"), Some("n2"), "an address claimed once");
+    assert_eq!(
+        holder("d:4002"),
+        Some("n5"),
+        "a tie: the larger id, on every node"
+    );
+    let stale: Vec<(&str, Duration)> = superseded
+        .iter()
+        .map(|(n, since)| (n.as_str(), *since))
+        .collect();
+    assert_eq!(
+        stale,
+        vec![("n3", secs(4)), ("n4", secs(5)), ("n7", secs(7))],
+        "each since its holder came up (its own claim, on this node's address)"
+    );
+}
+
 #[test]
 fn a_voter_never_seen_in_gossip_counts_as_down_since_the_node_started() {
     let mut sup = supervisor(false);
