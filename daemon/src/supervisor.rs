@@ -94,6 +94,9 @@ impl SupervisorConfig {
                     .collect::<Vec<_>>()
                     .join(","),
             );
+            if bootstrap_expect.is_none() {
+                args.extend(self.join_pacing());
+            }
         }
         if !voter {
             args.push("-raft-non-voter".into());
@@ -106,6 +109,24 @@ impl SupervisorConfig {
         args.extend(self.extra_args.iter().cloned());
         args.push(data_dir.display().to_string());
         args
+    }
+
+    /// A join retried every second, over the same ~12 s as rqlited's default five attempts
+    /// three seconds apart (so `REJOIN_NOT_BEFORE` still outlasts it): a join refused for a
+    /// moment — the address still held by a dead voter the leader is removing, a leader being
+    /// elected — succeeds up to two seconds sooner. Flags the user passes after `--` win.
+    fn join_pacing(&self) -> Vec<String> {
+        let mut pacing = Vec::new();
+        for (flag, value) in [("-join-interval", "1s"), ("-join-attempts", "13")] {
+            let set_by_user = self
+                .extra_args
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+            if !set_by_user {
+                pacing.extend([flag.to_string(), value.to_string()]);
+            }
+        }
+        pacing
     }
 }
 
@@ -508,6 +529,32 @@ mod tests {
         assert!(
             voter.ends_with(" /d"),
             "the data directory comes last: {voter}"
+        );
+    }
+
+    #[test]
+    fn a_join_retries_every_second_over_rqlited_s_twelve_seconds_unless_the_user_says() {
+        let join = vec!["10.0.0.2:4002".to_string()];
+        let line = config()
+            .args(std::path::Path::new("/d"), &join, None, true)
+            .join(" ");
+        assert!(
+            line.contains("-join 10.0.0.2:4002 -join-interval 1s -join-attempts 13"),
+            "{line}"
+        );
+        let founders = vec!["10.0.0.1:4002".to_string(), "10.0.0.2:4002".to_string()];
+        let formation = config()
+            .args(std::path::Path::new("/d"), &founders, Some(2), true)
+            .join(" ");
+        assert!(!formation.contains("-join-interval"), "{formation}");
+        let mut own = config();
+        own.extra_args = vec!["-join-interval=5s".into()];
+        let line = own
+            .args(std::path::Path::new("/d"), &join, None, true)
+            .join(" ");
+        assert!(
+            line.contains("-join-attempts 13 -join-interval=5s"),
+            "the user's interval, rq4d's attempts: {line}"
         );
     }
 

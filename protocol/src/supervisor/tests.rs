@@ -395,10 +395,16 @@ fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
         sup.handle_poll(true, Some(status(true, Some("n1"), 3)), at);
         drain(sup).contains(&Action::List(Listing::Reap))
     };
-    assert!(reap_asked(&mut sup, secs(10)), "the leader looks every REAP_EVERY");
+    assert!(
+        reap_asked(&mut sup, secs(10)),
+        "the leader looks every REAP_EVERY"
+    );
     sup.handle_listing(Listing::Reap, &listing, secs(10));
     assert_eq!(drain(&mut sup), vec![], "nobody else claims an address");
-    assert!(!reap_asked(&mut sup, secs(11)), "and not again a second later");
+    assert!(
+        !reap_asked(&mut sup, secs(11)),
+        "and not again a second later"
+    );
 
     membership.raft_addrs.insert("n4:4002".into(), id("n9"));
     membership.superseded.insert(id("n4"), secs(9));

@@ -14,10 +14,11 @@ use super::{Change, Ctx, Effect, Phase, Process, RaftCluster, Reconfiguration, R
 
 /// The first `-join` attempt.
 const FIRST_JOIN_AFTER: Duration = Duration::from_millis(50);
-/// `-join-interval`.
-const JOIN_INTERVAL: Duration = Duration::from_secs(3);
-/// `-join-attempts`.
-const JOIN_ATTEMPTS: u8 = 5;
+/// `-join-interval` as rq4d starts a joining rqlited (rqlited's default is 3 s).
+const JOIN_INTERVAL: Duration = Duration::from_secs(1);
+/// `-join-attempts` as rq4d starts a joining rqlited (rqlited's default is 5): about the same
+/// 12 s of retries.
+const JOIN_ATTEMPTS: u8 = 13;
 /// A single-node cluster given `-join` exits this fast.
 const SINGLE_NODE_REFUSAL_AFTER: Duration = Duration::from_millis(30);
 /// `-bootstrap-expect-timeout`.
