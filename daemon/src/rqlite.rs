@@ -125,6 +125,18 @@ struct StoreDoc {
     #[serde(default)]
     leader: Option<LeaderDoc>,
     raft: RaftDoc,
+    /// The configuration as this node's Raft holds it (`store.nodes`), without probing anyone.
+    #[serde(default)]
+    nodes: Option<Vec<ConfiguredDoc>>,
+}
+
+/// One entry of `store.nodes`.
+#[derive(Deserialize)]
+struct ConfiguredDoc {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    addr: String,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +232,18 @@ impl Rqlite {
         Ok(response.status().is_success())
     }
 
+    /// `GET /status`'s `store.nodes`: the configuration's `(id, Raft address)` as this node's
+    /// Raft holds it. Unlike `/nodes` it probes nobody, so it answers at once whoever is dead.
+    /// `None` when the answer has no such list.
+    pub async fn configuration(&self) -> Result<Option<Vec<(String, String)>>, RqliteError> {
+        let response = self.request(reqwest::Method::GET, "/status").send().await?;
+        let doc: StatusDoc = Self::json(response).await?;
+        Ok(doc
+            .store
+            .nodes
+            .map(|nodes| nodes.into_iter().map(|n| (n.id, n.addr)).collect()))
+    }
+
     /// `GET /status`, the fields rq4d needs.
     pub async fn status(&self) -> Result<Status, RqliteError> {
         let response = self.request(reqwest::Method::GET, "/status").send().await?;
@@ -309,6 +333,28 @@ mod tests {
         let parsed: StatusDoc = serde_json::from_str(numbers).expect("parses");
         assert_eq!(parsed.store.raft.term, 7);
         assert_eq!(parsed.store.leader.map(|l| l.node_id), Some(String::new()));
+        assert!(
+            parsed.store.nodes.is_none(),
+            "no store.nodes: the probing listing decides"
+        );
+        let configured = r#"{"store":{"raft":{"state":"Follower","term":2},
+            "nodes":[{"id":"n1","addr":"10.0.0.1:4002","suffrage":"Voter"},
+                     {"id":"r1","addr":"10.0.0.9:4002","suffrage":"Nonvoter"}]}}"#;
+        let parsed: StatusDoc = serde_json::from_str(configured).expect("parses");
+        let nodes: Vec<(String, String)> = parsed
+            .store
+            .nodes
+            .expect("store.nodes")
+            .into_iter()
+            .map(|n| (n.id, n.addr))
+            .collect();
+        assert_eq!(
+            nodes,
+            vec![
+                ("n1".to_string(), "10.0.0.1:4002".to_string()),
+                ("r1".to_string(), "10.0.0.9:4002".to_string())
+            ]
+        );
     }
 
     #[test]

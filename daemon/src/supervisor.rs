@@ -441,7 +441,18 @@ impl Supervisor {
             join.iter()
                 .find_map(|raft| membership.http_addrs.get(raft).cloned())?
         };
-        let nodes = Rqlite::new(&self.config.access, &http).nodes().await.ok()?;
+        let target = Rqlite::new(&self.config.access, &http);
+        // First the configuration from `/status`, which probes nobody: `/nodes` waits up to 2 s
+        // on each dead member, and every join start asks this. Only an entry with this id at
+        // another address needs the probing listing, for the address its HTTP answers at.
+        if let Ok(Some(configured)) = target.configuration().await
+            && !configured.iter().any(|(id, addr)| {
+                id == self.config.node_id.as_str() && *addr != self.config.raft_adv
+            })
+        {
+            return None;
+        }
+        let nodes = target.nodes().await.ok()?;
         let listed = nodes
             .into_iter()
             .find(|n| n.id == self.config.node_id.as_str() && n.addr != self.config.raft_adv)?;
