@@ -162,6 +162,7 @@ impl Supervisor {
         let policy = policy::Supervisor::new(
             policy::SupervisorConfig {
                 node_id: config.node_id.clone(),
+                raft_addr: config.raft_adv.clone(),
                 reap_after: config.reap_after,
                 volatile: config.volatile,
                 read_only: config.read_only,
@@ -401,6 +402,10 @@ impl Supervisor {
             StopWhy::Rejoin { leader } => tracing::warn!(
                 "rqlited has had no leader for {:?} while {leader} leads; restarting it with -join",
                 policy::REJOIN_AFTER
+            ),
+            StopWhy::StaleAddress { listed } => tracing::warn!(
+                "the Raft configuration lists this node at {listed}, not at {}; restarting rqlited with -join so that the leader records its address",
+                self.config.raft_adv
             ),
             StopWhy::Recover => tracing::warn!(
                 "rqlited has had no leader for {:?} and every voter is live at a new address; restarting it",

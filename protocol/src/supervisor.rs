@@ -62,6 +62,8 @@ pub const REAP_EVERY: Duration = Duration::from_secs(2);
 pub struct SupervisorConfig {
     /// This node's id.
     pub node_id: NodeId,
+    /// This node's Raft address as rqlited advertises it (`-raft-adv-addr`).
+    pub raft_addr: String,
     /// Remove voters gossip has seen dead this long (`--reap-after`).
     pub reap_after: Duration,
     /// `--volatile`.
@@ -306,6 +308,46 @@ impl Supervisor {
                 }
             }
         }
+        self.mend_own_entry(nodes, now);
+    }
+
+    /// The configuration lists this node at another Raft address than the one it advertises: it
+    /// resumed at a new address without `-join` (no leader was in sight) and Raft kept the old
+    /// entry — even as leader, which it can become that way. The stale entry blocks any node
+    /// that now has that address ("found duplicate address in configuration": rqlited removes
+    /// only an entry of the joiner's own id before adding it) and sends future vote requests for
+    /// this node to the old address. A restart with `-join` to the other live voters makes the
+    /// leader re-add it at its address ("removed node … prior to rejoin with changed ID or
+    /// address"), data kept — only while those voters hold a majority without it, and not
+    /// within [`REJOIN_NOT_BEFORE`] of a start. (Chaos finding: a leader resumed at a new address
+    /// kept its old one in the configuration, and a replica that got that address could not join
+    /// for 8 minutes, to the end of the run.)
+    fn mend_own_entry(&mut self, nodes: &[Listed], now: Duration) {
+        let Some(child) = self.child else {
+            return;
+        };
+        if self.starting.is_some() || now.saturating_sub(child.started_at) < REJOIN_NOT_BEFORE {
+            return;
+        }
+        let me = &self.config.node_id;
+        let Some(listed) = nodes
+            .iter()
+            .find(|n| &n.id == me && n.addr != self.config.raft_addr)
+        else {
+            return;
+        };
+        let voters = nodes.iter().filter(|n| n.voter).count();
+        let targets: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.voter && &n.id != me && n.reachable)
+            .map(|n| n.addr.clone())
+            .collect();
+        if targets.len() * 2 <= voters {
+            return;
+        }
+        let listed = listed.addr.clone();
+        self.stop(StopWhy::StaleAddress { listed });
+        self.join(targets, child.voter, now);
     }
 
     /// One member (voter or non-voter) that gossip has seen dead for `reap_after`, if quorum

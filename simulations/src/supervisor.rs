@@ -85,6 +85,7 @@ impl Supervisor {
         let disk = &rqlite.disks[host];
         let config = policy::SupervisorConfig {
             node_id: rqlite.hosts[host].id.clone(),
+            raft_addr: rqlite.hosts[host].raft.clone(),
             reap_after,
             volatile,
             read_only,
@@ -164,7 +165,10 @@ impl Supervisor {
                     self.policy.handle_started(Ok(()), now);
                 }
                 Action::Stop(why) => {
-                    if matches!(why, StopWhy::Rejoin { .. } | StopWhy::Recover) {
+                    if matches!(
+                        why,
+                        StopWhy::Rejoin { .. } | StopWhy::Recover | StopWhy::StaleAddress { .. }
+                    ) {
                         out.push(Report::Rejoin);
                     }
                     s.rqlite.stop(s.host);

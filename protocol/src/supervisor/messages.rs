@@ -184,6 +184,12 @@ pub enum StopWhy {
         /// The Raft address of the live leader.
         leader: String,
     },
+    /// The configuration lists this node at an old Raft address (`listed`): it is restarted
+    /// with `-join`, so that the leader re-adds it at its own.
+    StaleAddress {
+        /// The address the configuration lists.
+        listed: String,
+    },
     /// Leaderless too long, every voter live at a new address: it is restarted with
     /// `peers.json`.
     Recover,

@@ -11,6 +11,7 @@ fn id(text: &str) -> NodeId {
 fn supervisor(volatile: bool) -> Supervisor {
     let config = SupervisorConfig {
         node_id: id("n1"),
+        raft_addr: "n1:4002".into(),
         reap_after: Duration::from_secs(5),
         volatile,
         read_only: false,
@@ -459,6 +460,67 @@ fn the_member_up_last_holds_an_address_and_this_node_its_own() {
     );
 }
 
+/// Chaos finding: a leader resumed at a new address without `-join` kept its old one in the
+/// configuration, and the replica that got that address could never join.
+#[test]
+fn a_node_listed_at_an_old_address_rejoins_while_the_others_hold_a_majority() {
+    let node = |n: &str, addr: &str, reachable: bool| Listed {
+        id: id(n),
+        addr: addr.into(),
+        voter: true,
+        reachable,
+    };
+    let stale = |others_reachable: [bool; 2]| {
+        vec![
+            node("n1", "old:4002", true),
+            node("n2", "n2:4002", others_reachable[0]),
+            node("n3", "n3:4002", others_reachable[1]),
+        ]
+    };
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    sup.handle_listing(Listing::Voters, &stale([true, true]), secs(10));
+    assert!(
+        !drain(&mut sup)
+            .iter()
+            .any(|a| matches!(a, Action::Stop(_) | Action::Start { .. })),
+        "not within REJOIN_NOT_BEFORE of a start"
+    );
+    sup.handle_listing(Listing::Voters, &stale([true, false]), secs(20));
+    assert!(
+        !drain(&mut sup)
+            .iter()
+            .any(|a| matches!(a, Action::Stop(_) | Action::Start { .. })),
+        "one other of three live: stopping would lose the majority"
+    );
+    let mut current = stale([true, true]);
+    current[0].addr = "n1:4002".into();
+    sup.handle_listing(Listing::Reap, &current, secs(20));
+    assert!(
+        !drain(&mut sup)
+            .iter()
+            .any(|a| matches!(a, Action::Stop(_) | Action::Start { .. })),
+        "listed at its own address: nothing to mend"
+    );
+    sup.handle_listing(Listing::Voters, &stale([true, true]), secs(20));
+    let actions = drain(&mut sup);
+    assert!(
+        actions.contains(&Action::Stop(StopWhy::StaleAddress {
+            listed: "old:4002".into()
+        })),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&Action::Start {
+            join: vec!["n2:4002".into(), "n3:4002".into()],
+            bootstrap_expect: None,
+            peers_json: Vec::new(),
+            voter: true,
+        }),
+        "{actions:?}"
+    );
+}
+
 #[test]
 fn a_voter_never_seen_in_gossip_counts_as_down_since_the_node_started() {
     let mut sup = supervisor(false);
@@ -703,6 +765,7 @@ fn a_change_of_role_waits_for_a_ready_rqlited_and_a_failed_leave_changes_nothing
 fn a_read_only_node_never_starts_as_a_voter_nor_changes_role() {
     let config = SupervisorConfig {
         node_id: id("n1"),
+        raft_addr: "n1:4002".into(),
         reap_after: Duration::from_secs(5),
         volatile: false,
         read_only: true,

@@ -335,9 +335,25 @@ impl Rqlite {
             if leader != t && (self.follows(t).is_none() || !ctx.net.connected(t, leader)) {
                 return None;
             }
-            (ctx.net.connected(host, leader) && self.commits_join(cluster, leader, host, ctx))
-                .then_some(cluster)
+            (ctx.net.connected(host, leader)
+                && !self.address_held_by_another(cluster, host)
+                && self.commits_join(cluster, leader, host, ctx))
+            .then_some(cluster)
         })
+    }
+
+    /// True when `cluster`'s configuration holds `host`'s Raft address under another id:
+    /// rqlited removes only an entry of the joiner's own id before adding it, and Raft refuses
+    /// the duplicate address ("found duplicate address in configuration"), so the join fails
+    /// until that entry goes.
+    fn address_held_by_another(&self, cluster: usize, host: usize) -> bool {
+        let id = &self.hosts[host].id;
+        let raft = &self.hosts[host].raft;
+        let c = &self.clusters[cluster];
+        c.voters
+            .iter()
+            .chain(c.non_voters.iter())
+            .any(|(vid, vaddr)| vid != id && vaddr == raft)
     }
 
     /// True when `leader` can commit `host`'s admission to `cluster`: it reaches a majority of
@@ -385,7 +401,8 @@ impl Rqlite {
 
     /// The leader adds `host` to `cluster` with its process's voter flag, by rqlite's join
     /// rules: an id and address the configuration holds (voter or not) is ignored whatever the
-    /// flag; otherwise any entry with its id or its address goes, and it is added anew.
+    /// flag; otherwise an entry with its id goes, and it is added anew (an address another id
+    /// holds was refused before: [`Rqlite::address_held_by_another`]).
     fn admit(&mut self, host: usize, cluster: usize, ctx: &Ctx) -> Vec<Effect> {
         let id = self.hosts[host].id.clone();
         let raft = self.hosts[host].raft.clone();

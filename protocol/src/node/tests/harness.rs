@@ -196,6 +196,7 @@ impl Harness {
         let now = self.now;
         let supervisor = SupervisorConfig {
             node_id: config.identity.node_id.clone(),
+            raft_addr: Self::raft_addr(i),
             reap_after: Duration::from_secs(60),
             volatile: config.volatile,
             read_only: config.read_only,
