@@ -34,9 +34,8 @@ pub use messages::{Action, Directive, Listed, Listing, Membership, Report, Statu
 /// How long a running rqlited may sit without a leader (or removed) while another node leads its
 /// cluster before it is restarted with `-join`.
 pub const REJOIN_AFTER: Duration = Duration::from_secs(10);
-/// rqlited's own join retries take up to ~12 s (13 attempts 1 s apart as rq4d starts it, rqlited's
-/// default 5 attempts 3 s apart); no rejoin restart before
-/// that has passed.
+/// rqlited's own join retries take up to ~12 s (13 attempts 1 s apart as rq4d starts it;
+/// rqlited's default is 5 attempts 3 s apart); no rejoin restart before that has passed.
 pub const REJOIN_NOT_BEFORE: Duration = Duration::from_secs(15);
 /// How often rqlited is polled once ready.
 pub const POLL_READY: Duration = Duration::from_secs(1);
