@@ -118,10 +118,14 @@ impl SupervisorConfig {
     fn join_pacing(&self) -> Vec<String> {
         let mut pacing = Vec::new();
         for (flag, value) in [("-join-interval", "1s"), ("-join-attempts", "13")] {
-            let set_by_user = self
-                .extra_args
-                .iter()
-                .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+            // Go's flag package takes `-flag` and `--flag`, each alone or with `=value`.
+            let set_by_user = self.extra_args.iter().any(|a| {
+                let a = a
+                    .strip_prefix('-')
+                    .filter(|a| a.starts_with('-'))
+                    .unwrap_or(a);
+                a == flag || a.starts_with(&format!("{flag}="))
+            });
             if !set_by_user {
                 pacing.extend([flag.to_string(), value.to_string()]);
             }
@@ -571,6 +575,14 @@ mod tests {
         assert!(
             line.contains("-join-attempts 13 -join-interval=5s"),
             "the user's interval, rq4d's attempts: {line}"
+        );
+        own.extra_args = vec!["--join-attempts".into(), "3".into()];
+        let line = own
+            .args(std::path::Path::new("/d"), &join, None, true)
+            .join(" ");
+        assert!(
+            line.contains("-join-interval 1s --join-attempts 3") && !line.contains("13"),
+            "Go's double dash counts too: {line}"
         );
     }
 
