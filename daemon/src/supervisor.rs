@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::orphan;
 use crate::process::{Child, Exit, Reaper};
+use crate::rqlite::access::GoFlags;
 use crate::rqlite::{Access, Rqlite, RqliteError};
 use crate::state::DataDir;
 
@@ -116,21 +117,12 @@ impl SupervisorConfig {
     /// moment — the address still held by a dead voter the leader is removing, a leader being
     /// elected — succeeds up to two seconds sooner. Flags the user passes after `--` win.
     fn join_pacing(&self) -> Vec<String> {
-        let mut pacing = Vec::new();
-        for (flag, value) in [("-join-interval", "1s"), ("-join-attempts", "13")] {
-            // Go's flag package takes `-flag` and `--flag`, each alone or with `=value`.
-            let set_by_user = self.extra_args.iter().any(|a| {
-                let a = a
-                    .strip_prefix('-')
-                    .filter(|a| a.starts_with('-'))
-                    .unwrap_or(a);
-                a == flag || a.starts_with(&format!("{flag}="))
-            });
-            if !set_by_user {
-                pacing.extend([flag.to_string(), value.to_string()]);
-            }
-        }
-        pacing
+        let given = GoFlags(&self.extra_args);
+        [("join-interval", "1s"), ("join-attempts", "13")]
+            .into_iter()
+            .filter(|(flag, _)| !given.given(flag))
+            .flat_map(|(flag, value)| [format!("-{flag}"), value.to_string()])
+            .collect()
     }
 }
 

@@ -322,9 +322,17 @@ fn read_password(path: &Path) -> Result<String, Refusal> {
 
 /// rqlited's arguments read as Go's `flag` package reads them (`-f v`, `-f=v`, `--f v`,
 /// booleans bare or `-f=true`), for the few flags rq4d must know.
-struct GoFlags<'a>(&'a [String]);
+pub(crate) struct GoFlags<'a>(pub(crate) &'a [String]);
 
 impl GoFlags<'_> {
+    /// True when the flag `name` is given at all, in any of Go's spellings.
+    pub(crate) fn given(&self, name: &str) -> bool {
+        self.0
+            .iter()
+            .filter_map(|a| split(a))
+            .any(|(flag, _)| flag == name)
+    }
+
     /// The value of the string flag `name`, the last one given.
     fn value(&self, name: &str) -> Option<&str> {
         let mut found = None;
