@@ -479,6 +479,18 @@ async fn wait_exit(child: &mut Option<Child>) -> Exit {
 mod tests {
     use super::*;
 
+    /// The command line of a start under `/d`, as one string.
+    fn command_line(
+        config: &SupervisorConfig,
+        join: &[String],
+        expect: Option<u16>,
+        voter: bool,
+    ) -> String {
+        config
+            .args(std::path::Path::new("/d"), join, expect, voter)
+            .join(" ")
+    }
+
     fn config() -> SupervisorConfig {
         SupervisorConfig {
             rqlited: "rqlited".into(),
@@ -527,16 +539,12 @@ mod tests {
         let mut config = config();
         config.join_as = Some("ops".into());
         let join = vec!["10.0.0.2:4002".to_string()];
-        let line = config
-            .args(std::path::Path::new("/d"), &join, None, false)
-            .join(" ");
+        let line = command_line(&config, &join, None, false);
         assert!(
             line.contains("-raft-non-voter -join-as ops -raft-election-timeout"),
             "{line}"
         );
-        let voter = config
-            .args(std::path::Path::new("/d"), &join, None, true)
-            .join(" ");
+        let voter = command_line(&config, &join, None, true);
         assert!(!voter.contains("-raft-non-voter"), "{voter}");
         assert!(
             voter.ends_with(" /d"),
@@ -547,31 +555,23 @@ mod tests {
     #[test]
     fn a_join_retries_every_second_over_rqlited_s_twelve_seconds_unless_the_user_says() {
         let join = vec!["10.0.0.2:4002".to_string()];
-        let line = config()
-            .args(std::path::Path::new("/d"), &join, None, true)
-            .join(" ");
+        let line = command_line(&config(), &join, None, true);
         assert!(
             line.contains("-join 10.0.0.2:4002 -join-interval 1s -join-attempts 13"),
             "{line}"
         );
         let founders = vec!["10.0.0.1:4002".to_string(), "10.0.0.2:4002".to_string()];
-        let formation = config()
-            .args(std::path::Path::new("/d"), &founders, Some(2), true)
-            .join(" ");
+        let formation = command_line(&config(), &founders, Some(2), true);
         assert!(!formation.contains("-join-interval"), "{formation}");
         let mut own = config();
         own.extra_args = vec!["-join-interval=5s".into()];
-        let line = own
-            .args(std::path::Path::new("/d"), &join, None, true)
-            .join(" ");
+        let line = command_line(&own, &join, None, true);
         assert!(
             line.contains("-join-attempts 13 -join-interval=5s"),
             "the user's interval, rq4d's attempts: {line}"
         );
         own.extra_args = vec!["--join-attempts".into(), "3".into()];
-        let line = own
-            .args(std::path::Path::new("/d"), &join, None, true)
-            .join(" ");
+        let line = command_line(&own, &join, None, true);
         assert!(
             line.contains("-join-interval 1s --join-attempts 3") && !line.contains("13"),
             "Go's double dash counts too: {line}"
