@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rq4d_protocol::NodeId;
 use rq4d_protocol::supervisor::{
-    self as policy, Action, Directive, Listed, Membership, Report, StopWhy,
+    self as policy, Action, Directive, Listed, Membership, Removal, Report, StopWhy,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -297,6 +297,7 @@ impl Supervisor {
                                     addr: n.addr.clone(),
                                     voter: n.voter,
                                     reachable: n.reachable,
+                                    api_addr: n.api_addr.clone(),
                                 })
                             })
                             .collect();
@@ -305,21 +306,13 @@ impl Supervisor {
                     }
                     Err(error) => tracing::debug!(%error, ?listing, "cannot list rqlite nodes"),
                 },
-                Action::Remove(victim) => {
-                    tracing::warn!(
-                        node = %victim,
-                        "removing a voter that gossip sees dead (for over {:?}, or its address now belongs to another node)",
-                        self.config.reap_after
-                    );
-                    let removed = match self.client.remove(victim.as_str()).await {
-                        Ok(()) => true,
-                        Err(error) => {
-                            tracing::warn!(node = %victim, %error, "removal failed");
-                            false
-                        }
-                    };
+                Action::Remove {
+                    id: victim,
+                    unless_answering_at,
+                } => {
+                    let removal = self.remove(&victim, unless_answering_at).await;
                     let now = self.now();
-                    self.policy.handle_removed(victim, removed, now);
+                    self.policy.handle_removed(victim, removal, now);
                 }
                 Action::Leave => {
                     let me = self.config.node_id.clone();
@@ -336,6 +329,37 @@ impl Supervisor {
                 Action::Report(report) => {
                     let _ = self.reports.send(report).await;
                 }
+            }
+        }
+    }
+
+    /// Removes `victim` from the configuration, unless the rqlited at `unless_answering_at`
+    /// answers `/status` as `victim`: then gossip's claim that another node holds its address
+    /// is false (a stranger's, without a key) or stale, and the member lives.
+    async fn remove(&self, victim: &NodeId, unless_answering_at: Option<String>) -> Removal {
+        if let Some(api) = unless_answering_at {
+            let answer = Rqlite::at(&self.config.access, api.clone()).status().await;
+            if let Ok(status) = answer
+                && status.node_id == victim.as_str()
+            {
+                tracing::warn!(
+                    node = %victim,
+                    at = %api,
+                    "gossip says another node holds this member's Raft address, but it answers there as itself; not removing it"
+                );
+                return Removal::AnsweredThere;
+            }
+        }
+        tracing::warn!(
+            node = %victim,
+            "removing a member that gossip sees dead (for over {:?}, or its address now belongs to another node)",
+            self.config.reap_after
+        );
+        match self.client.remove(victim.as_str()).await {
+            Ok(()) => Removal::Removed,
+            Err(error) => {
+                tracing::warn!(node = %victim, %error, "removal failed");
+                Removal::Failed
             }
         }
     }

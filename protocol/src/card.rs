@@ -51,6 +51,10 @@ impl std::fmt::Debug for ClusterId {
 pub struct ViewDigest(#[serde(with = "crate::hex64")] pub u64);
 
 impl ViewDigest {
+    /// The digest of no members: what the card of a node with data carries, since it takes no
+    /// part in the bootstrap agreement (see `Node::publish_view`).
+    pub const NONE: Self = Self(0);
+
     /// The digest of a set of node ids (order does not matter; each id must appear once).
     pub fn of<'a>(ids: impl IntoIterator<Item = &'a NodeId>) -> Self {
         ids.into_iter()

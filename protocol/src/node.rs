@@ -92,6 +92,9 @@ pub struct Node {
     /// How many of `members` are alive (kept with it: counting on every membership event made
     /// filling a large membership quadratic per node).
     live: usize,
+    /// The digest of the live membership, kept current on every membership event. The card
+    /// carries it only while the node is empty (see [`Node::publish_view`]).
+    live_view: ViewDigest,
     view_changed_at: Duration,
     started_at: Duration,
     decision: Decision,
@@ -121,6 +124,7 @@ impl Node {
     /// [`Node::poll_timeout`]).
     pub fn new(config: NodeConfig, now: Duration) -> Self {
         let identity = config.identity.clone();
+        let identity_id = identity.node_id.clone();
         let me = Card {
             node_id: identity.node_id.clone(),
             generation: identity.generation,
@@ -135,7 +139,11 @@ impl Node {
             agreement: Agreement::None,
             cluster_id: config.cluster_id,
             formation: config.formation.filter(|_| config.cluster_id.is_some()),
-            view: ViewDigest::of([&identity.node_id]),
+            view: if config.db.has_data() {
+                ViewDigest::NONE
+            } else {
+                ViewDigest::of([&identity.node_id])
+            },
             keys: config
                 .keyring
                 .as_ref()
@@ -160,6 +168,7 @@ impl Node {
             cards: CardTable::default(),
             members: BTreeMap::new(),
             live: 0,
+            live_view: ViewDigest::of([&identity_id]),
             view_changed_at: now,
             started_at: now,
             decision: Decision::Wait(Waiting::Starting),
@@ -342,6 +351,7 @@ impl Node {
         self.now = now;
         if self.me.db != db {
             self.me.db = db;
+            self.publish_view();
             self.card_changed(true);
         }
         self.adopt_founders();
@@ -382,6 +392,7 @@ impl Node {
         self.me.cluster_id = None;
         self.me.formation = None;
         self.me.agreement = Agreement::None;
+        self.publish_view();
         self.card_changed(true);
         self.reevaluate(now);
     }

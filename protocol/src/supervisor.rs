@@ -18,7 +18,7 @@
 //! [`Supervisor::handle_exit`]; and it carries out the actions in the order they come (a `Stop`
 //! is complete before the `Start` after it).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::card::{ClusterId, DbState, Running};
@@ -29,7 +29,9 @@ use crate::stored::Stored;
 
 mod messages;
 
-pub use messages::{Action, Directive, Listed, Listing, Membership, Report, Status, StopWhy};
+pub use messages::{
+    Action, Directive, Listed, Listing, Membership, Removal, Report, Status, StopWhy,
+};
 
 /// How long a running rqlited may sit without a leader (or removed) while another node leads its
 /// cluster before it is restarted with `-join`.
@@ -51,6 +53,9 @@ pub const STABLE_RUN: Duration = Duration::from_secs(60);
 /// How long a removal may take to show in `/nodes` before the reaper looks again (the removed
 /// node may have come back and rejoined, and then it is listed again for good reason).
 pub const PENDING_REMOVAL_FOR: Duration = Duration::from_secs(10);
+/// How long a member that answered at its own address as itself ([`Removal::AnsweredThere`])
+/// is not removed on another member's claim of that address again.
+pub const ANSWERED_HOLDS: Duration = Duration::from_secs(10);
 /// How often a healthy rqlited's voters are recorded (and whenever their count changes).
 pub const VOTERS_EVERY: Duration = Duration::from_secs(5);
 /// How often the leader's supervisor looks for a dead voter to remove.
@@ -107,6 +112,9 @@ pub struct Supervisor {
     db: DbState,
     ready: bool,
     pending_removal: Option<(NodeId, Duration)>,
+    /// Members that answered at their own address as themselves, and when: another member's
+    /// claim of that address is false (or stale) while [`ANSWERED_HOLDS`] runs.
+    answered_there: BTreeMap<NodeId, Duration>,
     last_reap: Duration,
     /// A member was newly superseded at its address: look for a removal at the next poll.
     reap_soon: bool,
@@ -139,6 +147,7 @@ impl Supervisor {
             next_start: now,
             ready: false,
             pending_removal: None,
+            answered_there: BTreeMap::new(),
             last_reap: now,
             reap_soon: false,
             last_voters_check: None,
@@ -302,8 +311,8 @@ impl Supervisor {
                 }
             }
             Listing::Reap => {
-                if let Some(victim) = self.pick_removal(nodes, now) {
-                    self.actions.push_back(Action::Remove(victim));
+                if let Some(removal) = self.pick_removal(nodes, now) {
+                    self.actions.push_back(removal);
                 }
             }
         }
@@ -353,8 +362,9 @@ impl Supervisor {
     /// allows: the longest dead first, or at once one whose Raft address a live member with
     /// another id advertises. One at a time: the last removal must show in `/nodes` first (or
     /// `PENDING_REMOVAL_FOR` pass). Never one that the leader's rqlited reaches: see
-    /// [`crate::reaper`].
-    fn pick_removal(&mut self, nodes: &[Listed], now: Duration) -> Option<NodeId> {
+    /// [`crate::reaper`] — unless another member claims its address, and then only if the node
+    /// there does not answer as it (the [`Action::Remove`] names where to ask).
+    fn pick_removal(&mut self, nodes: &[Listed], now: Duration) -> Option<Action> {
         if let Some((pending, since)) = &self.pending_removal
             && now.saturating_sub(*since) < PENDING_REMOVAL_FOR
             && nodes.iter().any(|n| &n.id == pending)
@@ -362,14 +372,17 @@ impl Supervisor {
             return None;
         }
         self.pending_removal = None;
+        self.answered_there
+            .retain(|_, at| now.saturating_sub(*at) < ANSWERED_HOLDS);
         let members: Vec<Member> = nodes
             .iter()
             .map(|n| {
-                let address_taken = self
-                    .membership
-                    .raft_addrs
-                    .get(&n.addr)
-                    .is_some_and(|holder| *holder != n.id);
+                let address_taken = !self.answered_there.contains_key(&n.id)
+                    && self
+                        .membership
+                        .raft_addrs
+                        .get(&n.addr)
+                        .is_some_and(|holder| *holder != n.id);
                 // Reached by the leader's rqlited: alive, whatever gossip last heard. (Not when
                 // another node holds its address: that one answers in its place.)
                 let down_since = if n.id == self.config.node_id || (n.reachable && !address_taken) {
@@ -392,14 +405,32 @@ impl Supervisor {
                 }
             })
             .collect();
-        reaper::pick_removal(&members, now, self.config.reap_after)
+        let id = reaper::pick_removal(&members, now, self.config.reap_after)?;
+        // A claim of its address is gossip's word, and gossip may lie (without a key anybody
+        // can gossip). Whoever the leader's rqlited reached at that address says who it is.
+        let unless_answering_at = nodes
+            .iter()
+            .find(|n| n.id == id)
+            .filter(|n| n.reachable && !n.api_addr.is_empty())
+            .filter(|n| members.iter().any(|m| m.id == n.id && m.address_taken))
+            .map(|n| n.api_addr.clone());
+        Some(Action::Remove {
+            id,
+            unless_answering_at,
+        })
     }
 
     /// The answer to [`Action::Remove`].
-    pub fn handle_removed(&mut self, id: NodeId, removed: bool, now: Duration) {
-        if removed {
-            self.pending_removal = Some((id.clone(), now));
-            self.report(Report::Removed(id));
+    pub fn handle_removed(&mut self, id: NodeId, removal: Removal, now: Duration) {
+        match removal {
+            Removal::Removed => {
+                self.pending_removal = Some((id.clone(), now));
+                self.report(Report::Removed(id));
+            }
+            Removal::Failed => {}
+            Removal::AnsweredThere => {
+                self.answered_there.insert(id, now);
+            }
         }
     }
 

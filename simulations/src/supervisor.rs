@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rq4d_protocol::supervisor::{self as policy, Action, Directive, Listed, Membership, StopWhy};
+use rq4d_protocol::supervisor::{
+    self as policy, Action, Directive, Listed, Membership, Removal, StopWhy,
+};
 use rq4d_protocol::{DbState, NodeId};
 
 use crate::rqlite::{Change, Ctx, Effect, Reconfiguration, Rqlite};
@@ -182,14 +184,29 @@ impl Supervisor {
                     let nodes = listed(s.rqlite, s.host, &s.ctx);
                     self.policy.handle_listing(listing, &nodes, now);
                 }
-                Action::Remove(victim) => {
+                Action::Remove {
+                    id: victim,
+                    unless_answering_at,
+                } => {
+                    let answering = unless_answering_at
+                        .as_deref()
+                        .and_then(|api| answering_at(s.rqlite, s.host, api, &s.ctx));
+                    if answering.as_ref() == Some(&victim) {
+                        self.policy
+                            .handle_removed(victim, Removal::AnsweredThere, now);
+                        continue;
+                    }
                     let change = s.rqlite.disks[s.host].cluster.and_then(|cluster| {
                         s.rqlite
                             .remove_as(cluster, &victim, Change::Removed, &s.ctx)
                     });
-                    let removed = change.is_some();
+                    let removal = if change.is_some() {
+                        Removal::Removed
+                    } else {
+                        Removal::Failed
+                    };
                     out.extend(change.map(Report::Reconfigured));
-                    self.policy.handle_removed(victim, removed, now);
+                    self.policy.handle_removed(victim, removal, now);
                 }
                 Action::Leave => {
                     // Through this node's own rqlited, which passes it to the leader: fails
@@ -232,10 +249,33 @@ fn listed(rqlite: &Rqlite, host: usize, ctx: &Ctx) -> Vec<Listed> {
             id: id.clone(),
             addr: addr.clone(),
             voter,
-            reachable: ctx
-                .addresses
-                .host_of_raft(addr)
-                .is_some_and(|at| rqlite.procs[at].is_some() && ctx.net.connected(host, at)),
+            reachable: reached(rqlite, host, addr, ctx).is_some(),
+            api_addr: reached(rqlite, host, addr, ctx)
+                .map(|at| format!("http://{}", http_of(&rqlite.hosts[at].raft)))
+                .unwrap_or_default(),
         })
         .collect()
+}
+
+/// The host whose rqlited `host`'s reaches at Raft address `raft`: one runs there, and the
+/// network joins the two both ways (rqlited's check is a request and its answer).
+fn reached(rqlite: &Rqlite, host: usize, raft: &str, ctx: &Ctx) -> Option<usize> {
+    ctx.addresses
+        .host_of_raft(raft)
+        .filter(|&at| rqlite.procs[at].is_some() && ctx.net.connected(host, at))
+}
+
+/// A host's HTTP address from its Raft address: the world gives every host `ip:4001` beside
+/// `ip:4002`.
+fn http_of(raft: &str) -> String {
+    let ip = raft.rsplit_once(':').map_or(raft, |(ip, _)| ip);
+    format!("{ip}:4001")
+}
+
+/// Who answers `/status` at HTTP address `api` (a URL) for `host`: the id of the rqlited
+/// running on the host holding that IP, when the network joins the two.
+fn answering_at(rqlite: &Rqlite, host: usize, api: &str, ctx: &Ctx) -> Option<NodeId> {
+    let addr = api.strip_prefix("http://").unwrap_or(api).parse().ok()?;
+    let at = ctx.addresses.host_of(addr)?;
+    (rqlite.procs[at].is_some() && ctx.net.connected(host, at)).then(|| rqlite.hosts[at].id.clone())
 }

@@ -161,6 +161,9 @@ pub struct Listed {
     /// The leader's rqlited reached it just now (`/nodes` contacts every member): Raft's own
     /// word that it is alive, which can be ahead of gossip's (see [`crate::reaper`]).
     pub reachable: bool,
+    /// The HTTP API address that the node rqlited reached at `addr` gave (`api_addr`, a URL):
+    /// where whoever holds `addr` now answers. Empty when unreachable or not told.
+    pub api_addr: String,
 }
 
 /// Why a listing of rqlited's members was asked for.
@@ -236,11 +239,29 @@ pub enum Action {
     Persist(Stored),
     /// Ask rqlited for its members (`/nodes`); answer with [`Supervisor::handle_listing`].
     List(Listing),
-    /// Ask rqlited to remove this voter (`/remove`); answer with
+    /// Ask rqlited to remove this member (`/remove`); answer with
     /// [`Supervisor::handle_removed`].
-    Remove(NodeId),
+    Remove {
+        /// Whom.
+        id: NodeId,
+        /// First ask the rqlited at this HTTP address (`/status`) who it is, and remove
+        /// nobody if it answers as `id`: the member still lives at its address, whatever
+        /// gossip claimed (see [`crate::supervisor`], "A claim's second witness").
+        unless_answering_at: Option<String>,
+    },
     /// Pass this on to the node.
     Report(Report),
+}
+
+/// How an [`Action::Remove`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// rqlited removed the member.
+    Removed,
+    /// rqlited could not (no leader, an error): the reaper looks again later.
+    Failed,
+    /// The rqlited at the address asked answered as the member itself: nothing was removed.
+    AnsweredThere,
 }
 
 /// What the supervisor tells the node (and its observers).

@@ -19,6 +19,14 @@ fn supervisor(volatile: bool) -> Supervisor {
     Supervisor::new(config, Stored::default(), false, T0)
 }
 
+/// The removal of `n`, asking nobody first.
+fn remove(n: &str) -> Action {
+    Action::Remove {
+        id: id(n),
+        unless_answering_at: None,
+    }
+}
+
 fn directive(decision: Decision) -> Directive {
     Directive {
         decision,
@@ -297,6 +305,7 @@ fn listed(ids: &[&str]) -> Vec<Listed> {
             voter: true,
             // Dead ones in these tests are unreachable, as they would be to rqlited.
             reachable: false,
+            api_addr: String::new(),
         })
         .collect()
 }
@@ -325,10 +334,10 @@ fn the_leader_removes_one_dead_voter_at_a_time_and_waits_for_it_to_show() {
     sup.handle_listing(Listing::Reap, &five, secs(10));
     assert_eq!(
         drain(&mut sup),
-        vec![Action::Remove(id("n4"))],
+        vec![remove("n4")],
         "the longest dead first"
     );
-    sup.handle_removed(id("n4"), true, secs(10));
+    sup.handle_removed(id("n4"), Removal::Removed, secs(10));
     assert_eq!(
         drain(&mut sup),
         vec![Action::Report(Report::Removed(id("n4")))]
@@ -337,7 +346,7 @@ fn the_leader_removes_one_dead_voter_at_a_time_and_waits_for_it_to_show() {
     sup.handle_listing(Listing::Reap, &five, secs(12));
     assert_eq!(drain(&mut sup), vec![]);
     sup.handle_listing(Listing::Reap, &listed(&["n1", "n2", "n3", "n5"]), secs(14));
-    assert_eq!(drain(&mut sup), vec![Action::Remove(id("n5"))]);
+    assert_eq!(drain(&mut sup), vec![remove("n5")]);
 }
 
 /// Right after a partition heals Raft hears from the far side before gossip does: a voter that
@@ -362,24 +371,23 @@ fn a_voter_the_leaders_rqlited_reaches_is_never_removed_on_gossips_word() {
     sup.handle_listing(Listing::Reap, &four, secs(60));
     assert_eq!(
         drain(&mut sup),
-        vec![Action::Remove(id("n4"))],
+        vec![remove("n4")],
         "the one rqlited cannot reach goes"
     );
-    sup.handle_removed(id("n4"), false, secs(60));
+    sup.handle_removed(id("n4"), Removal::Failed, secs(60));
     drain(&mut sup);
     // n3's address now belongs to n9: what answers there is not n3.
     membership.raft_addrs.insert("n3:4002".into(), id("n9"));
     sup.set_membership(membership);
     sup.handle_listing(Listing::Reap, &four[..3], secs(61));
-    assert_eq!(drain(&mut sup), vec![Action::Remove(id("n3"))]);
+    assert_eq!(drain(&mut sup), vec![remove("n3")]);
 }
 
-/// Docker hands a killed container's address to the next one at once: the old voter is still
-/// alive in gossip (its suspicion has not run out) while the new member, up since, advertises
-/// its address and cannot join until it is gone. It goes at once; the new member, and a live
-/// voter whose address nobody else claims, stay.
-#[test]
-fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
+/// The leader `n1` of voters `n2`–`n4`, all alive in gossip with `n9`, which (from `claim` on)
+/// advertises `n4`'s Raft address, up since 9 s; rqlited reaches every listed address, and
+/// each gave its HTTP address `http://<id>:4001`. Returns the supervisor, its listing and the
+/// membership, so that a test can add the claim.
+fn claimed_address() -> (Supervisor, Vec<Listed>, Membership) {
     let mut sup = supervisor(false);
     started(&mut sup, join(), T0);
     let mut membership = Membership::default();
@@ -389,13 +397,26 @@ fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
     sup.set_membership(membership.clone());
     let mut listing = listed(&["n1", "n2", "n3", "n4"]);
     for n in &mut listing {
-        // rqlited reaches n4's address: n9 answers there.
         n.reachable = true;
+        n.api_addr = format!("http://{}:4001", n.id);
     }
-    let reap_asked = |sup: &mut Supervisor, at| {
-        sup.handle_poll(true, Some(status(true, Some("n1"), 3)), at);
-        drain(sup).contains(&Action::List(Listing::Reap))
-    };
+    (sup, listing, membership)
+}
+
+/// The leader polls at `at`: did it ask for a listing to reap from?
+fn reap_asked(sup: &mut Supervisor, at: Duration) -> bool {
+    sup.handle_poll(true, Some(status(true, Some("n1"), 3)), at);
+    drain(sup).contains(&Action::List(Listing::Reap))
+}
+
+/// Docker hands a killed container's address to the next one at once: the old voter is still
+/// alive in gossip (its suspicion has not run out) while the new member, up since, advertises
+/// its address and cannot join until it is gone. It goes at once — unless it answers at its
+/// address as itself (the driver asks first); the new member, and a live voter whose address
+/// nobody else claims, stay.
+#[test]
+fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
+    let (mut sup, listing, mut membership) = claimed_address();
     assert!(
         reap_asked(&mut sup, secs(10)),
         "the leader looks every REAP_EVERY"
@@ -417,8 +438,58 @@ fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
     sup.handle_listing(Listing::Reap, &listing, secs(11));
     assert_eq!(
         drain(&mut sup),
-        vec![Action::Remove(id("n4"))],
-        "the stale claim goes without waiting for gossip's verdict"
+        vec![Action::Remove {
+            id: id("n4"),
+            unless_answering_at: Some("http://n4:4001".into()),
+        }],
+        "the stale claim goes without waiting for gossip's verdict, unless n4 answers there"
+    );
+    sup.handle_removed(id("n4"), Removal::Removed, secs(11));
+    assert_eq!(
+        drain(&mut sup),
+        vec![Action::Report(Report::Removed(id("n4")))],
+        "n9 answered there: n4 was removed"
+    );
+}
+
+/// The other side of the same rule: without a key anybody can gossip, and a stranger's card
+/// that claims a live voter's Raft address made the leader remove it at once. Now the voter
+/// answers at its address as itself, and stays while gossip's claim stands; the reaper asks
+/// again only after `ANSWERED_HOLDS`.
+#[test]
+fn a_voter_that_answers_at_its_address_as_itself_stays_whatever_gossip_claims() {
+    let (mut sup, listing, mut membership) = claimed_address();
+    membership.raft_addrs.insert("n4:4002".into(), id("n9"));
+    membership.superseded.insert(id("n4"), secs(9));
+    sup.set_membership(membership);
+    assert!(reap_asked(&mut sup, secs(10)));
+    sup.handle_listing(Listing::Reap, &listing, secs(10));
+    let asked = Action::Remove {
+        id: id("n4"),
+        unless_answering_at: Some("http://n4:4001".into()),
+    };
+    assert_eq!(drain(&mut sup), vec![asked.clone()]);
+    sup.handle_removed(id("n4"), Removal::AnsweredThere, secs(10));
+    assert_eq!(drain(&mut sup), vec![], "nothing removed, nothing reported");
+
+    let mut at = secs(10);
+    let mut asked_again = None;
+    while asked_again.is_none() && at < secs(30) {
+        at += Duration::from_secs(1);
+        if reap_asked(&mut sup, at) {
+            sup.handle_listing(Listing::Reap, &listing, at);
+            let actions = drain(&mut sup);
+            if at < secs(10) + ANSWERED_HOLDS {
+                assert_eq!(actions, vec![], "at {:?} after the answer", at - secs(10));
+            } else if actions == vec![asked.clone()] {
+                asked_again = Some(at - secs(10));
+            }
+        }
+    }
+    assert_eq!(
+        asked_again,
+        Some(ANSWERED_HOLDS),
+        "asked again at the first look once ANSWERED_HOLDS has run"
     );
 }
 
@@ -469,6 +540,7 @@ fn a_node_listed_at_an_old_address_rejoins_while_the_others_hold_a_majority() {
         addr: addr.into(),
         voter: true,
         reachable,
+        api_addr: String::new(),
     };
     let stale = |others_reachable: [bool; 2]| {
         vec![
@@ -533,7 +605,7 @@ fn a_voter_never_seen_in_gossip_counts_as_down_since_the_node_started() {
         "not yet reap-after since the start"
     );
     sup.handle_listing(Listing::Reap, &three, secs(5));
-    assert_eq!(drain(&mut sup), vec![Action::Remove(id("ghost"))]);
+    assert_eq!(drain(&mut sup), vec![remove("ghost")]);
 }
 
 #[test]
@@ -596,12 +668,14 @@ fn the_voters_the_node_adopted_are_persisted_when_none_are_stored_and_never_over
             addr: "10.0.0.1:4002".into(),
             voter: true,
             reachable: true,
+            api_addr: String::new(),
         },
         Listed {
             id: id("n3"),
             addr: "10.0.0.3:4002".into(),
             voter: true,
             reachable: true,
+            api_addr: String::new(),
         },
     ];
     sup.handle_listing(Listing::Voters, &listed, secs(2));
@@ -795,7 +869,8 @@ fn the_leader_reaps_a_dead_non_voter_even_without_a_quorum_to_spare() {
         addr: "10.0.0.9:4002".into(),
         voter: false,
         reachable: false,
+        api_addr: String::new(),
     });
     sup.handle_listing(Listing::Reap, &nodes, secs(10));
-    assert_eq!(drain(&mut sup), vec![Action::Remove(id("r1"))]);
+    assert_eq!(drain(&mut sup), vec![remove("r1")]);
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::card::CardMessage;
+use crate::stored::Stored;
 
 /// Three nodes formed, then left alone for 30 s so that the formation's own pushes are over.
 fn settled_three() -> Harness {
@@ -105,4 +106,85 @@ fn a_card_a_node_lacks_is_drawn_by_the_first_tally_that_differs() {
         describe(&log)
     );
     assert_eq!(tally_of(&harness, 2), before, "the tallies agree again");
+}
+
+/// Before nodes with data stopped publishing their view, every death changed every survivor's
+/// card by its view digest alone; at 1 000 nodes the tallies then differed for minutes.
+#[test]
+fn a_running_cluster_changes_no_card_for_a_death_alone() {
+    let mut harness = settled_three();
+    let leader = harness.nodes[0]
+        .as_ref()
+        .and_then(|node| node.card().db.running())
+        .and_then(|running| running.leader.clone())
+        .expect("formed with a leader");
+    let dead = (0..3)
+        .find(|&i| harness.ids[i] != leader)
+        .expect("a follower");
+    let watchers: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+    let card_of =
+        |harness: &Harness, i: usize| harness.nodes[i].as_ref().expect("started").card().clone();
+    let mut last: Vec<Card> = watchers.iter().map(|&i| card_of(&harness, i)).collect();
+    for card in &last {
+        assert_eq!(
+            card.view,
+            ViewDigest::NONE,
+            "a node with data publishes no view:\n{}",
+            harness.report()
+        );
+    }
+    let dead_id = harness.ids[dead].clone();
+    harness.crash(dead);
+    // Until both survivors have seen the death, and 5 s more: every change of a survivor's
+    // card must change something besides its version and view (the model's rqlited reports
+    // one voter fewer at once, a real change).
+    let mut seen_at = None;
+    let deadline = harness.now + Duration::from_secs(30);
+    while seen_at.is_none_or(|at| harness.now < at + Duration::from_secs(5)) {
+        assert!(
+            harness.now < deadline,
+            "the death was not seen:\n{}",
+            harness.report()
+        );
+        assert!(harness.step(), "the queue ran dry:\n{}", harness.report());
+        for (k, &i) in watchers.iter().enumerate() {
+            let card = card_of(&harness, i);
+            assert!(
+                card.version == last[k].version || !card.same_state(&last[k]),
+                "node {i}'s card changed by its version alone:\n  before {:?}\n  after  {:?}",
+                last[k],
+                card
+            );
+            last[k] = card;
+        }
+        let seen = watchers.iter().all(|&i| {
+            harness.nodes[i]
+                .as_ref()
+                .and_then(|node| node.members().get(&dead_id))
+                .is_some_and(|member| !member.alive)
+        });
+        if seen && seen_at.is_none() {
+            seen_at = Some(harness.now);
+        }
+    }
+}
+
+#[test]
+fn an_empty_node_publishes_the_view_it_sees() {
+    let mut harness = Harness::new(3);
+    harness.expect = 4; // never enough to form: every node stays empty
+    for i in 0..3 {
+        let config = harness.config(i);
+        harness.start_on(i, config, Stored::default(), false);
+    }
+    harness.run_until(Duration::from_secs(10));
+    let everyone = ViewDigest::of(harness.ids.iter());
+    for i in 0..3 {
+        assert_eq!(
+            harness.nodes[i].as_ref().expect("started").card().view,
+            everyone,
+            "node {i} publishes the live view of all three:\n{}",
+            harness.report()
+        );
+    }
 }

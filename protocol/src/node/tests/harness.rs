@@ -17,7 +17,7 @@ use crate::card::Running;
 use crate::seal::Keyring;
 use crate::stored::Stored;
 use crate::supervisor::{
-    Action, Directive, Listed, Membership, Report, Status, Supervisor, SupervisorConfig,
+    Action, Directive, Listed, Membership, Removal, Report, Status, Supervisor, SupervisorConfig,
 };
 
 pub(super) const LATENCY: Duration = Duration::from_millis(1);
@@ -337,9 +337,25 @@ impl Harness {
                     supervisor.handle_listing(listing, &listed, now);
                 }
             }
-            Action::Remove(id) => {
+            Action::Remove {
+                id,
+                unless_answering_at,
+            } => {
+                // Every slot keeps its address: the rqlited at one answers as that slot's id.
+                let answers = unless_answering_at.is_some_and(|api| {
+                    (0..self.ids.len()).any(|j| {
+                        self.ids[j] == id
+                            && self.rqlited[j] != Rqlited::Off
+                            && api == format!("http://10.0.0.{}:4001", j + 1)
+                    })
+                });
+                let removal = if answers {
+                    Removal::AnsweredThere
+                } else {
+                    Removal::Removed
+                };
                 if let Some(supervisor) = self.supervisors[i].as_mut() {
-                    supervisor.handle_removed(id, true, now);
+                    supervisor.handle_removed(id, removal, now);
                 }
             }
             // The harness's nodes all vote (no cap, none read-only): no role ever changes.
@@ -490,6 +506,7 @@ impl Harness {
                 voter: true,
                 // Only members that follow the leader are listed: they answer.
                 reachable: true,
+                api_addr: format!("http://10.0.0.{}:4001", j + 1),
             })
             .collect()
     }
