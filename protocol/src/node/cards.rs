@@ -20,6 +20,7 @@ impl Node {
         match CardMessage::decode(payload)? {
             CardMessage::Push { cards } => {
                 let mut news = Vec::new();
+                let mut evaluate = false;
                 let mut duplicate = false;
                 let mut refused = None;
                 let bounds = Bounds::at(self.wall());
@@ -53,21 +54,27 @@ impl Node {
                         // address: two processes of one id).
                         continue;
                     }
-                    let significant = self
-                        .cards
-                        .get(&card.node_id)
-                        .is_none_or(|held| !held.same_state(&card));
+                    let held = self.cards.get(&card.node_id);
+                    let significant = held.is_none_or(|held| !held.same_state(&card));
+                    // A view alone matters to an empty node: its bootstrap agreement waits for
+                    // every card to show the view it sees. (Not relayed: see `view_changed`.)
+                    let view_news =
+                        !self.me.db.has_data() && held.is_some_and(|held| held.view != card.view);
                     if self.cards.merge(card.clone()) {
                         self.dirty = true;
+                        evaluate |= significant || view_news;
                         if significant {
                             news.push(card);
                         }
                     }
                 }
-                if !news.is_empty() {
-                    // A real change (agreement, database state) is rare and may be what a
-                    // decision waits for: evaluate now, not at the next tick.
+                if evaluate {
+                    // A real change (agreement, database state, an empty node's view) is rare
+                    // and may be what a decision waits for: evaluate now, not at the next tick
+                    // (a tick's wait a round of the agreement).
                     self.reevaluate(now);
+                }
+                if !news.is_empty() {
                     let targets = self.random_live(self.config.relay_fanout, Some(from));
                     for to in targets {
                         self.send_cards(to, news.iter());

@@ -96,6 +96,22 @@ fn all_started_together_found_one_cluster_seeded_by_the_smallest_id() {
     }
 }
 
+/// The agreement moves on every card that changes what it waits for (a member's view, a
+/// proposal, an acknowledgement), not on the next tick: with the tick an hour long, nodes
+/// started together still form within their settle period and a few deliveries. (A view-only
+/// change of a card waited for the tick, up to 250 ms a round of the agreement.)
+#[test]
+fn the_agreement_waits_for_no_tick() {
+    for n in SIZES {
+        let order: Vec<usize> = (0..n).collect();
+        let mut harness = start_in_order(n, &order, Duration::ZERO);
+        harness.tick = Some(Duration::from_secs(3600));
+        harness.settle = Duration::ZERO; // the daemon's default
+        harness.run_until_formed(Duration::from_secs(60));
+        harness.assert_one_formation_seeded_by_the_smallest_id();
+    }
+}
+
 #[test]
 fn every_founder_knows_all_founders_and_records_them_as_its_voters_once_formed() {
     for n in SIZES {

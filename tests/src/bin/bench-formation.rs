@@ -6,13 +6,15 @@
 //! ```
 //!
 //! For each N: N rq4d processes started at once on their own loopback addresses; the time from
-//! the first spawn until every node's rqlited answers `/readyz` with 200. Beside it, rqlited's own
+//! the first spawn until every node's rqlited answers `/readyz` with 200, and rq4d's own part of
+//! it: from the first spawn until the last node started its rqlited (from each node's log), the
+//! gossip and the bootstrap agreement. Beside it, rqlited's own
 //! auto-clustering: N rqlited started at once with `-bootstrap-expect N` and a static `-join`
 //! list of all of them, timed the same way. rqlited is `$RQLITED` when set; otherwise the test
 //! double, whose timings imitate rqlited's but are not rqlited's — the table says which ran.
 //! Then the idle RSS and CPU of one rq4d process of a formed 3-node cluster.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rq4d_tests::cluster::{Cluster, child_pids, fresh_ip};
 use rq4d_tests::{NodeSpec, Rqlited, TempDir, http_get, rqlited_binary, wait_until};
@@ -66,10 +68,17 @@ fn ready(http: &str) -> Result<(), String> {
     }
 }
 
+/// One rq4d formation: until every rqlited is ready, and until the last rqlited was started.
+struct Formed {
+    ready: Duration,
+    started: Duration,
+}
+
 /// rq4d: spawn N at once, time until every rqlited is ready.
-fn rq4d_run(n: usize, args: &[String]) -> Result<Duration, String> {
+fn rq4d_run(n: usize, args: &[String]) -> Result<Formed, String> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cluster = Cluster::new("bench", n, n as u16).with_args(&args);
+    let wall = SystemTime::now();
     let start = Instant::now();
     for slot in 0..n {
         cluster.start(&format!("n{}", slot + 1), slot);
@@ -78,7 +87,20 @@ fn rq4d_run(n: usize, args: &[String]) -> Result<Duration, String> {
     wait_until("every rqlited ready", Duration::from_secs(60), || {
         https.iter().try_for_each(|h| ready(h))
     })?;
-    Ok(start.elapsed())
+    let ready = start.elapsed();
+    let mut started = Duration::ZERO;
+    for node in cluster.nodes.values() {
+        let at = rqlited_started_at(&node.log())
+            .ok_or_else(|| format!("{}: no \"starting rqlited\" in its log", node.id))?;
+        started = started.max(at.duration_since(wall).unwrap_or_default());
+    }
+    Ok(Formed { ready, started })
+}
+
+/// When a node's log says it started rqlited (its first `starting rqlited` line's timestamp).
+fn rqlited_started_at(log: &str) -> Option<SystemTime> {
+    let line = log.lines().find(|l| l.contains("starting rqlited"))?;
+    humantime::parse_rfc3339_weak(line.split_whitespace().next()?.trim_end_matches('Z')).ok()
 }
 
 /// rqlited's own: `-bootstrap-expect N -join <all>`, spawned at once.
@@ -146,15 +168,19 @@ fn main() {
         options.runs, options.rq4d_args
     );
     println!(
-        "| N | rq4d min / median / max (s) | -bootstrap-expect min / median / max (s) | ratio of medians |"
+        "| N | rq4d min / median / max (s) | -bootstrap-expect min / median / max (s) | ratio of medians | ratio of maxima | rq4d's part: spawn → last rqlited started, median / max (s) |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for &n in &options.sizes {
         let mut ours = Vec::new();
+        let mut ours_started = Vec::new();
         let mut theirs = Vec::new();
         for _ in 0..options.runs {
             match rq4d_run(n, &options.rq4d_args) {
-                Ok(d) => ours.push(d),
+                Ok(formed) => {
+                    ours.push(formed.ready);
+                    ours_started.push(formed.started);
+                }
                 Err(e) => eprintln!("rq4d run failed: {e}"),
             }
             match bootstrap_expect_run(n) {
@@ -163,14 +189,16 @@ fn main() {
             }
         }
         if ours.is_empty() || theirs.is_empty() {
-            println!("| {n} | failed | failed | - |");
+            println!("| {n} | failed | failed | - | - | - |");
             continue;
         }
         let (a0, a1, a2) = summary(&mut ours);
         let (b0, b1, b2) = summary(&mut theirs);
+        let (_, s1, s2) = summary(&mut ours_started);
         println!(
-            "| {n} | {a0:.2} / {a1:.2} / {a2:.2} | {b0:.2} / {b1:.2} / {b2:.2} | {:.2} |",
-            a1 / b1
+            "| {n} | {a0:.2} / {a1:.2} / {a2:.2} | {b0:.2} / {b1:.2} / {b2:.2} | {:.2} | {:.2} | {s1:.3} / {s2:.3} |",
+            a1 / b1,
+            a2 / b2
         );
     }
 

@@ -101,6 +101,8 @@ pub(super) struct Harness {
     pub(super) decisions: Vec<Vec<Decision>>,
     pub(super) expect: u16,
     pub(super) settle: Duration,
+    /// Every node's `tick` (`None`: the default).
+    pub(super) tick: Option<Duration>,
     /// Formations started by the model: cluster id → (expected founders, founders started in
     /// order, formed).
     pub(super) formations: BTreeMap<ClusterId, (u16, Vec<usize>, bool)>,
@@ -139,6 +141,7 @@ impl Harness {
             decisions: vec![Vec::new(); n],
             expect: n as u16,
             settle: Duration::from_secs(1),
+            tick: None,
             formations: BTreeMap::new(),
             discovery: vec![None; n],
             keyring: None,
@@ -173,6 +176,9 @@ impl Harness {
             self.expect,
         );
         config.settle = self.settle;
+        if let Some(tick) = self.tick {
+            config.tick = tick;
+        }
         config.swim = NodeConfig::swim_config(n as u32);
         config.rng_seed = 42 + i as u64;
         config.nonce_salt = [i as u8 + 1; crate::seal::SALT_LEN];
