@@ -1181,6 +1181,24 @@ class Chaos:
                 cells.append(f"{pct(xs, 0.5):.1f} / {pct(xs, 0.95):.1f}" if xs else "-")
             add(f"| {kind} | {len(rs)} | " + " | ".join(cells) + " |")
         add("")
+        add("### Against the goals")
+        add("")
+        add("Goals: every fault kind's recovery p95 ≤ 5 s; after a killed leader, one healthy cluster")
+        add("within 0.5 s of rqlited's own new leader (`one cluster` − `rqlited leader` above, per")
+        add("round). Figures of the test double are not figures of rqlite.")
+        add("")
+        add("| fault | n | recovery p95 | p95 ≤ 5 s | one cluster − rqlited leader, median / p95 | ≤ 0.5 s |")
+        add("| --- | ---: | ---: | --- | ---: | --- |")
+        for kind in KINDS:
+            rs = [r for r in self.rounds if r.kind == kind and r.recovery is not None]
+            if not rs:
+                continue
+            p95 = pct([r.recovery for r in rs], 0.95)
+            lag = [r.marks["converged"] - r.marks["leader"] for r in rs if "converged" in r.marks and "leader" in r.marks]
+            lag_cell = f"{pct(lag, 0.5):.1f} / {pct(lag, 0.95):.1f}" if lag else "-"
+            lag_goal = ("met" if pct(lag, 0.95) <= 0.5 else "not met") if lag and kind == "kill-leader" else ""
+            add(f"| {kind} | {len(rs)} | {p95:.1f} s | {'met' if p95 <= 5 else 'not met'} | {lag_cell} | {lag_goal} |")
+        add("")
         if self.reap_delays:
             add(f"- dead nodes reaped: {len(self.reap_delays)}, observed removed {fmt_stats(self.reap_delays)} after they died (reap-after {self.args.reap_after:g}s; observed at round boundaries, so upper bounds)")
         if not self.iptables_ok:
