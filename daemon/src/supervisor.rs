@@ -314,6 +314,11 @@ impl Supervisor {
                     let now = self.now();
                     self.policy.handle_removed(victim, removal, now);
                 }
+                Action::AskConfiguration { http } => {
+                    let members = self.configuration_at(&http).await;
+                    let now = self.now();
+                    self.policy.handle_configuration(members, now);
+                }
                 Action::Leave => {
                     let me = self.config.node_id.clone();
                     let left = match self.client.remove(me.as_str()).await {
@@ -331,6 +336,34 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// The ids in the configuration of the rqlited at `http` (`/status`, else `/nodes`);
+    /// `None` when it does not answer.
+    async fn configuration_at(&self, http: &str) -> Option<Vec<NodeId>> {
+        let leader = Rqlite::new(&self.config.access, http);
+        let ids: Vec<String> = match leader.configuration().await {
+            Ok(Some(configured)) => configured.into_iter().map(|(id, _)| id).collect(),
+            Ok(None) => leader
+                .nodes()
+                .await
+                .ok()?
+                .into_iter()
+                .map(|n| n.id)
+                .collect(),
+            Err(error) => {
+                tracing::debug!(%http, %error, "cannot ask the leader for its configuration");
+                return None;
+            }
+        };
+        let members: Vec<NodeId> = ids.iter().filter_map(|id| NodeId::new(id).ok()).collect();
+        if !members.contains(&self.config.node_id) {
+            tracing::warn!(
+                leader = %http,
+                "the leader's configuration no longer holds this node (removed while it was away); rejoining now"
+            );
+        }
+        Some(members)
     }
 
     /// Removes `victim` from the configuration, unless the rqlited at `unless_answering_at`
@@ -419,6 +452,9 @@ impl Supervisor {
             StopWhy::FormationGivenUp(cluster) => {
                 tracing::warn!(%cluster, "formation given up; stopping its rqlited");
             }
+            StopWhy::Removed { leader } => tracing::warn!(
+                "the leader ({leader}) no longer holds this node in its configuration; restarting rqlited with -join"
+            ),
             StopWhy::Rejoin { leader } => tracing::warn!(
                 "rqlited has had no leader for {:?} while {leader} leads; restarting it with -join",
                 policy::REJOIN_AFTER

@@ -36,6 +36,10 @@ pub use messages::{
 /// How long a running rqlited may sit without a leader (or removed) while another node leads its
 /// cluster before it is restarted with `-join`.
 pub const REJOIN_AFTER: Duration = Duration::from_secs(10);
+/// How often a leaderless member asks the leader's rqlited whether its configuration still
+/// holds it (a member removed while paused or cut off rejoins at once, not after
+/// [`REJOIN_AFTER`]).
+pub const ASK_CONFIGURATION_EVERY: Duration = Duration::from_secs(2);
 /// rqlited's own join retries take up to ~12 s (13 attempts 1 s apart as rq4d starts it;
 /// rqlited's default is 5 attempts 3 s apart); no rejoin restart before that has passed.
 pub const REJOIN_NOT_BEFORE: Duration = Duration::from_secs(15);
@@ -107,6 +111,10 @@ pub struct Supervisor {
     /// A start was asked for and not answered yet.
     starting: Option<Child>,
     leaderless_since: Option<Duration>,
+    /// When the leader's configuration was last seen without this node, while leaderless.
+    removed_at: Option<Duration>,
+    /// When the leader's configuration was last asked for.
+    configuration_asked: Option<Duration>,
     backoff: Duration,
     next_start: Duration,
     db: DbState,
@@ -143,6 +151,8 @@ impl Supervisor {
             child: None,
             starting: None,
             leaderless_since: None,
+            removed_at: None,
+            configuration_asked: None,
             backoff: BACKOFF_MIN,
             next_start: now,
             ready: false,
@@ -277,6 +287,7 @@ impl Supervisor {
         }
         if healthy {
             self.leaderless_since = None;
+            self.removed_at = None;
         } else {
             self.leaderless_since.get_or_insert(now);
         }
@@ -468,6 +479,7 @@ impl Supervisor {
                 self.child = Some(child);
                 self.raft_db = true;
                 self.leaderless_since = None;
+                self.removed_at = None;
                 self.set_db(DbState::Starting);
             }
             Err(why) => {
@@ -555,8 +567,22 @@ impl Supervisor {
             Decision::Join { targets, voter, .. } if !running => self.join(targets, voter, now),
             Decision::Join { targets, voter, .. } if self.should_rejoin(now) => {
                 let leader = targets.first().cloned().unwrap_or_default();
-                self.stop(StopWhy::Rejoin { leader });
+                self.stop(if self.removed_at.is_some() {
+                    StopWhy::Removed { leader }
+                } else {
+                    StopWhy::Rejoin { leader }
+                });
                 self.join(targets, voter, now);
+            }
+            Decision::Join { targets, .. } if self.may_ask_configuration(now) => {
+                if let Some(http) = targets
+                    .first()
+                    .and_then(|leader| self.membership.http_addrs.get(leader))
+                {
+                    self.configuration_asked = Some(now);
+                    self.actions
+                        .push_back(Action::AskConfiguration { http: http.clone() });
+                }
             }
             Decision::ChangeRole { voter, targets, .. }
                 if self.child.is_some_and(|child| child.voter != voter)
@@ -600,12 +626,42 @@ impl Supervisor {
         self.start(join, None, peers, None, voter, now);
     }
 
+    /// A running member leaderless [`REJOIN_AFTER`], or leaderless and no longer in the
+    /// leader's configuration, is restarted with `-join` — never within [`REJOIN_NOT_BEFORE`]
+    /// of its start (its own join retries may still succeed).
     fn should_rejoin(&self, now: Duration) -> bool {
         self.child
             .is_some_and(|child| now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE)
+            && self.leaderless_since.is_some_and(|since| {
+                now.saturating_sub(since) >= REJOIN_AFTER
+                    || self.removed_at.is_some_and(|at| at >= since)
+            })
+    }
+
+    /// Leaderless while another node leads its cluster, past [`REJOIN_NOT_BEFORE`], and not
+    /// asked within [`ASK_CONFIGURATION_EVERY`]: time to ask the leader whether this node is
+    /// still a member. Removed (a voter the reaper took while it was paused or cut off), its
+    /// rqlited can never hear the leader again; waiting out `REJOIN_AFTER` cost 10 s.
+    fn may_ask_configuration(&self, now: Duration) -> bool {
+        self.leaderless_since.is_some()
+            && self.removed_at.is_none()
             && self
-                .leaderless_since
-                .is_some_and(|since| now.saturating_sub(since) >= REJOIN_AFTER)
+                .child
+                .is_some_and(|child| now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE)
+            && self
+                .configuration_asked
+                .is_none_or(|at| now.saturating_sub(at) >= ASK_CONFIGURATION_EVERY)
+    }
+
+    /// The answer to [`Action::AskConfiguration`]: the ids the leader's configuration holds
+    /// (`None`: no answer). Without this node's id, it was removed: it rejoins now.
+    pub fn handle_configuration(&mut self, members: Option<Vec<NodeId>>, now: Duration) {
+        if self.leaderless_since.is_some()
+            && members.is_some_and(|ids| !ids.contains(&self.config.node_id))
+        {
+            self.removed_at = Some(now);
+            self.act(now);
+        }
     }
 
     fn start(

@@ -169,7 +169,10 @@ impl Supervisor {
                 Action::Stop(why) => {
                     if matches!(
                         why,
-                        StopWhy::Rejoin { .. } | StopWhy::Recover | StopWhy::StaleAddress { .. }
+                        StopWhy::Rejoin { .. }
+                            | StopWhy::Removed { .. }
+                            | StopWhy::Recover
+                            | StopWhy::StaleAddress { .. }
                     ) {
                         out.push(Report::Rejoin);
                     }
@@ -207,6 +210,10 @@ impl Supervisor {
                     };
                     out.extend(change.map(Report::Reconfigured));
                     self.policy.handle_removed(victim, removal, now);
+                }
+                Action::AskConfiguration { http } => {
+                    let members = configuration_at(s.rqlite, s.host, &http, &s.ctx);
+                    self.policy.handle_configuration(members, now);
                 }
                 Action::Leave => {
                     // Through this node's own rqlited, which passes it to the leader: fails
@@ -270,6 +277,24 @@ fn reached(rqlite: &Rqlite, host: usize, raft: &str, ctx: &Ctx) -> Option<usize>
 fn http_of(raft: &str) -> String {
     let ip = raft.rsplit_once(':').map_or(raft, |(ip, _)| ip);
     format!("{ip}:4001")
+}
+
+/// The members (voters and non-voters) of the configuration the rqlited at HTTP address `http`
+/// (`ip:port`) holds, as `/status` tells `host`; `None` when it does not answer.
+fn configuration_at(rqlite: &Rqlite, host: usize, http: &str, ctx: &Ctx) -> Option<Vec<NodeId>> {
+    let at = ctx.addresses.host_of(http.parse().ok()?)?;
+    if rqlite.procs[at].is_none() || !ctx.net.connected(host, at) {
+        return None;
+    }
+    let cluster = &rqlite.clusters[rqlite.disks[at].cluster?];
+    Some(
+        cluster
+            .voters
+            .iter()
+            .chain(&cluster.non_voters)
+            .map(|(id, _)| id.clone())
+            .collect(),
+    )
 }
 
 /// Who answers `/status` at HTTP address `api` (a URL) for `host`: the id of the rqlited

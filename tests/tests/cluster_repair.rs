@@ -237,12 +237,24 @@ fn a_crashed_rqlited_is_restarted_by_its_rq4d() {
 fn a_node_removed_from_raft_while_running_rejoins() {
     let (mut cluster, leader) = three("removed-rejoins", &[]);
     let follower = cluster.a_follower(&leader);
+    // Past the wait after a start in which rq4d never restarts rqlited (its own join retries
+    // may still succeed), so that what follows is the removal's own path.
+    std::thread::sleep(rq4d_protocol::supervisor::REJOIN_NOT_BEFORE);
     let body = format!("{{\"id\":\"{follower}\"}}");
     let response =
         rq4d_tests::http_delete(&cluster.nodes[&leader].http(), "/remove", &body).expect("remove");
     assert_eq!(response.status, 200, "{}", response.body);
     // Removed while running, rqlited sits without a leader forever; rq4d must notice and rejoin.
     cluster.wait_one_cluster(FORM_DEADLINE);
+    // It noticed by asking the leader, not by waiting out REJOIN_AFTER.
+    let log = cluster.nodes[&follower].log();
+    assert!(
+        log.contains(
+            "no longer holds this node in its configuration; restarting rqlited with -join"
+        ),
+        "{follower} rejoined because the leader's configuration no longer held it:\n{}",
+        cluster.report()
+    );
 }
 
 #[test]

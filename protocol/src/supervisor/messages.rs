@@ -187,6 +187,13 @@ pub enum StopWhy {
         /// The Raft address of the live leader.
         leader: String,
     },
+    /// Leaderless while `leader` leads its cluster, and the leader's configuration no longer
+    /// holds this node (the reaper removed it while it was paused or cut off): it is restarted
+    /// with `-join` at once.
+    Removed {
+        /// The Raft address of the live leader.
+        leader: String,
+    },
     /// The configuration lists this node at an old Raft address (`listed`): it is restarted
     /// with `-join`, so that the leader re-adds it at its own.
     StaleAddress {
@@ -248,6 +255,12 @@ pub enum Action {
         /// nobody if it answers as `id`: the member still lives at its address, whatever
         /// gossip claimed (see [`crate::supervisor`], "A claim's second witness").
         unless_answering_at: Option<String>,
+    },
+    /// Ask the rqlited at this HTTP address (the leader gossip names) which members its
+    /// configuration holds (`/status`); answer with [`Supervisor::handle_configuration`].
+    AskConfiguration {
+        /// The leader's HTTP address (`host:port`).
+        http: String,
     },
     /// Pass this on to the node.
     Report(Report),

@@ -874,3 +874,76 @@ fn the_leader_reaps_a_dead_non_voter_even_without_a_quorum_to_spare() {
     sup.handle_listing(Listing::Reap, &nodes, secs(10));
     assert_eq!(drain(&mut sup), vec![remove("r1")]);
 }
+
+/// A voter the reaper removed while it was paused (or cut off) comes back to a leader that will
+/// never send it anything: it asks the leader's rqlited whether its configuration still holds
+/// it, and rejoins at once when it does not — not after `REJOIN_AFTER` (chaos: a pause longer
+/// than reap-after took 12 s to recover). One the configuration still holds waits as before.
+#[test]
+fn a_member_the_leaders_configuration_no_longer_holds_rejoins_at_once() {
+    for removed in [true, false] {
+        let mut sup = supervisor(false);
+        let mut membership = Membership::default();
+        membership
+            .http_addrs
+            .insert("10.0.0.2:4002".into(), "10.0.0.2:4001".into());
+        sup.set_membership(membership);
+        started(&mut sup, join(), T0);
+        // Healthy until 20 s (past REJOIN_NOT_BEFORE), leaderless from then on.
+        sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
+        drain(&mut sup);
+        sup.handle_poll(false, Some(status(true, None, 2)), secs(21));
+        let asks: Vec<Action> = drain(&mut sup)
+            .into_iter()
+            .filter(|a| !matches!(a, Action::Report(_)))
+            .collect();
+        assert_eq!(
+            asks,
+            vec![Action::AskConfiguration {
+                http: "10.0.0.2:4001".into()
+            }],
+            "the leader is asked at the first leaderless poll"
+        );
+        let members = if removed {
+            vec![id("n2"), id("n3")]
+        } else {
+            vec![id("n1"), id("n2"), id("n3")]
+        };
+        sup.handle_configuration(Some(members), secs(21));
+        let actions: Vec<Action> = drain(&mut sup)
+            .into_iter()
+            .filter(|a| !matches!(a, Action::Report(_)))
+            .collect();
+        if removed {
+            assert_eq!(
+                actions.first(),
+                Some(&Action::Stop(StopWhy::Removed {
+                    leader: "10.0.0.2:4002".into()
+                })),
+                "{actions:?}"
+            );
+            assert_eq!(starts(&actions), 1, "restarted with -join: {actions:?}");
+            continue;
+        }
+        assert_eq!(actions, vec![], "still a member: no restart");
+        // It asks again every ASK_CONFIGURATION_EVERY, and rejoins only after REJOIN_AFTER.
+        let mut asked = 0;
+        for s in 22..=30 {
+            sup.handle_poll(false, Some(status(true, None, 2)), secs(s));
+            let actions = drain(&mut sup);
+            if actions
+                .iter()
+                .any(|a| matches!(a, Action::AskConfiguration { .. }))
+            {
+                asked += 1;
+                sup.handle_configuration(Some(vec![id("n1"), id("n2")]), secs(s));
+                assert_eq!(drain(&mut sup), vec![], "still a member at {s} s");
+            }
+            assert_eq!(starts(&actions), 0, "not yet at {s} s: {actions:?}");
+        }
+        assert_eq!(asked, 4, "asked at 23, 25, 27 and 29 s");
+        sup.handle_poll(false, Some(status(true, None, 2)), secs(31));
+        let actions = drain(&mut sup);
+        assert_eq!(starts(&actions), 1, "REJOIN_AFTER passed: {actions:?}");
+    }
+}

@@ -364,6 +364,15 @@ impl Harness {
                     supervisor.handle_removed(id, removal, now);
                 }
             }
+            Action::AskConfiguration { http } => {
+                let members = (0..self.ids.len())
+                    .find(|&j| http == format!("10.0.0.{}:4001", j + 1))
+                    .filter(|&j| self.rqlited[j] != Rqlited::Off)
+                    .map(|j| self.listing(j).into_iter().map(|n| n.id).collect());
+                if let Some(supervisor) = self.supervisors[i].as_mut() {
+                    supervisor.handle_configuration(members, now);
+                }
+            }
             // The harness's nodes all vote (no cap, none read-only): no role ever changes.
             Action::Leave => {
                 if let Some(supervisor) = self.supervisors[i].as_mut() {
