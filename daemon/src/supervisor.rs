@@ -340,13 +340,20 @@ impl Supervisor {
 
     /// The ids in the configuration of the rqlited at `http` (`/status`, else `/nodes`);
     /// `None` when it does not answer.
+    /// Bounded by half a second, since it holds up the polls of a node that may be cut off from
+    /// the leader (a LAN `/status` answers in milliseconds; no answer is asked again later).
     async fn configuration_at(&self, http: &str) -> Option<Vec<NodeId>> {
         let leader = Rqlite::new(&self.config.access, http);
-        let ids: Vec<String> = match leader.configuration().await {
+        let Ok(asked) =
+            tokio::time::timeout(Duration::from_millis(500), leader.configuration()).await
+        else {
+            return None;
+        };
+        let ids: Vec<String> = match asked {
             Ok(Some(configured)) => configured.into_iter().map(|(id, _)| id).collect(),
-            Ok(None) => leader
-                .nodes()
+            Ok(None) => tokio::time::timeout(Duration::from_millis(500), leader.nodes())
                 .await
+                .ok()?
                 .ok()?
                 .into_iter()
                 .map(|n| n.id)
