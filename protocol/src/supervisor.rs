@@ -36,9 +36,9 @@ pub use messages::{
 /// How long a running rqlited may sit without a leader (or removed) while another node leads its
 /// cluster before it is restarted with `-join`.
 pub const REJOIN_AFTER: Duration = Duration::from_secs(10);
-/// How often a leaderless member asks the leader's rqlited whether its configuration still
-/// holds it (a member removed while paused or cut off rejoins at once, not after
-/// [`REJOIN_AFTER`]).
+/// How long a member is leaderless before it asks the leader's rqlited whether its
+/// configuration still holds it, and how often it asks again (a member removed while paused
+/// or cut off rejoins then, not after [`REJOIN_AFTER`]).
 pub const ASK_CONFIGURATION_EVERY: Duration = Duration::from_secs(2);
 /// rqlited's own join retries take up to ~12 s (13 attempts 1 s apart as rq4d starts it;
 /// rqlited's default is 5 attempts 3 s apart); no rejoin restart before that has passed.
@@ -88,6 +88,8 @@ struct Child {
     forming_for: Option<(ClusterId, u16)>,
     /// Started as a voter (else with `-raft-non-voter`).
     voter: bool,
+    /// It has been a healthy member (a voter that saw a leader): any join it made is over.
+    served: bool,
 }
 
 /// A change of role under way: this node left the configuration ([`Action::Leave`]) and
@@ -288,6 +290,9 @@ impl Supervisor {
         if healthy {
             self.leaderless_since = None;
             self.removed_at = None;
+            if let Some(child) = self.child.as_mut() {
+                child.served = true;
+            }
         } else {
             self.leaderless_since.get_or_insert(now);
         }
@@ -626,28 +631,35 @@ impl Supervisor {
         self.start(join, None, peers, None, voter, now);
     }
 
-    /// A running member leaderless [`REJOIN_AFTER`], or leaderless and no longer in the
-    /// leader's configuration, is restarted with `-join` — never within [`REJOIN_NOT_BEFORE`]
-    /// of its start (its own join retries may still succeed).
+    /// A running member leaderless [`REJOIN_AFTER`] is restarted with `-join`, never within
+    /// [`REJOIN_NOT_BEFORE`] of its start (its own join retries may still succeed); one
+    /// leaderless and no longer in the leader's configuration, at once once its join is over.
     fn should_rejoin(&self, now: Duration) -> bool {
-        self.child
-            .is_some_and(|child| now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE)
-            && self.leaderless_since.is_some_and(|since| {
-                now.saturating_sub(since) >= REJOIN_AFTER
-                    || self.removed_at.is_some_and(|at| at >= since)
-            })
+        let (Some(child), Some(since)) = (self.child, self.leaderless_since) else {
+            return false;
+        };
+        let old = now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE;
+        let removed = self.removed_at.is_some_and(|at| at >= since);
+        (old && now.saturating_sub(since) >= REJOIN_AFTER) || ((old || child.served) && removed)
     }
 
-    /// Leaderless while another node leads its cluster, past [`REJOIN_NOT_BEFORE`], and not
-    /// asked within [`ASK_CONFIGURATION_EVERY`]: time to ask the leader whether this node is
-    /// still a member. Removed (a voter the reaper took while it was paused or cut off), its
-    /// rqlited can never hear the leader again; waiting out `REJOIN_AFTER` cost 10 s.
+    /// Leaderless while another node leads its cluster, its join over (past
+    /// [`REJOIN_NOT_BEFORE`], or it has served as a member since), and not asked within
+    /// [`ASK_CONFIGURATION_EVERY`]: time to ask the leader whether this node is still a member.
+    /// Removed (a voter the reaper took while it was paused or cut off, or just as it came
+    /// back), its rqlited can never hear the leader again; waiting out `REJOIN_AFTER` cost 10 s,
+    /// and `REJOIN_NOT_BEFORE` after a rejoin the reaper's removal overtook, 15 s.
+    ///
+    /// Not before it has been leaderless for `ASK_CONFIGURATION_EVERY` either: an election takes
+    /// 1–3 s, and asking a leader that just died (gossip still shows it) held up the polls that
+    /// see the new one (a chaos run's kill-leader recovery grew from 2.3 s to 7.8 s).
     fn may_ask_configuration(&self, now: Duration) -> bool {
-        self.leaderless_since.is_some()
+        self.leaderless_since
+            .is_some_and(|since| now.saturating_sub(since) >= ASK_CONFIGURATION_EVERY)
             && self.removed_at.is_none()
-            && self
-                .child
-                .is_some_and(|child| now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE)
+            && self.child.is_some_and(|child| {
+                child.served || now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE
+            })
             && self
                 .configuration_asked
                 .is_none_or(|at| now.saturating_sub(at) >= ASK_CONFIGURATION_EVERY)
@@ -677,6 +689,7 @@ impl Supervisor {
             return;
         }
         self.starting = Some(Child {
+            served: false,
             started_at: now,
             forming_for,
             voter,

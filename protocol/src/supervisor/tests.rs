@@ -893,6 +893,14 @@ fn a_member_the_leaders_configuration_no_longer_holds_rejoins_at_once() {
         sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
         drain(&mut sup);
         sup.handle_poll(false, Some(status(true, None, 2)), secs(21));
+        let early = drain(&mut sup);
+        assert!(
+            !early
+                .iter()
+                .any(|a| matches!(a, Action::AskConfiguration { .. })),
+            "not in an election's first seconds: {early:?}"
+        );
+        sup.handle_poll(false, Some(status(true, None, 2)), secs(23));
         let asks: Vec<Action> = drain(&mut sup)
             .into_iter()
             .filter(|a| !matches!(a, Action::Report(_)))
@@ -902,14 +910,14 @@ fn a_member_the_leaders_configuration_no_longer_holds_rejoins_at_once() {
             vec![Action::AskConfiguration {
                 http: "10.0.0.2:4001".into()
             }],
-            "the leader is asked at the first leaderless poll"
+            "the leader is asked once leaderless for ASK_CONFIGURATION_EVERY"
         );
         let members = if removed {
             vec![id("n2"), id("n3")]
         } else {
             vec![id("n1"), id("n2"), id("n3")]
         };
-        sup.handle_configuration(Some(members), secs(21));
+        sup.handle_configuration(Some(members), secs(23));
         let actions: Vec<Action> = drain(&mut sup)
             .into_iter()
             .filter(|a| !matches!(a, Action::Report(_)))
@@ -928,7 +936,7 @@ fn a_member_the_leaders_configuration_no_longer_holds_rejoins_at_once() {
         assert_eq!(actions, vec![], "still a member: no restart");
         // It asks again every ASK_CONFIGURATION_EVERY, and rejoins only after REJOIN_AFTER.
         let mut asked = 0;
-        for s in 22..=30 {
+        for s in 24..=30 {
             sup.handle_poll(false, Some(status(true, None, 2)), secs(s));
             let actions = drain(&mut sup);
             if actions
@@ -941,9 +949,67 @@ fn a_member_the_leaders_configuration_no_longer_holds_rejoins_at_once() {
             }
             assert_eq!(starts(&actions), 0, "not yet at {s} s: {actions:?}");
         }
-        assert_eq!(asked, 4, "asked at 23, 25, 27 and 29 s");
+        assert_eq!(asked, 3, "asked again at 25, 27 and 29 s");
         sup.handle_poll(false, Some(status(true, None, 2)), secs(31));
         let actions = drain(&mut sup);
         assert_eq!(starts(&actions), 1, "REJOIN_AFTER passed: {actions:?}");
+    }
+}
+
+/// Chaos finding: a node cut off longer than reap-after rejoined the moment the partition
+/// healed, and the reaper's removal of it, decided just before, committed just after. Its join
+/// was over (it had served as a member), so `REJOIN_NOT_BEFORE` protects nothing: it asks the
+/// leader and rejoins at once, not 15 s after its start.
+#[test]
+fn a_member_removed_right_after_its_rejoin_asks_at_once() {
+    let mut sup = supervisor(false);
+    let mut membership = Membership::default();
+    membership
+        .http_addrs
+        .insert("10.0.0.2:4002".into(), "10.0.0.2:4001".into());
+    sup.set_membership(membership);
+    started(&mut sup, join(), T0);
+    sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(1));
+    drain(&mut sup);
+    sup.handle_poll(false, Some(status(true, None, 2)), secs(2));
+    drain(&mut sup);
+    sup.handle_poll(false, Some(status(true, None, 2)), secs(4));
+    assert!(
+        drain(&mut sup).contains(&Action::AskConfiguration {
+            http: "10.0.0.2:4001".into()
+        }),
+        "asked 4 s after its start: it has served"
+    );
+    sup.handle_configuration(Some(vec![id("n2"), id("n3")]), secs(4));
+    let actions = drain(&mut sup);
+    assert!(
+        actions.contains(&Action::Stop(StopWhy::Removed {
+            leader: "10.0.0.2:4002".into()
+        })) && starts(&actions) == 1,
+        "{actions:?}"
+    );
+}
+
+/// The other side: a member that never served (its join may still be retrying) asks nobody
+/// and is not restarted before `REJOIN_NOT_BEFORE`.
+#[test]
+fn a_member_whose_join_may_still_succeed_asks_nobody() {
+    let mut sup = supervisor(false);
+    let mut membership = Membership::default();
+    membership
+        .http_addrs
+        .insert("10.0.0.2:4002".into(), "10.0.0.2:4001".into());
+    sup.set_membership(membership);
+    started(&mut sup, join(), T0);
+    for s in 1..15 {
+        sup.handle_poll(false, Some(status(true, None, 2)), secs(s));
+        let actions = drain(&mut sup);
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::AskConfiguration { .. }))
+                && starts(&actions) == 0,
+            "at {s} s: {actions:?}"
+        );
     }
 }
