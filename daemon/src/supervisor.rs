@@ -301,6 +301,12 @@ impl Supervisor {
                                 })
                             })
                             .collect();
+                        // The listing probes every member (up to 2 s for one that does not
+                        // answer): judge it on the gossip of now, not of the poll that asked
+                        // for it. (Chaos finding: a member back at a new address, up in gossip
+                        // for 3 s and just rejoined, was removed on its old life's death.)
+                        let membership = self.membership.borrow().clone();
+                        self.policy.set_membership(membership);
                         let now = self.now();
                         self.policy.handle_listing(listing, &listed, now);
                     }
