@@ -1108,6 +1108,14 @@ class Chaos:
 
     # -- report ------------------------------------------------------------------------------
 
+    def recovered_by_kind(self):
+        """Each fault kind with its rounds that recovered, in KINDS order; kinds without any
+        are left out."""
+        for kind in KINDS:
+            rs = [r for r in self.rounds if r.kind == kind and r.recovery is not None]
+            if rs:
+                yield kind, rs
+
     def summary(self, command: str) -> str:
         lines = []
         add = lines.append
@@ -1171,10 +1179,7 @@ class Chaos:
         add("")
         add("| fault | n | healed | rqlited leader | rq4d knows | /health | one cluster |")
         add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for kind in KINDS:
-            rs = [r for r in self.rounds if r.kind == kind and r.recovery is not None]
-            if not rs:
-                continue
+        for kind, rs in self.recovered_by_kind():
             cells = []
             for key in ("healed", "leader", "rq4d", "health", "converged"):
                 xs = [r.marks[key] for r in rs if key in r.marks]
@@ -1189,10 +1194,7 @@ class Chaos:
         add("")
         add("| fault | n | recovery p95 | p95 ≤ 5 s | one cluster − rqlited leader, median / p95 | ≤ 0.5 s |")
         add("| --- | ---: | ---: | --- | ---: | --- |")
-        for kind in KINDS:
-            rs = [r for r in self.rounds if r.kind == kind and r.recovery is not None]
-            if not rs:
-                continue
+        for kind, rs in self.recovered_by_kind():
             p95 = pct([r.recovery for r in rs], 0.95)
             lag = [r.marks["converged"] - r.marks["leader"] for r in rs if "converged" in r.marks and "leader" in r.marks]
             lag_cell = f"{pct(lag, 0.5):.1f} / {pct(lag, 0.95):.1f}" if lag else "-"

@@ -875,6 +875,19 @@ fn the_leader_reaps_a_dead_non_voter_even_without_a_quorum_to_spare() {
     assert_eq!(drain(&mut sup), vec![remove("r1")]);
 }
 
+/// A member started with `-join` at T0, whose leader (`10.0.0.2:4002`) gossips its HTTP
+/// address (`10.0.0.2:4001`), so that the supervisor can ask it.
+fn joined_with_a_leader_at_its_http() -> Supervisor {
+    let mut sup = supervisor(false);
+    let mut membership = Membership::default();
+    membership
+        .http_addrs
+        .insert("10.0.0.2:4002".into(), "10.0.0.2:4001".into());
+    sup.set_membership(membership);
+    started(&mut sup, join(), T0);
+    sup
+}
+
 /// A voter the reaper removed while it was paused (or cut off) comes back to a leader that will
 /// never send it anything: it asks the leader's rqlited whether its configuration still holds
 /// it, and rejoins at once when it does not — not after `REJOIN_AFTER` (chaos: a pause longer
@@ -882,13 +895,7 @@ fn the_leader_reaps_a_dead_non_voter_even_without_a_quorum_to_spare() {
 #[test]
 fn a_member_the_leaders_configuration_no_longer_holds_rejoins_at_once() {
     for removed in [true, false] {
-        let mut sup = supervisor(false);
-        let mut membership = Membership::default();
-        membership
-            .http_addrs
-            .insert("10.0.0.2:4002".into(), "10.0.0.2:4001".into());
-        sup.set_membership(membership);
-        started(&mut sup, join(), T0);
+        let mut sup = joined_with_a_leader_at_its_http();
         // Healthy until 20 s (past REJOIN_NOT_BEFORE), leaderless from then on.
         sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
         drain(&mut sup);
@@ -962,13 +969,7 @@ fn a_member_the_leaders_configuration_no_longer_holds_rejoins_at_once() {
 /// leader and rejoins at once, not 15 s after its start.
 #[test]
 fn a_member_removed_right_after_its_rejoin_asks_at_once() {
-    let mut sup = supervisor(false);
-    let mut membership = Membership::default();
-    membership
-        .http_addrs
-        .insert("10.0.0.2:4002".into(), "10.0.0.2:4001".into());
-    sup.set_membership(membership);
-    started(&mut sup, join(), T0);
+    let mut sup = joined_with_a_leader_at_its_http();
     sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(1));
     drain(&mut sup);
     sup.handle_poll(false, Some(status(true, None, 2)), secs(2));
@@ -994,13 +995,7 @@ fn a_member_removed_right_after_its_rejoin_asks_at_once() {
 /// and is not restarted before `REJOIN_NOT_BEFORE`.
 #[test]
 fn a_member_whose_join_may_still_succeed_asks_nobody() {
-    let mut sup = supervisor(false);
-    let mut membership = Membership::default();
-    membership
-        .http_addrs
-        .insert("10.0.0.2:4002".into(), "10.0.0.2:4001".into());
-    sup.set_membership(membership);
-    started(&mut sup, join(), T0);
+    let mut sup = joined_with_a_leader_at_its_http();
     for s in 1..15 {
         sup.handle_poll(false, Some(status(true, None, 2)), secs(s));
         let actions = drain(&mut sup);
