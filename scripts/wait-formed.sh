@@ -22,11 +22,15 @@ while :; do
     for engine in "${engines[@]}"; do
         for id in $(docker -H "$engine" ps -q "$@"); do
             ids="$ids $id"
+            # The members are read before the health: a node may turn ready between the two
+            # with no leader on its card yet (no match is no leader, not an error).
             if out=$(docker -H "$engine" exec "$id" /rq4d members --json 2>/dev/null) \
                 && docker -H "$engine" exec "$id" /rq4d health >/dev/null 2>&1; then
-                ready=$((ready + 1))
-                leader=$(printf '%s' "$out" | grep -o '"leader":"[^"]*"' | head -n1)
-                leaders="$leaders $leader"
+                leader=$(printf '%s' "$out" | grep -o '"leader":"[^"]*"' | head -n1 || true)
+                if [[ -n $leader ]]; then
+                    ready=$((ready + 1))
+                    leaders="$leaders $leader"
+                fi
             fi
         done
     done
