@@ -14,7 +14,8 @@
 //! [`Action::Start`] with [`Supervisor::handle_started`], every [`Action::Wipe`] with
 //! [`Supervisor::handle_wiped`], every [`Action::List`] with [`Supervisor::handle_listing`]
 //! (or nothing, if rqlited could not be asked), every [`Action::Remove`] with
-//! [`Supervisor::handle_removed`]; it reports an rqlited that exited by itself with
+//! [`Supervisor::handle_removed`], every [`Action::AskConfiguration`] with
+//! [`Supervisor::handle_configuration`]; it reports an rqlited that exited by itself with
 //! [`Supervisor::handle_exit`]; and it carries out the actions in the order they come (a `Stop`
 //! is complete before the `Start` after it).
 
