@@ -369,14 +369,8 @@ impl Supervisor {
                 return None;
             }
         };
-        let members: Vec<NodeId> = ids.iter().filter_map(|id| NodeId::new(id).ok()).collect();
-        if !members.contains(&self.config.node_id) {
-            tracing::warn!(
-                leader = %http,
-                "the leader's configuration no longer holds this node (removed while it was away); rejoining now"
-            );
-        }
-        Some(members)
+        // Whether that means a rejoin is the policy's to say (`StopWhy::Removed` logs it).
+        Some(ids.iter().filter_map(|id| NodeId::new(id).ok()).collect())
     }
 
     /// Removes `victim` from the configuration, unless the rqlited at `unless_answering_at`

@@ -252,14 +252,17 @@ fn listed(rqlite: &Rqlite, host: usize, ctx: &Ctx) -> Vec<Listed> {
     let non_voters = cluster.non_voters.iter().map(|entry| (entry, false));
     voters
         .chain(non_voters)
-        .map(|((id, addr), voter)| Listed {
-            id: id.clone(),
-            addr: addr.clone(),
-            voter,
-            reachable: reached(rqlite, host, addr, ctx).is_some(),
-            api_addr: reached(rqlite, host, addr, ctx)
-                .map(|at| format!("http://{}", http_of(&rqlite.hosts[at].raft)))
-                .unwrap_or_default(),
+        .map(|((id, addr), voter)| {
+            let at = reached(rqlite, host, addr, ctx);
+            Listed {
+                id: id.clone(),
+                addr: addr.clone(),
+                voter,
+                reachable: at.is_some(),
+                api_addr: at
+                    .map(|at| format!("http://{}", http_of(&rqlite.hosts[at].raft)))
+                    .unwrap_or_default(),
+            }
         })
         .collect()
 }
