@@ -238,6 +238,13 @@ impl Node {
         }
     }
 
+    /// Membership updates SWIM still has to piggyback (foca's backlog): zero once every change
+    /// this node heard has been passed on as often as foca passes a change on. A measurement's
+    /// steady state begins only then (a simultaneous start of N nodes leaves N updates to carry).
+    pub fn swim_backlog(&self) -> usize {
+        self.foca.updates_backlog()
+    }
+
     /// This node's current gossip identity.
     pub fn identity(&self) -> &NodeIdentity {
         self.foca.identity()

@@ -26,6 +26,10 @@ const DNS_SAMPLE: usize = 16;
 /// gossiped up.
 pub const RESTORE_FROM: usize = 1001;
 
+/// Membership runs of this many nodes and more print a progress line per simulated second of
+/// their warm-up (at 1 000 nodes one costs minutes of wall time).
+const PROGRESS_FROM: usize = 500;
+
 /// Memory one (node, member) pair costs in a membership run: measured 0.92 GiB for the
 /// 10⁶ pairs of 1 000 restored nodes (foca's member, the node's member map, the card table).
 pub const BYTES_PER_PAIR: u64 = 990;
@@ -127,6 +131,8 @@ pub struct Membership {
     pub loss: f64,
     /// Time for every node to see every other alive after a simultaneous start.
     pub warmup: Option<Duration>,
+    /// Time until the start's traffic has died down ([`quiet`]): the steady window opens then.
+    pub quiet: Option<Duration>,
     /// The membership was restored at the start instead of gossiped up ([`RESTORE_FROM`]).
     pub restored: bool,
     /// Time for a joining node to be seen up by 50 %, 99 %, 99.9 % of the nodes.
@@ -182,6 +188,68 @@ fn alive_views_complete(world: &World, n: usize) -> bool {
             .as_ref()
             .is_some_and(|node| node.members().values().filter(|m| m.alive).count() + 1 >= n)
     })
+}
+
+/// The start is over for the network: every live node holds every card ([`cards_settled`]) and
+/// SWIM has piggybacked every update as often as it passes one on ([`Node::swim_backlog`]).
+/// Until then the traffic is the start's, not the steady state's: a simultaneous start of
+/// 1 000 nodes leaves each node a thousand updates to pass on and a thousand cards to fetch,
+/// seconds after the last node has seen the last member (the window that opened at "all see
+/// all" measured 4.3 kB/s per node, mostly that backlog).
+///
+/// [`Node::swim_backlog`]: rq4d_protocol::node::Node::swim_backlog
+pub fn quiet(world: &World) -> bool {
+    world
+        .live_hosts()
+        .filter_map(|h| world.hosts[h].node.as_ref())
+        .all(|node| node.swim_backlog() == 0)
+        && cards_settled(world)
+}
+
+/// What is left of the start's traffic, for progress lines.
+fn start_traffic(world: &World) -> String {
+    let backlog: usize = world
+        .live_hosts()
+        .filter_map(|h| world.hosts[h].node.as_ref())
+        .map(|node| node.swim_backlog())
+        .sum();
+    format!(
+        "SWIM backlog {backlog} updates, {} cards missing",
+        unsettled_cards(world)
+    )
+}
+
+/// Every live node holds, for every other live node, the card that node currently carries:
+/// the card layer has nothing left to carry, as the membership has nothing left to tell.
+/// (Anti-entropy's tallies are then equal everywhere, and the steady state is steady for cards
+/// as well as for SWIM.)
+pub fn cards_settled(world: &World) -> bool {
+    unsettled_cards(world) == 0
+}
+
+/// How many (holder, subject) pairs of live nodes lack the subject's current card.
+pub fn unsettled_cards(world: &World) -> usize {
+    let current: Vec<&rq4d_protocol::card::Card> = world
+        .live_hosts()
+        .filter_map(|h| world.hosts[h].node.as_ref())
+        .map(|node| node.card())
+        .collect();
+    world
+        .live_hosts()
+        .filter_map(|h| world.hosts[h].node.as_ref())
+        .map(|holder| {
+            current
+                .iter()
+                .filter(|card| card.node_id != holder.card().node_id)
+                .filter(|card| {
+                    holder
+                        .cards()
+                        .get(&card.node_id)
+                        .is_none_or(|held| held.stamp() != card.stamp())
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// Where a membership run stops early (and says so).
@@ -245,14 +313,25 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
     } else {
         start_gossiped(&mut world, n);
     }
-    // Warm-up: everyone sees everyone.
+    // Warm-up: everyone sees everyone; then the quiet, before the steady window opens.
     let warm_limit = Duration::from_secs(600);
     let mut t = Duration::from_secs(1);
     while t <= warm_limit {
         world.run_until(t);
-        if alive_views_complete(&world, n) {
+        if out.warmup.is_none() && alive_views_complete(&world, n) {
             out.warmup = Some(t);
+        }
+        if out.warmup.is_some() && quiet(&world) {
+            out.quiet = Some(t);
             break;
+        }
+        if n >= PROGRESS_FROM {
+            eprintln!(
+                "  … N = {n}: {:.0} simulated s, {:.0} wall s; {}",
+                t.as_secs_f64(),
+                started.elapsed().as_secs_f64(),
+                start_traffic(&world)
+            );
         }
         if rss_bytes().is_some_and(|rss| rss > memory_limit) {
             out.note = Some(format!(
@@ -280,6 +359,10 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
     }
     if out.warmup.is_none() {
         out.note = Some("membership did not complete within 600 s".into());
+        return finish(out, &world, started);
+    }
+    if out.quiet.is_none() {
+        out.note = Some("the start's traffic did not die down within 600 s".into());
         return finish(out, &world, started);
     }
     // Steady window: no change at all; count bytes and wrong verdicts.
@@ -520,11 +603,12 @@ pub fn bench(
         }
         if t.as_millis().is_multiple_of(10_000) {
             eprintln!(
-                "  … {:.0} simulated s, {:.0} wall s, {} datagrams, rss {} MiB",
+                "  … {:.0} simulated s, {:.0} wall s, {} datagrams, rss {} MiB; {}",
                 t.as_secs_f64(),
                 started.elapsed().as_secs_f64(),
                 world.net.stats.sent,
-                rss_bytes().unwrap_or(0) >> 20
+                rss_bytes().unwrap_or(0) >> 20,
+                start_traffic(&world)
             );
         }
         if rss_bytes().is_some_and(|rss| rss > limit) {

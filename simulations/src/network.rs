@@ -1,7 +1,9 @@
 //! The simulated network: addresses, per-link latency, loss, duplication, reordering, partitions.
 //!
-//! Every datagram a node sends goes through [`Network::transmit`], which decides from the
-//! world's seeded generator whether it arrives, when, and how many times. Partitions are groups
+//! Every datagram a node sends goes through [`Network::transmit`], which decides from a seeded
+//! generator whether it arrives, when, and how many times: one generator per layer (SWIM, the
+//! rest), so that sending fewer card datagrams leaves the fates of SWIM's datagrams as they were
+//! and a change to the card layer cannot move SWIM's false-down figures by chance. Partitions are groups
 //! of hosts plus a set of one-way cuts between groups, so "A cannot hear B but B hears A" is as
 //! easy to express as a clean split. Raft traffic (in the rqlite model) uses the same cuts but
 //! not the loss: TCP retransmits what UDP would lose.
@@ -10,8 +12,8 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use rand::RngExt;
 use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 /// rq4d's gossip port, rqlited's Raft port: the same on every host, as in compose.
 pub const GOSSIP_PORT: u16 = 7946;
@@ -84,9 +86,39 @@ impl KindBytes {
     /// Counts one datagram by the kind byte of its envelope header.
     pub fn count(&mut self, datagram: &[u8]) {
         let len = datagram.len() as u64;
-        match datagram.get(rq4d_protocol::wire::HEADER_LEN - 1) {
-            Some(&k) if k == rq4d_protocol::wire::Kind::Cards as u8 => self.cards += len,
-            _ => self.swim += len,
+        if is_cards(datagram) {
+            self.cards += len;
+        } else {
+            self.swim += len;
+        }
+    }
+}
+
+/// Whether the envelope's kind byte says the card layer (anything else counts as SWIM).
+fn is_cards(datagram: &[u8]) -> bool {
+    datagram.get(rq4d_protocol::wire::HEADER_LEN - 1)
+        == Some(&(rq4d_protocol::wire::Kind::Cards as u8))
+}
+
+/// The generators that decide datagrams' fates, one per layer.
+struct Fates {
+    swim: SmallRng,
+    cards: SmallRng,
+}
+
+impl Fates {
+    fn new(seed: u64) -> Self {
+        Self {
+            swim: SmallRng::seed_from_u64(seed ^ 0x5357_494d_5357_494d),
+            cards: SmallRng::seed_from_u64(seed ^ 0x4341_5244_4341_5244),
+        }
+    }
+
+    fn of(&mut self, datagram: &[u8]) -> &mut SmallRng {
+        if is_cards(datagram) {
+            &mut self.cards
+        } else {
+            &mut self.swim
         }
     }
 }
@@ -151,6 +183,7 @@ pub struct Network {
     /// How links behave now.
     pub params: LinkParams,
     salt: u64,
+    fates: Fates,
     group: Vec<u16>,
     cuts: BTreeSet<(u16, u16)>,
     /// Counters.
@@ -158,11 +191,13 @@ pub struct Network {
 }
 
 impl Network {
-    /// A whole network; `salt` varies the per-link latencies between scenarios.
-    pub fn new(params: LinkParams, salt: u64) -> Self {
+    /// A whole network; `seed` varies the per-link latencies and the datagrams' fates between
+    /// scenarios.
+    pub fn new(params: LinkParams, seed: u64) -> Self {
         Self {
             params,
-            salt,
+            salt: seed,
+            fates: Fates::new(seed),
             group: Vec::new(),
             cuts: BTreeSet::new(),
             stats: NetStats::default(),
@@ -233,63 +268,63 @@ impl Network {
         self.group[host] = group;
     }
 
-    /// The fixed part of one link's latency.
-    fn link_latency(&self, a: usize, b: usize) -> Duration {
-        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-        let mut h = self.salt ^ ((lo as u64) << 32 | hi as u64);
-        // splitmix64 finaliser: a well-spread hash of the pair.
-        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^= h >> 31;
-        let factor = 0.5 + (h % 1000) as f64 / 1000.0;
-        self.params.base_latency.mul_f64(factor)
-    }
-
     /// Decides the fate of one datagram: the delays after which it arrives (none: lost or cut;
     /// two: duplicated).
     pub fn transmit(
         &mut self,
-        rng: &mut SmallRng,
         from: usize,
         to: usize,
-        len: usize,
+        datagram: &[u8],
     ) -> ([Option<Duration>; 2], usize) {
         self.stats.sent += 1;
-        self.stats.bytes_sent += len as u64;
+        self.stats.bytes_sent += datagram.len() as u64;
         if !self.reachable(from, to) {
             self.stats.cut += 1;
             return ([None, None], 0);
         }
+        let rng = self.fates.of(datagram);
         if self.params.loss > 0.0 && rng.random::<f64>() < self.params.loss {
             self.stats.lost += 1;
             return ([None, None], 0);
         }
-        let first = Some(self.delay(rng, from, to));
+        let first = Some(delay(&self.params, self.salt, rng, from, to));
         let second = (self.params.duplicate > 0.0 && rng.random::<f64>() < self.params.duplicate)
-            .then(|| self.delay(rng, from, to));
+            .then(|| delay(&self.params, self.salt, rng, from, to));
         let count = 1 + usize::from(second.is_some());
         self.stats.delivered += count as u64;
         ([first, second], count)
     }
+}
 
-    fn delay(&self, rng: &mut SmallRng, from: usize, to: usize) -> Duration {
-        let mut delay = self.link_latency(from, to);
-        if !self.params.jitter.is_zero() {
-            let u: f64 = rng.random::<f64>();
-            let extra = -(1.0 - u).ln() * self.params.jitter.as_secs_f64();
-            delay += Duration::from_secs_f64(extra.min(10.0));
-        }
-        if self.params.reorder > 0.0 && rng.random::<f64>() < self.params.reorder {
-            delay += self.params.reorder_delay.mul_f64(rng.random::<f64>());
-        }
-        delay
+/// The fixed part of one link's latency.
+fn link_latency(params: &LinkParams, salt: u64, a: usize, b: usize) -> Duration {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    let mut h = salt ^ ((lo as u64) << 32 | hi as u64);
+    // splitmix64 finaliser: a well-spread hash of the pair.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    let factor = 0.5 + (h % 1000) as f64 / 1000.0;
+    params.base_latency.mul_f64(factor)
+}
+
+/// One datagram's delay on the link `from → to`: the link's fixed part and the draws.
+fn delay(params: &LinkParams, salt: u64, rng: &mut SmallRng, from: usize, to: usize) -> Duration {
+    let mut delay = link_latency(params, salt, from, to);
+    if !params.jitter.is_zero() {
+        let u: f64 = rng.random::<f64>();
+        let extra = -(1.0 - u).ln() * params.jitter.as_secs_f64();
+        delay += Duration::from_secs_f64(extra.min(10.0));
     }
+    if params.reorder > 0.0 && rng.random::<f64>() < params.reorder {
+        delay += params.reorder_delay.mul_f64(rng.random::<f64>());
+    }
+    delay
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     #[test]
     fn a_one_way_cut_blocks_only_one_direction() {
@@ -314,10 +349,9 @@ mod tests {
     fn loss_is_close_to_its_rate() {
         let mut params = LinkParams::lan();
         params.loss = 0.2;
-        let mut net = Network::new(params, 1);
-        let mut rng = SmallRng::seed_from_u64(7);
+        let mut net = Network::new(params, 7);
         let arrived = (0..10_000)
-            .filter(|_| net.transmit(&mut rng, 0, 1, 100).1 > 0)
+            .filter(|_| net.transmit(0, 1, &[0; 100]).1 > 0)
             .count();
         assert!((7_700..8_300).contains(&arrived), "{arrived}");
     }

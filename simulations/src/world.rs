@@ -415,7 +415,6 @@ impl World {
                 queue,
                 net,
                 addresses,
-                rng,
                 ..
             } = self;
             let from = network::gossip_addr(hosts[host].ip);
@@ -432,7 +431,7 @@ impl World {
                             net.stats.unroutable += 1;
                             continue;
                         };
-                        let (delays, count) = net.transmit(rng, host, dest, datagram.len());
+                        let (delays, count) = net.transmit(host, dest, &datagram);
                         let mut datagram = Some(datagram);
                         for (k, delay) in delays.into_iter().flatten().enumerate() {
                             let bytes = if k + 1 == count {

@@ -103,3 +103,47 @@ fn a_bench_too_large_for_memory_is_refused_with_its_size_and_limit() {
         "{text}"
     );
 }
+
+/// The steady window measures the steady state however the membership came about: it opens
+/// only once the start's traffic has died down (every card held everywhere, SWIM's backlog
+/// empty), so a gossiped start and a restored one count the same bytes. Opened at "all see
+/// all", the gossiped run counted the start's backlog too (4.3 kB/s per node at 1 000 nodes).
+#[test]
+fn a_gossiped_start_and_a_restored_one_measure_the_same_steady_bytes() {
+    let n = 150;
+    let measured = |restore| {
+        measure::membership(
+            &MembershipRun {
+                n,
+                loss: 0.0,
+                steady: Duration::from_secs(30),
+                seed: 5,
+                restore,
+                join_and_crash: false,
+            },
+            &Knobs::daemon(),
+            limits(),
+        )
+    };
+    let gossiped = measured(false);
+    let restored = measured(true);
+    assert!(gossiped.note.is_none() && restored.note.is_none());
+    let (warm, quiet) = (
+        gossiped.warmup.expect("warm"),
+        gossiped.quiet.expect("quiet"),
+    );
+    assert!(
+        quiet > warm,
+        "the start's backlog outlasts 'all see all': {gossiped:?}"
+    );
+    let (g, r) = (
+        gossiped.swim_cards_per_node_sec,
+        restored.swim_cards_per_node_sec,
+    );
+    for (layer, g, r) in [("SWIM", g.0, r.0), ("cards", g.1, r.1)] {
+        assert!(
+            (g - r).abs() <= 0.1 * r,
+            "{layer}: gossiped {g:.0} B/s against restored {r:.0} B/s per node"
+        );
+    }
+}

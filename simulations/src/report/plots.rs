@@ -199,7 +199,7 @@ pub(super) fn plot_false_downs(path: &Path, cells: &[FalseDownCell]) -> anyhow::
 pub(super) fn plot_bytes(path: &Path, runs: &[Membership]) -> anyhow::Result<()> {
     let ours = runs
         .iter()
-        .filter(|m| m.warmup.is_some())
+        .filter(|m| m.quiet.is_some())
         .map(|m| (m.n as f64, m.bytes_per_node_sec))
         .collect();
     let theirs = runs
