@@ -52,13 +52,13 @@ impl Node {
             match notification {
                 OwnedNotification::MemberUp(id) => self.member_up(id, now, greet),
                 OwnedNotification::MemberDown(id) => self.member_down(id, now),
-                OwnedNotification::Rename(_, new) => {
-                    self.forget_replaced_card(&new);
-                    if let Some(member) = self.members.get_mut(&new.node_id) {
-                        member.identity = new;
-                        self.dirty = true;
-                    }
-                }
+                // foca replaced a live member's life with a newer one (a restart, perhaps at
+                // another address, before the old life was called down): a life that came up
+                // now, as after a down. Kept as the old life's "up since", the member had
+                // lost to an older claim of its new address — a killed member's, whose IP
+                // Docker had just handed it — until gossip called that member down (chaos
+                // run: 7.9 s, its join refused all along as a duplicate address).
+                OwnedNotification::Rename(_, new) => self.member_up(new, now, greet),
                 OwnedNotification::Rejoin(id) => {
                     // foca renewed our identity after being declared down: our card follows.
                     self.last_renewal = Some(now);

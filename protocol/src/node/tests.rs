@@ -9,6 +9,7 @@ use crate::card::Running;
 use crate::seal::{Key, Keyring, Sealer};
 use crate::wire::{Envelope, WireError};
 
+mod addresses;
 mod anti_entropy;
 mod harness;
 
