@@ -126,6 +126,9 @@ struct StoreDoc {
     leader: Option<LeaderDoc>,
     raft: RaftDoc,
     /// The configuration as this node's Raft holds it (`store.nodes`), without probing anyone.
+    /// rqlited's store puts its `Nodes()` there, each `{"id", "addr", "suffrage"}` (rqlite's
+    /// `store/store.go`, `Stats`); optional all the same, so that a server without it falls
+    /// back to `/nodes` rather than failing.
     #[serde(default)]
     nodes: Option<Vec<ConfiguredDoc>>,
 }
