@@ -146,6 +146,15 @@ fn the_findings_of_the_formation_design_stay_fixed() {
     ]);
 }
 
+/// Scenarios that failed while recovery was made faster (issue 16), replayed.
+#[test]
+fn the_findings_of_the_recovery_work_stay_fixed() {
+    assert_replays_pass(&[(
+        16061647540113758075,
+        "a rename between two down lives taken for an up kept a gone replica alive",
+    )]);
+}
+
 /// Replays each scenario (seed, what it once found) and asserts it ends without a violation.
 fn assert_replays_pass(cases: &[(u64, &str)]) {
     let params = Params::default();

@@ -52,13 +52,7 @@ impl Node {
             match notification {
                 OwnedNotification::MemberUp(id) => self.member_up(id, now, greet),
                 OwnedNotification::MemberDown(id) => self.member_down(id, now),
-                // foca replaced a live member's life with a newer one (a restart, perhaps at
-                // another address, before the old life was called down): a life that came up
-                // now, as after a down. Kept as the old life's "up since", the member had
-                // lost to an older claim of its new address — a killed member's, whose IP
-                // Docker had just handed it — until gossip called that member down (chaos
-                // run: 7.9 s, its join refused all along as a duplicate address).
-                OwnedNotification::Rename(_, new) => self.member_up(new, now, greet),
+                OwnedNotification::Rename(_, new) => self.renamed(new, now, greet),
                 OwnedNotification::Rejoin(id) => {
                     // foca renewed our identity after being declared down: our card follows.
                     self.last_renewal = Some(now);
@@ -99,6 +93,29 @@ impl Node {
             .is_some_and(|held| held.gossip_addr != id.addr && held.generation >= id.generation)
         {
             self.cards.remove(&id.node_id);
+            self.dirty = true;
+        }
+    }
+
+    /// foca replaced a member's identity with a newer one of the same node id: a restart,
+    /// perhaps at another address, or a renewal. foca names the rename whatever the states, and
+    /// tells a change of the live set apart (a `MemberUp` or `MemberDown` follows), except for
+    /// one case: a live member whose new life is live too. That is a life that came up *now*,
+    /// as after a down: kept as the old life's, the "up since" made a member restarted onto a
+    /// just-killed member's IP lose that address to the killed member, up more recently than
+    /// the old life, until gossip called the killed member down (a chaos run: 7.9 s of refused
+    /// joins). (Taken for an "up" whatever foca's state, a rename between two down lives kept a
+    /// gone member alive here for good — simulator finding.)
+    fn renamed(&mut self, new: NodeIdentity, now: Duration, greet: bool) {
+        let was_alive = self.members.get(&new.node_id).is_some_and(|m| m.alive);
+        let live_now = was_alive && self.foca.iter_members().any(|m| *m.id() == new);
+        if live_now {
+            self.member_up(new, now, greet);
+            return;
+        }
+        self.forget_replaced_card(&new);
+        if let Some(member) = self.members.get_mut(&new.node_id) {
+            member.identity = new;
             self.dirty = true;
         }
     }

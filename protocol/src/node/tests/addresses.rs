@@ -78,3 +78,48 @@ fn a_member_restarted_at_a_killed_members_address_takes_it_before_gossip_calls_t
         assert!(harness.step(), "the queue ran dry:\n{}", harness.report());
     }
 }
+
+/// The other side of the rule above: foca names a rename whatever the lives' states, and a
+/// rename between two down lives is no "up". (Taken for one, it kept a gone read-only replica
+/// alive in one node's table for good, and that node's bootstrap agreement waited for the gone
+/// node's card until the end of the scenario — simulator finding.)
+#[test]
+fn a_rename_between_two_down_lives_leaves_the_member_down() {
+    let n = 3;
+    let order: Vec<usize> = (0..n).collect();
+    let mut harness = start_in_order(n, &order, Duration::ZERO);
+    harness.run_until_formed(DEADLINE);
+    let gone = harness.nodes[2].as_ref().expect("runs").identity().clone();
+    harness.crash(2);
+    let deadline = harness.now + Duration::from_secs(60);
+    let down_at_0 = |h: &Harness| {
+        h.nodes[0]
+            .as_ref()
+            .is_some_and(|node| node.members().get(&gone.node_id).is_some_and(|m| !m.alive))
+    };
+    while !down_at_0(&harness) {
+        assert!(harness.now < deadline, "{}", harness.report());
+        assert!(harness.step(), "the queue ran dry:\n{}", harness.report());
+    }
+
+    // A member tells node 0 of a later life of the gone node, down as well (it restarted and
+    // died again where node 0 did not see it).
+    let later = NodeIdentity {
+        generation: gone.generation + 1,
+        ..gone.clone()
+    };
+    let src = harness.nodes[1].as_ref().expect("runs").identity().clone();
+    let dst = harness.nodes[0].as_ref().expect("runs").identity().clone();
+    let datagram = super::trust::swim(
+        src,
+        dst,
+        foca::Message::Gossip,
+        &[foca::Member::down(later.clone())],
+    );
+    let from = harness.addrs[1];
+    super::trust::inject(&mut harness, 0, from, &datagram).expect("a member's gossip is taken");
+    harness.run_until(harness.now + Duration::from_secs(10));
+    let seen = &harness.nodes[0].as_ref().expect("runs").members()[&gone.node_id];
+    assert_eq!(seen.identity, later, "the later life is known");
+    assert!(!seen.alive, "and down, as foca holds it: {seen:?}");
+}

@@ -24,7 +24,7 @@ fn forger() -> NodeIdentity {
 }
 
 /// A SWIM datagram as foca would write it: header, update count, updates.
-fn swim(
+pub(super) fn swim(
     src: NodeIdentity,
     dst: NodeIdentity,
     message: Message<NodeIdentity>,
@@ -50,7 +50,7 @@ fn cards(cards: &[Card]) -> Vec<u8> {
 }
 
 /// Delivers a datagram from outside the harness to node `i` now, and drains what it does.
-fn inject(
+pub(super) fn inject(
     harness: &mut Harness,
     i: usize,
     from: SocketAddr,
