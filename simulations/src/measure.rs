@@ -131,14 +131,22 @@ pub struct Membership {
     pub loss: f64,
     /// Time for every node to see every other alive after a simultaneous start.
     pub warmup: Option<Duration>,
-    /// Time until the start's traffic has died down ([`quiet`]): the steady window opens then.
+    /// Time until the start's traffic has died down ([`quiet`]): the steady window of a
+    /// lossless run opens then (a lossy run's at `warmup`).
     pub quiet: Option<Duration>,
     /// The membership was restored at the start instead of gossiped up ([`RESTORE_FROM`]).
     pub restored: bool,
-    /// Time for a joining node to be seen up by 50 %, 99 %, 99.9 % of the nodes.
+    /// Time for a joining node to be seen up by 50 %, 99 %, 99.9 % of the nodes (of every
+    /// node in every pooled run: see [`Membership::pool`]).
     pub spread: [Option<Duration>; 3],
     /// Time for a crashed node to be seen down by 50 %, 99 %, 99.9 % of the nodes.
     pub detect: [Option<Duration>; 3],
+    /// The runs whose join and crash the two figures above pool.
+    pub seeds: usize,
+    /// Each observer's time to see the joiner up, of every pooled run, and how many observed.
+    pub(crate) spread_times: (Vec<Duration>, usize),
+    /// Each observer's time to see the crashed node down, likewise.
+    pub(crate) detect_times: (Vec<Duration>, usize),
     /// Wrong "down" verdicts in the steady window (one per observer and subject).
     pub false_downs: u64,
     /// Gossip bytes sent per node per second in the steady window (all datagrams).
@@ -160,6 +168,23 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// Adds the join and the crash of `other` (a run of the same size on another seed) to the
+    /// spread and detection figures: one run's crash is one draw of where in the probe cycle
+    /// it falls (at 10 nodes, 5.0 to 8.5 s to be seen down over 12 seeds), too few to compare
+    /// two versions of the code by.
+    pub fn pool(&mut self, other: &Membership) {
+        for (mine, theirs) in [
+            (&mut self.spread_times, &other.spread_times),
+            (&mut self.detect_times, &other.detect_times),
+        ] {
+            mine.0.extend_from_slice(&theirs.0);
+            mine.1 += theirs.1;
+        }
+        self.seeds += other.seeds;
+        self.spread = fractions(self.spread_times.0.clone(), self.spread_times.1);
+        self.detect = fractions(self.detect_times.0.clone(), self.detect_times.1);
+    }
+
     /// Node-hours observed in the steady window.
     pub fn node_hours(&self) -> f64 {
         self.steady.as_secs_f64() * self.n as f64 / 3600.0
@@ -176,8 +201,8 @@ const FRACTIONS: [f64; 3] = [0.5, 0.99, 0.999];
 fn fractions(mut times: Vec<Duration>, population: usize) -> [Option<Duration>; 3] {
     times.sort();
     FRACTIONS.map(|p| {
-        let needed = (p * population as f64).ceil() as usize;
-        (needed <= times.len()).then(|| times[needed.max(1) - 1])
+        let needed = ((p * population as f64).ceil() as usize).max(1);
+        (needed <= times.len()).then(|| times[needed - 1])
     })
 }
 
@@ -321,8 +346,11 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
         if out.warmup.is_none() && alive_views_complete(&world, n) {
             out.warmup = Some(t);
         }
-        if out.warmup.is_some() && quiet(&world) {
-            out.quiet = Some(t);
+        // A lossless run's window waits for the quiet; a lossy one never gets quiet (each
+        // wrong verdict and its renewal are news to pass on) and counts only false downs,
+        // from "all see all" on.
+        if out.warmup.is_some() && (loss > 0.0 || quiet(&world)) {
+            out.quiet = (loss == 0.0).then_some(t);
             break;
         }
         if n >= PROGRESS_FROM {
@@ -361,7 +389,7 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
         out.note = Some("membership did not complete within 600 s".into());
         return finish(out, &world, started);
     }
-    if out.quiet.is_none() {
+    if out.quiet.is_none() && loss == 0.0 {
         out.note = Some("the start's traffic did not die down within 600 s".into());
         return finish(out, &world, started);
     }
@@ -399,7 +427,8 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
     );
     world.run_until(joined_at + Duration::from_secs(60));
     let joiner_id = node_id(joiner);
-    out.spread = fractions(first_seen(&world, &joiner_id, true, joined_at), n);
+    out.spread_times = (first_seen(&world, &joiner_id, true, joined_at), n);
+    out.spread = fractions(out.spread_times.0.clone(), n);
 
     // A node crashes: how fast do the others see it down?
     world.member_log.clear();
@@ -408,7 +437,9 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
     world.schedule(crashed_at, Action::Crash { host: victim });
     world.run_until(crashed_at + Duration::from_secs(90));
     let victim_id = node_id(victim);
-    out.detect = fractions(first_seen(&world, &victim_id, false, crashed_at), n - 1);
+    out.detect_times = (first_seen(&world, &victim_id, false, crashed_at), n - 1);
+    out.detect = fractions(out.detect_times.0.clone(), n - 1);
+    out.seeds = 1;
     finish(out, &world, started)
 }
 
@@ -669,4 +700,36 @@ pub fn rss_bytes() -> Option<u64> {
 /// Peak resident memory (Linux).
 pub fn peak_rss_bytes() -> Option<u64> {
     proc_status_kib("VmHWM:").map(|k| k * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crashed(seconds: &[u64], observers: usize) -> Membership {
+        let times: Vec<Duration> = seconds.iter().map(|s| Duration::from_secs(*s)).collect();
+        Membership {
+            detect: fractions(times.clone(), observers),
+            detect_times: (times, observers),
+            seeds: 1,
+            ..Membership::default()
+        }
+    }
+
+    #[test]
+    fn pooled_runs_give_percentiles_over_every_observer_of_every_run() {
+        // Two runs of 4 observers: one fast, one slow. The median of the 8 is the fast run's
+        // slowest; the 99th percentile the slow run's slowest.
+        let mut pooled = crashed(&[5, 5, 6, 6], 4);
+        pooled.pool(&crashed(&[8, 8, 9, 9], 4));
+        assert_eq!(pooled.seeds, 2);
+        assert_eq!(
+            pooled.detect,
+            [Some(6), Some(9), Some(9)].map(|s| s.map(Duration::from_secs))
+        );
+        // An observer that never saw it counts against the fraction.
+        let mut missing = crashed(&[5, 5, 6, 6], 4);
+        missing.pool(&crashed(&[8, 8, 9], 4));
+        assert_eq!(missing.detect[1], None, "7 of 8 saw it: not 99 %");
+    }
 }
