@@ -260,7 +260,7 @@ pub(super) fn markdown(
         let (median, _, _) = measure::formation_summary(times);
         let _ = writeln!(
             out,
-            "\nReference: rqlite's own `-bootstrap-expect 3` forms in 1.13–1.67 s on loopback (rqlite.md); rq4d's median at N = 3, no loss, is {} s: ratio {} against the midpoint 1.4 s. rq4d waits for SWIM to see every member and for a round of acknowledgements; then every founder starts rqlited with `-bootstrap-expect`, as rqlite's own auto-clustering does from the start.",
+            "\nReference: rqlite's own `-bootstrap-expect 3` forms in 1.13–1.67 s on loopback ([docs/rqlited.md](../../docs/rqlited.md#startup)); rq4d's median at N = 3, no loss, is {} s: ratio {} against the midpoint 1.4 s. rq4d waits for SWIM to see every member and for a round of acknowledgements; then every founder starts rqlited with `-bootstrap-expect`, as rqlite's own auto-clustering does from the start.",
             secs(median),
             ratio(median, reference::RQLITE_BOOTSTRAP_EXPECT_3)
         );
