@@ -224,20 +224,21 @@ fn alive_views_complete(world: &World, n: usize) -> bool {
 ///
 /// [`Node::swim_backlog`]: rq4d_protocol::node::Node::swim_backlog
 pub fn quiet(world: &World) -> bool {
+    world.live_nodes().all(|node| node.swim_backlog() == 0) && cards_settled(world)
+}
+
+/// How many live members a node of `n` sees, on average (for progress lines and notes).
+fn mean_live_view(world: &World, n: usize) -> f64 {
     world
-        .live_hosts()
-        .filter_map(|h| world.hosts[h].node.as_ref())
-        .all(|node| node.swim_backlog() == 0)
-        && cards_settled(world)
+        .live_nodes()
+        .map(|node| node.members().values().filter(|m| m.alive).count() as f64)
+        .sum::<f64>()
+        / n.max(1) as f64
 }
 
 /// What is left of the start's traffic, for progress lines.
 fn start_traffic(world: &World) -> String {
-    let backlog: usize = world
-        .live_hosts()
-        .filter_map(|h| world.hosts[h].node.as_ref())
-        .map(|node| node.swim_backlog())
-        .sum();
+    let backlog: usize = world.live_nodes().map(|node| node.swim_backlog()).sum();
     format!(
         "SWIM backlog {backlog} updates, {} cards missing",
         unsettled_cards(world)
@@ -254,14 +255,10 @@ pub fn cards_settled(world: &World) -> bool {
 
 /// How many (holder, subject) pairs of live nodes lack the subject's current card.
 pub fn unsettled_cards(world: &World) -> usize {
-    let current: Vec<&rq4d_protocol::card::Card> = world
-        .live_hosts()
-        .filter_map(|h| world.hosts[h].node.as_ref())
-        .map(|node| node.card())
-        .collect();
+    let current: Vec<&rq4d_protocol::card::Card> =
+        world.live_nodes().map(|node| node.card()).collect();
     world
-        .live_hosts()
-        .filter_map(|h| world.hosts[h].node.as_ref())
+        .live_nodes()
         .map(|holder| {
             current
                 .iter()
@@ -370,12 +367,7 @@ pub fn membership(run: &MembershipRun, knobs: &Knobs, limits: Limits) -> Members
             return finish(out, &world, started);
         }
         if started.elapsed() > wall_limit {
-            let mean = world
-                .live_hosts()
-                .filter_map(|h| world.hosts[h].node.as_ref())
-                .map(|node| node.members().values().filter(|m| m.alive).count() as f64)
-                .sum::<f64>()
-                / n.max(1) as f64;
+            let mean = mean_live_view(&world, n);
             out.note = Some(format!(
                 "stopped during warm-up after {:.0} wall s at {:.0} simulated s, each node seeing {mean:.0} of {n} members on average",
                 started.elapsed().as_secs_f64(),
@@ -659,12 +651,7 @@ pub fn bench(
             break;
         }
     }
-    let mean_view = world
-        .live_hosts()
-        .filter_map(|h| world.hosts[h].node.as_ref())
-        .map(|node| node.members().values().filter(|m| m.alive).count() as f64)
-        .sum::<f64>()
-        / nodes.max(1) as f64;
+    let mean_view = mean_live_view(&world, nodes);
     let swim_cards_per_node_sec = half.map_or((0.0, 0.0), |(at, before)| {
         let kinds = world.net.stats.bytes_by_kind;
         let secs = (world.now.saturating_sub(at)).as_secs_f64().max(1e-9) * nodes.max(1) as f64;

@@ -3,9 +3,9 @@
 //! Every datagram a node sends goes through [`Network::transmit`], which decides from a seeded
 //! generator whether it arrives, when, and how many times: one generator per layer (SWIM, the
 //! rest), so that sending fewer card datagrams leaves the fates of SWIM's datagrams as they were
-//! and a change to the card layer cannot move SWIM's false-down figures by chance. Partitions are groups
-//! of hosts plus a set of one-way cuts between groups, so "A cannot hear B but B hears A" is as
-//! easy to express as a clean split. Raft traffic (in the rqlite model) uses the same cuts but
+//! and a change to the card layer cannot move SWIM's false-down figures by chance. Partitions
+//! are groups of hosts plus a set of one-way cuts between groups, so "A cannot hear B but B hears
+//! A" is as easy to express as a clean split. Raft traffic (in the rqlite model) uses the same cuts but
 //! not the loss: TCP retransmits what UDP would lose.
 
 use std::collections::BTreeSet;

@@ -265,6 +265,11 @@ impl World {
         (0..self.hosts.len()).filter(|&h| self.hosts[h].node.is_some())
     }
 
+    /// The nodes of the hosts whose container runs now.
+    pub fn live_nodes(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.hosts.iter().filter_map(|host| host.node.as_ref())
+    }
+
     /// Every live node takes every other live node as a known, alive member with its current
     /// card (`Node::restore_members`): the membership a gossip warm-up would end with, without
     /// its O(N²) datagrams. Then every node takes the cards again (`Node::restore_cards`), as

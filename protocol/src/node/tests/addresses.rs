@@ -13,10 +13,7 @@ use crate::supervisor::Membership;
 /// gossip called `db_5` down, 7.9 s later.
 #[test]
 fn a_member_restarted_at_a_killed_members_address_takes_it_before_gossip_calls_that_one_down() {
-    let n = 3;
-    let order: Vec<usize> = (0..n).collect();
-    let mut harness = start_in_order(n, &order, Duration::ZERO);
-    harness.run_until_formed(DEADLINE);
+    let mut harness = super::trust::formed_three();
     // Node 2 came up after node 1 in node 0's eyes: start node 2 once more, later.
     let (restarted, killed) = (1, 2);
     harness.crash(killed);
@@ -85,10 +82,7 @@ fn a_member_restarted_at_a_killed_members_address_takes_it_before_gossip_calls_t
 /// node's card until the end of the scenario — simulator finding.)
 #[test]
 fn a_rename_between_two_down_lives_leaves_the_member_down() {
-    let n = 3;
-    let order: Vec<usize> = (0..n).collect();
-    let mut harness = start_in_order(n, &order, Duration::ZERO);
-    harness.run_until_formed(DEADLINE);
+    let mut harness = super::trust::formed_three();
     let gone = harness.nodes[2].as_ref().expect("runs").identity().clone();
     harness.crash(2);
     let deadline = harness.now + Duration::from_secs(60);

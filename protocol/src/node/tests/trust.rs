@@ -65,8 +65,8 @@ pub(super) fn inject(
     result
 }
 
-/// Runs the harness until `until` (simulated).
-fn formed_three() -> Harness {
+/// Three nodes started together, run until they form one cluster.
+pub(super) fn formed_three() -> Harness {
     let mut harness = start_in_order(3, &[0, 1, 2], Duration::ZERO);
     harness.run_until_formed(DEADLINE);
     harness
