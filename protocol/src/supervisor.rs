@@ -93,6 +93,18 @@ struct Child {
     served: bool,
 }
 
+impl Child {
+    /// Past [`REJOIN_NOT_BEFORE`]: rqlited's own join retries are over.
+    fn past_join_retries(&self, now: Duration) -> bool {
+        now.saturating_sub(self.started_at) >= REJOIN_NOT_BEFORE
+    }
+
+    /// No join of its can still succeed: it has served as a member, or its retries are over.
+    fn join_over(&self, now: Duration) -> bool {
+        self.served || self.past_join_retries(now)
+    }
+}
+
 /// A change of role under way: this node left the configuration ([`Action::Leave`]) and
 /// rejoins with the other role once that is done.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -639,9 +651,9 @@ impl Supervisor {
         let (Some(child), Some(since)) = (self.child, self.leaderless_since) else {
             return false;
         };
-        let old = now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE;
         let removed = self.removed_at.is_some_and(|at| at >= since);
-        (old && now.saturating_sub(since) >= REJOIN_AFTER) || ((old || child.served) && removed)
+        (child.past_join_retries(now) && now.saturating_sub(since) >= REJOIN_AFTER)
+            || (child.join_over(now) && removed)
     }
 
     /// Leaderless while another node leads its cluster, its join over (past
@@ -658,9 +670,7 @@ impl Supervisor {
         self.leaderless_since
             .is_some_and(|since| now.saturating_sub(since) >= ASK_CONFIGURATION_EVERY)
             && self.removed_at.is_none()
-            && self.child.is_some_and(|child| {
-                child.served || now.saturating_sub(child.started_at) >= REJOIN_NOT_BEFORE
-            })
+            && self.child.is_some_and(|child| child.join_over(now))
             && self
                 .configuration_asked
                 .is_none_or(|at| now.saturating_sub(at) >= ASK_CONFIGURATION_EVERY)
