@@ -353,6 +353,39 @@ fn decide_running(
     }
 }
 
+/// A founder of `cluster`'s formation of `expect` starts rqlited once its `-join` targets name
+/// every founder, or once a founder has started already. Safety does not rest on this (rqlited
+/// forms the cluster only with every founder's notification, whenever each starts); speed does.
+/// rqlited notifies every target once, then again about a second later, and it bootstraps — and
+/// its election timer, running since the process started, may fire — only once every founder's
+/// notification has arrived. A founder started a few milliseconds before another finds it not
+/// yet listening and reaches it only in its second round: with each founder starting as soon as
+/// it was bound itself, one or two of five bootstrapped in the first round, against every one
+/// under rqlite's own `-bootstrap-expect` (whose election then draws the earliest of five
+/// timeouts). Waiting until all are bound costs one card push, and every founder learns it from
+/// the same last push, so they start together. Once one has started, waiting gains nothing; and a
+/// founder whose card no longer shows the formation (its rqlited already a voter) has started.
+fn start_formation(view: &View<'_>, cluster_id: ClusterId, expect: u16) -> Decision {
+    let targets = view.founders(Some(cluster_id));
+    let started = view
+        .peers
+        .iter()
+        .any(|card| card.cluster_id == Some(cluster_id) && card.db != DbState::Empty);
+    if targets.len() >= usize::from(expect) || started {
+        Decision::Bootstrap {
+            cluster_id,
+            expect,
+            targets,
+        }
+    } else {
+        Decision::Wait(Waiting::FoundersBound {
+            cluster: cluster_id,
+            expect,
+            bound: targets,
+        })
+    }
+}
+
 /// A formation this node is bound to may be given up for a live leader of another cluster only
 /// while nobody — this node included — is a voter of it or holds its data: then no Raft cluster
 /// of it exists that could lose a member, and this node has nothing to lose. This is how the
@@ -485,11 +518,7 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
             return join_instead(view, leader);
         }
         return verdict(
-            Decision::Bootstrap {
-                cluster_id,
-                expect,
-                targets: view.founders(Some(cluster_id)),
-            },
+            start_formation(view, cluster_id, expect),
             me.agreement.clone(),
         );
     }
@@ -504,11 +533,7 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
     {
         let cluster_id = founder.cluster_id;
         let decision = match (cluster_id, founder.formation) {
-            (Some(cluster_id), Some(expect)) => Decision::Bootstrap {
-                cluster_id,
-                expect,
-                targets: view.founders(founder.cluster_id),
-            },
+            (Some(cluster_id), Some(expect)) => start_formation(view, cluster_id, expect),
             _ => Decision::Wait(Waiting::FormedCluster {
                 founder: founder.node_id.clone(),
             }),

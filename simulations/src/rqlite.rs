@@ -5,9 +5,10 @@
 //! corners the reference observed (a single-node cluster refuses `-join`; a node resumed at a new
 //! address without `-join` stays a candidate; a node removed while running sits leaderless; a
 //! join that finds nobody gives up after ~12 s), and `-bootstrap-expect N -join …`: each such
-//! node tries to join, else notifies every target (itself included) about every second; a node
-//! that has been notified by N distinct nodes bootstraps a cluster with all of them as voters,
-//! and gives up after `-bootstrap-expect-timeout` (120 s). SQL, logs and snapshots are not modelled: a
+//! node tries to join, else notifies its targets in order, up to the first it cannot reach, in
+//! rounds 2–4 s apart (the first as soon as it listens); a node that has been notified by N
+//! distinct nodes bootstraps a cluster with all of them as voters, and gives up after
+//! `-bootstrap-expect-timeout` (120 s). SQL, logs and snapshots are not modelled: a
 //! node's data is the Raft cluster its disk belongs to.
 //!
 //! Non-voters (`-raft-non-voter`) sit beside the voters in a configuration
@@ -90,6 +91,8 @@ pub struct Process {
     pub started_at: Duration,
     /// Its `-join` list (own address removed).
     pub join: Vec<String>,
+    /// Its `-join` list as given, in order: whom `-bootstrap-expect`'s rounds notify.
+    pub notify: Vec<String>,
     /// `-bootstrap-expect` (0: none).
     pub expect: u16,
     /// The nodes that notified it, by id, with their Raft addresses (`-bootstrap-expect`).

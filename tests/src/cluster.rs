@@ -336,7 +336,12 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(&self.extra)
-            .env("RQ4D_LOG", "info,rqlited=warn")
+            // `RQ4D_TEST_LOG=info` keeps rqlited's own lines in the node logs
+            // (with `RQ4D_KEEP_TEST_DIRS=1`, for a post-mortem of its notification rounds).
+            .env(
+                "RQ4D_LOG",
+                std::env::var("RQ4D_TEST_LOG").unwrap_or_else(|_| "info,rqlited=warn".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out)

@@ -183,12 +183,67 @@ fn bootstrap_expect_forms_a_cluster_from_nodes_started_together() {
         .into_iter()
         .map(|s| start(s.join(&raft).args(&["-bootstrap-expect", "3"])))
         .collect();
+    // A first round that finds a target not listening yet waits 2–4 s for the next.
     for i in 0..nodes.len() {
-        if let Err(e) = nodes[i].wait_ready(Duration::from_secs(8)) {
+        if let Err(e) = nodes[i].wait_ready(Duration::from_secs(15)) {
             fail(&mut nodes, &e);
         }
     }
     ok(rq4d_tests::find_leader(&nodes));
     let members = ok(nodes[0].nodes());
     assert_eq!(members.len(), 3, "{members:?}");
+}
+
+/// rqlited's bootstrapper (v8's `cluster.Bootstrapper`) notifies its `-join` targets in order
+/// and ends the round at the first that does not answer, so the targets after it hear nothing
+/// — not even the node itself. Here the first target is not started: two nodes that would
+/// form a cluster of two between them notify nobody, round after round, until it comes.
+#[test]
+fn a_bootstrap_round_ends_at_the_first_target_that_does_not_answer() {
+    let dir = tempdir("bootstrap-order");
+    let specs: Vec<rq4d_tests::NodeSpec> =
+        ["n1", "n2", "n3"].iter().map(|id| spec(id, &dir)).collect();
+    let raft: Vec<String> = specs.iter().map(|s| s.raft_addr.clone()).collect();
+    let raft: Vec<&str> = raft.iter().map(String::as_str).collect();
+    let mut specs = specs
+        .into_iter()
+        .map(|s| s.join(&raft).args(&["-bootstrap-expect", "2"]));
+    let first = specs.next().expect("three specs");
+    let mut nodes: Vec<rq4d_tests::Rqlited> = specs.map(start).collect();
+    let failed_rounds = |node: &rq4d_tests::Rqlited| {
+        node.log()
+            .lines()
+            .filter(|l| l.contains("failed to notify all targets"))
+            .count()
+    };
+    // Two rounds each (the second 2–4 s after the first), every one ended at n1.
+    if let Err(e) = wait_until(
+        "two failed rounds on n2 and n3",
+        Duration::from_secs(10),
+        || {
+            let rounds: Vec<usize> = nodes.iter().map(failed_rounds).collect();
+            if rounds.iter().all(|&r| r >= 2) {
+                Ok(())
+            } else {
+                Err(format!("failed rounds {rounds:?}"))
+            }
+        },
+    ) {
+        fail(&mut nodes, &e);
+    }
+    for node in &nodes {
+        let log = node.log();
+        if log.contains("reached expected bootstrap count") || log.contains("succeeded notifying") {
+            let msg = "a round went past the target that did not answer";
+            fail(&mut nodes, msg);
+        }
+    }
+    // With n1 up, rounds go through: a cluster forms.
+    nodes.insert(0, start(first));
+    for i in 0..nodes.len() {
+        if let Err(e) = nodes[i].wait_ready(Duration::from_secs(15)) {
+            fail(&mut nodes, &e);
+        }
+    }
+    ok(rq4d_tests::find_leader(&nodes));
 }

@@ -139,20 +139,13 @@ pub(super) fn agree(view: &View<'_>) -> Verdict {
             .map(|card| card.node_id.clone())
             .collect();
         if pending.is_empty() {
-            // Every founder acknowledged, and each starts rqlited as one once it sees this
-            // decision on my card.
+            // Every founder acknowledged: each is bound once it sees this decision on my card,
+            // and all start rqlited once all are (`start_formation`; at once in a formation
+            // of one).
             let cluster_id = mint_cluster_id(&me.node_id, round, digest);
-            let mut targets: Vec<String> =
-                founders.iter().map(|card| card.raft_addr.clone()).collect();
-            targets.sort();
-            targets.dedup();
             let size = u16::try_from(founders.len()).unwrap_or(u16::MAX);
             return Verdict {
-                decision: Decision::Bootstrap {
-                    cluster_id,
-                    expect: size,
-                    targets,
-                },
+                decision: super::start_formation(view, cluster_id, size),
                 agreement: proposal,
                 cluster_id: Some(cluster_id),
                 formation: Some(size),

@@ -10,7 +10,9 @@ use rand::RngExt;
 use rand::rngs::SmallRng;
 
 use super::raft::election_timeout;
-use super::{Change, Ctx, Effect, Phase, Process, RaftCluster, Reconfiguration, Rqlite};
+use super::{
+    Change, Ctx, Effect, HTTP_UP_AFTER, Phase, Process, RaftCluster, Reconfiguration, Rqlite,
+};
 
 /// The first `-join` attempt.
 const FIRST_JOIN_AFTER: Duration = Duration::from_millis(50);
@@ -39,6 +41,7 @@ impl Rqlite {
         ctx: &Ctx,
     ) -> Vec<Effect> {
         let me = self.hosts[host].raft.clone();
+        let notify = join.to_vec();
         let join: Vec<String> = join.iter().filter(|t| **t != me).cloned().collect();
         self.next_pid += 1;
         let pid = self.next_pid;
@@ -81,7 +84,7 @@ impl Rqlite {
             effects.push(Effect::FormAttempt {
                 host,
                 pid,
-                after: FIRST_JOIN_AFTER,
+                after: HTTP_UP_AFTER + Duration::from_micros(rng.random_range(1000..2000)),
             });
             Phase::Forming
         } else if join.is_empty() {
@@ -142,6 +145,7 @@ impl Rqlite {
             pid,
             started_at: ctx.now,
             join,
+            notify,
             expect,
             notified: BTreeMap::new(),
             voter,
@@ -150,11 +154,12 @@ impl Rqlite {
         effects
     }
 
-    /// One round of rqlite's bootstrapper (`-bootstrap-expect`): join a target that answers with
-    /// a reachable leader; failing that, notify every reachable target still forming, and this
-    /// node itself. A node notified by `expect` distinct nodes bootstraps a cluster with all of
-    /// them as voters; the notifiers it reaches take that configuration (the new leader would
-    /// replicate it to them), the others join it later.
+    /// One round of rqlite's bootstrapper (`-bootstrap-expect`, v8's `Bootstrapper.Boot`): join
+    /// a target that answers with a reachable leader; failing that, notify the targets in order
+    /// up to the first that cannot be reached. The first round comes 1–2 ms after the process
+    /// listens, the next 2–4 s later. A node notified by `expect` distinct nodes bootstraps a
+    /// cluster with all of them as voters; the notifiers it reaches take that configuration (the
+    /// new leader would replicate it to them), the others join it later.
     pub fn form_attempt(
         &mut self,
         host: usize,
@@ -189,18 +194,21 @@ impl Rqlite {
                 had_data_of: None,
             }];
         }
-        let mut recipients = vec![host];
-        for target in &join {
-            let Some(t) = ctx.addresses.host_of_raft(target) else {
-                continue;
+        // rqlite's bootstrapper notifies its targets in order and ends the round at the first
+        // that fails: one not yet listening keeps every target after it from hearing of this
+        // node until the next round.
+        let mut recipients = Vec::new();
+        for target in &proc.notify {
+            let Some(t) = ctx.addresses.host_of_raft(target).filter(|&t| {
+                self.hosts[t].raft == *target
+                    && (t == host || ctx.net.connected(host, t))
+                    && self.http_up(t, ctx.now)
+            }) else {
+                break;
             };
-            let forming = self.procs[t]
+            if self.procs[t]
                 .as_ref()
-                .is_some_and(|p| p.phase == Phase::Forming);
-            if self.hosts[t].raft == *target
-                && forming
-                && ctx.net.connected(host, t)
-                && self.http_up(t, ctx.now)
+                .is_some_and(|p| p.phase == Phase::Forming)
             {
                 recipients.push(t);
             }
@@ -220,7 +228,7 @@ impl Rqlite {
         effects.push(Effect::FormAttempt {
             host,
             pid,
-            after: Duration::from_millis(500 + rng.random_range(0..500)),
+            after: Duration::from_millis(rng.random_range(2000..4000)),
         });
         effects
     }

@@ -392,3 +392,59 @@ fn a_leader_admits_a_voter_only_with_a_majority_of_the_new_configuration() {
     );
     assert_eq!(bench.rqlite.clusters[0].voters.len(), 6);
 }
+
+/// rqlite's bootstrapper notifies its `-join` targets in order and ends a round at the first
+/// that does not answer (v8's `Bootstrapper.notify`): a first target started late keeps every
+/// node that reached it first from notifying anyone, itself included, until its next round
+/// 2–4 s later.
+#[test]
+fn a_bootstrap_round_stops_at_the_first_target_not_listening() {
+    let mut bench = Bench::new(3);
+    let join: Vec<String> = (0..3).map(|h| bench.raft(h)).collect();
+    let mut rounds = Vec::new();
+    for (host, at) in [(1, 0), (2, 0), (0, 10)] {
+        bench.now = Duration::from_millis(at);
+        let ctx = Ctx {
+            net: &bench.net,
+            addresses: &bench.addresses,
+            now: bench.now,
+        };
+        for effect in bench
+            .rqlite
+            .start(host, &join, 3, true, &mut bench.rng, &ctx)
+        {
+            if let Effect::FormAttempt { host, pid, after } = effect {
+                rounds.push((bench.now + after, host, pid));
+            }
+        }
+    }
+    let mut formed_at = None;
+    while formed_at.is_none() {
+        rounds.sort();
+        let (at, host, pid) = rounds.remove(0);
+        assert!(
+            at < Duration::from_secs(5),
+            "no cluster after every second round"
+        );
+        bench.now = at;
+        let ctx = Ctx {
+            net: &bench.net,
+            addresses: &bench.addresses,
+            now: bench.now,
+        };
+        for effect in bench.rqlite.form_attempt(host, pid, &mut bench.rng, &ctx) {
+            match effect {
+                Effect::FormAttempt { host, pid, after } => rounds.push((at + after, host, pid)),
+                Effect::Bootstrapped { .. } => formed_at = Some(at),
+                _ => {}
+            }
+        }
+    }
+    let formed_at = formed_at.expect("formed");
+    // Hosts 1 and 2 found host 0 not listening in their first rounds (at about 56 ms) and
+    // notified nobody; host 0's own first round reached all three with its one notification.
+    assert!(
+        formed_at >= Duration::from_secs(2),
+        "formed in the first rounds, at {formed_at:?}"
+    );
+}

@@ -28,7 +28,9 @@
 //!   same id, new address: old entry removed first and re-added with the *new*
 //!   flag; same address, new id: fails with "found duplicate address in
 //!   configuration", as rqlite's code does); retries and exit 1; refusal to join
-//!   from a single-node cluster; `-bootstrap-expect` with notify.
+//!   from a single-node cluster; `-bootstrap-expect` with notify, in rqlite v8's
+//!   rounds: the first 1–2 ms after the start, then every 2–4 s, each ending at
+//!   the first target that does not answer.
 //! - **Non-voters** (`-raft-non-voter`): join as non-voters, receive heartbeats
 //!   and know the leader, but never vote, never stand, never notify, and count
 //!   neither for quorum, commits nor the leader lease. `/status` shows

@@ -276,16 +276,21 @@ pub async fn join_loop(
     Err("failed to join cluster".into())
 }
 
-/// rqlite's bootstrapper for `-bootstrap-expect`: try to join; failing that, notify
-/// every target (voters only: a non-voter never counts towards the expected
-/// number); repeat about every second until a leader is known.
+/// rqlite's bootstrapper for `-bootstrap-expect` (v8's `cluster.Bootstrapper.Boot`): a first
+/// round 1–2 ms after the start, then one every 2–4 s (`random.Jitter` of 2 s) until a leader is
+/// known. A round tries one join through each target; failing that, a voter notifies the
+/// targets *in order and stops at the first that fails*, so a target not yet listening keeps
+/// every target after it from hearing of this node until the next round (a non-voter never
+/// counts towards the expected number and does not notify).
 pub async fn bootstrap_loop(
     node: &Shared,
     targets: &[String],
     timeout: Duration,
 ) -> Result<(), String> {
     let give_up = Instant::now() + timeout;
+    let mut next = node.jitter(Duration::from_millis(1));
     loop {
+        tokio::time::sleep(next).await;
         if node.lock().leader.is_some() {
             log("cluster-bootstrap", "boot operation marked done");
             return Ok(());
@@ -296,6 +301,7 @@ pub async fn bootstrap_loop(
                 format_duration(timeout)
             ));
         }
+        next = node.jitter(BOOT_INTERVAL);
         for t in targets {
             if let Ok(leader) = join_via(node, t).await {
                 log(
@@ -306,32 +312,45 @@ pub async fn bootstrap_loop(
             }
         }
         if !node.s.non_voter {
-            let req = Request::Notify {
-                id: node.s.id.clone(),
-                addr: node.s.raft_adv.clone(),
-                creds: node.s.join_creds.clone(),
-            };
-            for t in targets {
-                match node.net.call(t, &req, Duration::from_secs(2)).await {
-                    Ok(Response::Ok) => {}
-                    Ok(Response::Error { error }) => log(
-                        "cluster-bootstrap",
-                        &format!("failed to notify {t}: {error}"),
-                    ),
-                    Ok(other) => log(
-                        "cluster-bootstrap",
-                        &format!("failed to notify {t}: unexpected answer {other:?}"),
-                    ),
-                    Err(e) => log("cluster-bootstrap", &format!("failed to notify {t}: {e:#}")),
-                }
+            match notify_in_order(node, targets).await {
+                Ok(()) => log(
+                    "cluster-bootstrap",
+                    &format!("succeeded notifying all targets: {targets:?}"),
+                ),
+                Err(error) => log(
+                    "cluster-bootstrap",
+                    &format!("failed to notify all targets: {targets:?} ({error}, will retry)"),
+                ),
             }
         }
-        let jitter = node
-            .random_timeout()
-            .saturating_sub(node.s.election_timeout);
-        tokio::time::sleep(Duration::from_millis(500) + jitter.min(Duration::from_millis(500)))
-            .await;
     }
+}
+
+/// rqlite's `bootInterval`: the base of the pause between two bootstrap rounds.
+const BOOT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Notifies `targets` one after the other; the first failure ends the round.
+async fn notify_in_order(node: &Shared, targets: &[String]) -> Result<(), String> {
+    let req = Request::Notify {
+        id: node.s.id.clone(),
+        addr: node.s.raft_adv.clone(),
+        creds: node.s.join_creds.clone(),
+    };
+    for t in targets {
+        match node.net.call(t, &req, Duration::from_secs(5)).await {
+            Ok(Response::Ok) => {}
+            Ok(Response::Error { error }) => {
+                return Err(format!("failed to notify node at {t}: {error}"));
+            }
+            Ok(other) => {
+                return Err(format!(
+                    "failed to notify node at {t}: unexpected answer {other:?}"
+                ));
+            }
+            Err(e) => return Err(format!("failed to notify node at {t}: {e:#}")),
+        }
+    }
+    Ok(())
 }
 
 /// `-raft-cluster-remove-shutdown`: ask the leader to remove this node, with the

@@ -205,13 +205,21 @@ impl Node {
     /// Election timeout plus up to 50% jitter, so that nodes started together do
     /// not all stand at once (hashicorp/raft adds up to 100%; the brief asks ~1–1.5 s).
     pub fn random_timeout(&self) -> Duration {
+        let base = self.s.election_timeout;
+        base + Duration::from_nanos(self.random() % (base.as_nanos() as u64 / 2).max(1))
+    }
+
+    /// A duration between `d` and `2d`, as rqlite's `random.Jitter`.
+    pub fn jitter(&self, d: Duration) -> Duration {
+        d + Duration::from_nanos(self.random() % (d.as_nanos() as u64).max(1))
+    }
+
+    fn random(&self) -> u64 {
         let mut x = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         *x ^= *x << 13;
         *x ^= *x >> 7;
         *x ^= *x << 17;
-        let base = self.s.election_timeout;
-        let jitter_ns = (base.as_nanos() as u64 / 2).max(1);
-        base + Duration::from_nanos(*x % jitter_ns)
+        *x
     }
 
     pub fn persist(&self, c: &mut Core) {
