@@ -118,22 +118,37 @@ impl View<'_> {
     /// every founder's notification reaches at least the seed). Nobody else: rqlited counts any
     /// node's notification, so one sent to a node that later founds *another* cluster would
     /// make that cluster's configuration hold a stranger (simulator finding).
+    ///
+    /// In the order of the founders' ids, so the seed (the smallest id of the agreement) comes
+    /// first in every founder's list. rqlited notifies its targets in order and ends a round at
+    /// the first that does not answer, trying again only 2–4 s later (`docs/rqlited.md`,
+    /// "Startup"). The seed starts its rqlited the moment it decides, before any other founder
+    /// has learnt of the decision, so it is the target most surely listening when the others'
+    /// first round comes: with it first, that round reaches it from every founder, and it
+    /// bootstraps then. Sorted by address, as before, a founder listed ahead of the seed and not
+    /// yet listening ended the round before the seed, and the cluster waited for the next
+    /// (`every_founder_lists_the_seed_first_whatever_the_addresses`).
     fn founders(&self, cluster: Option<ClusterId>) -> Vec<String> {
         let seed_of = |card: &Card| {
             matches!(card.agreement, Agreement::Propose { .. })
                 && agreement_cluster(card) == cluster
         };
-        let mut targets: Vec<String> = self
+        let mut founders: Vec<&Card> = self
             .peers
             .iter()
+            .copied()
             .filter(|card| {
                 (card.cluster_id == cluster && card.formation.is_some()) || seed_of(card)
             })
-            .map(|card| card.raft_addr.clone())
-            .chain([self.me.raft_addr.clone()])
+            .chain([self.me])
             .collect();
-        targets.sort();
-        targets.dedup();
+        founders.sort_by(|a, b| (&a.node_id, &a.raft_addr).cmp(&(&b.node_id, &b.raft_addr)));
+        let mut targets: Vec<String> = Vec::with_capacity(founders.len());
+        for card in founders {
+            if !targets.contains(&card.raft_addr) {
+                targets.push(card.raft_addr.clone());
+            }
+        }
         targets
     }
 
@@ -353,39 +368,6 @@ fn decide_running(
     }
 }
 
-/// A founder of `cluster`'s formation of `expect` starts rqlited once its `-join` targets name
-/// every founder, or once a founder has started already. Safety does not rest on this (rqlited
-/// forms the cluster only with every founder's notification, whenever each starts); speed does.
-/// rqlited notifies every target once, then again about a second later, and it bootstraps — and
-/// its election timer, running since the process started, may fire — only once every founder's
-/// notification has arrived. A founder started a few milliseconds before another finds it not
-/// yet listening and reaches it only in its second round: with each founder starting as soon as
-/// it was bound itself, one or two of five bootstrapped in the first round, against every one
-/// under rqlite's own `-bootstrap-expect` (whose election then draws the earliest of five
-/// timeouts). Waiting until all are bound costs one card push, and every founder learns it from
-/// the same last push, so they start together. Once one has started, waiting gains nothing; and a
-/// founder whose card no longer shows the formation (its rqlited already a voter) has started.
-fn start_formation(view: &View<'_>, cluster_id: ClusterId, expect: u16) -> Decision {
-    let targets = view.founders(Some(cluster_id));
-    let started = view
-        .peers
-        .iter()
-        .any(|card| card.cluster_id == Some(cluster_id) && card.db != DbState::Empty);
-    if targets.len() >= usize::from(expect) || started {
-        Decision::Bootstrap {
-            cluster_id,
-            expect,
-            targets,
-        }
-    } else {
-        Decision::Wait(Waiting::FoundersBound {
-            cluster: cluster_id,
-            expect,
-            bound: targets,
-        })
-    }
-}
-
 /// A formation this node is bound to may be given up for a live leader of another cluster only
 /// while nobody — this node included — is a voter of it or holds its data: then no Raft cluster
 /// of it exists that could lose a member, and this node has nothing to lose. This is how the
@@ -518,7 +500,11 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
             return join_instead(view, leader);
         }
         return verdict(
-            start_formation(view, cluster_id, expect),
+            Decision::Bootstrap {
+                cluster_id,
+                expect,
+                targets: view.founders(Some(cluster_id)),
+            },
             me.agreement.clone(),
         );
     }
@@ -533,7 +519,11 @@ fn decide_empty(view: &View<'_>, leaders: &[&Card]) -> Verdict {
     {
         let cluster_id = founder.cluster_id;
         let decision = match (cluster_id, founder.formation) {
-            (Some(cluster_id), Some(expect)) => start_formation(view, cluster_id, expect),
+            (Some(cluster_id), Some(expect)) => Decision::Bootstrap {
+                cluster_id,
+                expect,
+                targets: view.founders(founder.cluster_id),
+            },
             _ => Decision::Wait(Waiting::FormedCluster {
                 founder: founder.node_id.clone(),
             }),

@@ -139,6 +139,17 @@ impl Addresses {
         Ipv4Addr::from(FIRST_IP + offset)
     }
 
+    /// The IP `offset` places after the first for `host` (the slots before it stay free for
+    /// [`Addresses::allocate_at`]; [`Addresses::allocate`] takes the first after all of them).
+    pub fn allocate_at(&mut self, host: usize, offset: usize) -> Ipv4Addr {
+        if self.holders.len() <= offset {
+            self.holders.resize(offset + 1, None);
+        }
+        self.holders[offset] = Some(host);
+        let offset = u32::try_from(offset + 1).unwrap_or(u32::MAX);
+        Ipv4Addr::from(FIRST_IP + offset)
+    }
+
     /// `ip` no longer routes anywhere.
     pub fn release(&mut self, ip: Ipv4Addr) {
         if let Some(slot) = Self::offset(ip).and_then(|o| self.holders.get_mut(o)) {

@@ -89,6 +89,11 @@ pub struct Scenario {
     pub keyed: bool,
     /// The voter cap and the read-only replicas.
     pub roles: Roles,
+    /// Each host's IP, as an offset from the first: a permutation, so that the order of the
+    /// addresses is not the order of the ids (a rule that took one for the other would pass
+    /// every scenario otherwise — `-join` lists sorted by address once put a founder not yet
+    /// listening ahead of the seed).
+    pub ip_offsets: Vec<usize>,
     /// One line describing the draw.
     pub description: String,
 }
@@ -332,6 +337,10 @@ impl Scenario {
         }
         let roles = draw_roles(&mut rng, size, expect, &mut hosts, quiet_from, &mut actions);
         actions.sort_by_key(|(at, _)| *at);
+        let mut ip_offsets: Vec<usize> = (0..hosts).collect();
+        for i in (1..ip_offsets.len()).rev() {
+            ip_offsets.swap(i, rng.random_range(0..=i));
+        }
         let description = format!(
             "seed {seed}: {size} nodes, expect {expect}{}{}, start {style_name} (gap {gap_ms} ms), loss {:.0}%, dup {:.1}%, reorder {:.1}%, latency {:?}+{:?}, dns lag {:?}, faults [{}], quiet from {:.1}s",
             if volatile { ", volatile" } else { "" },
@@ -358,6 +367,7 @@ impl Scenario {
             faults: params.faults,
             keyed,
             roles,
+            ip_offsets,
             description,
         }
     }
@@ -384,7 +394,8 @@ impl Scenario {
         config.quiet = quiet;
         let mut world = World::new(config, invariants::judge);
         for h in 0..self.hosts {
-            world.add_host(node_id(h), h < self.size, DbState::Empty);
+            let offset = self.ip_offsets.get(h).copied().unwrap_or(h);
+            world.add_host_at_offset(node_id(h), h < self.size, DbState::Empty, offset);
         }
         for &h in &self.roles.read_only {
             world.make_read_only(h);

@@ -193,8 +193,32 @@ impl World {
     /// Adds a host (not started). `initial`: part of the initial set the safety property is
     /// about.
     pub fn add_host(&mut self, id: NodeId, initial: bool, static_db: DbState) -> usize {
+        let ip = self.addresses.allocate(self.hosts.len());
+        self.add_host_at(id, initial, static_db, ip)
+    }
+
+    /// [`World::add_host`] at the IP `offset` places after the first (see
+    /// [`Addresses::allocate_at`]): a scenario gives its hosts IPs in another order than their
+    /// ids, as containers get theirs in the order they start.
+    pub fn add_host_at_offset(
+        &mut self,
+        id: NodeId,
+        initial: bool,
+        static_db: DbState,
+        offset: usize,
+    ) -> usize {
+        let ip = self.addresses.allocate_at(self.hosts.len(), offset);
+        self.add_host_at(id, initial, static_db, ip)
+    }
+
+    fn add_host_at(
+        &mut self,
+        id: NodeId,
+        initial: bool,
+        static_db: DbState,
+        ip: Ipv4Addr,
+    ) -> usize {
         let index = self.hosts.len();
-        let ip = self.addresses.allocate(index);
         self.by_id.insert(id.clone(), index);
         self.rqlite.add_host(HostInfo {
             id: id.clone(),

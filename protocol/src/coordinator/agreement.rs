@@ -139,13 +139,23 @@ pub(super) fn agree(view: &View<'_>) -> Verdict {
             .map(|card| card.node_id.clone())
             .collect();
         if pending.is_empty() {
-            // Every founder acknowledged: each is bound once it sees this decision on my card,
-            // and all start rqlited once all are (`start_formation`; at once in a formation
-            // of one).
+            // Every founder acknowledged, and each starts rqlited as one once it sees this
+            // decision on my card.
             let cluster_id = mint_cluster_id(&me.node_id, round, digest);
+            // In the order of the ids, this seed's first (see `View::founders`).
+            let mut targets: Vec<String> = Vec::with_capacity(founders.len());
+            for card in &founders {
+                if !targets.contains(&card.raft_addr) {
+                    targets.push(card.raft_addr.clone());
+                }
+            }
             let size = u16::try_from(founders.len()).unwrap_or(u16::MAX);
             return Verdict {
-                decision: super::start_formation(view, cluster_id, size),
+                decision: Decision::Bootstrap {
+                    cluster_id,
+                    expect: size,
+                    targets,
+                },
                 agreement: proposal,
                 cluster_id: Some(cluster_id),
                 formation: Some(size),

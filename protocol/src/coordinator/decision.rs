@@ -122,16 +122,6 @@ pub enum Waiting {
         /// Who has not acknowledged yet.
         from: Vec<NodeId>,
     },
-    /// A founder waits for every founder to be bound before it starts rqlited, so that all
-    /// start within a datagram's flight of each other (see `coordinator::start_formation`).
-    FoundersBound {
-        /// The cluster being formed.
-        cluster: ClusterId,
-        /// How many founders form it.
-        expect: u16,
-        /// Raft addresses of the founders known bound, this node's own included.
-        bound: Vec<String>,
-    },
     /// This node acknowledged another seed, which still stands.
     AckedOther {
         /// The seed acknowledged.
@@ -202,16 +192,6 @@ impl std::fmt::Display for Waiting {
                 f,
                 "seed of {members} members; waiting for acknowledgements from {}",
                 ids(from)
-            ),
-            Self::FoundersBound {
-                cluster,
-                expect,
-                bound,
-            } => write!(
-                f,
-                "forming new cluster {cluster}: {} of {expect} founders bound ({}); rqlited starts once all are",
-                bound.len(),
-                bound.join(",")
             ),
             Self::AckedOther { acked, seed } => write!(
                 f,
@@ -356,15 +336,6 @@ impl Decision {
             Self::Run => "running".into(),
             Self::Wipe(split) => format!("wiping data (volatile mode): {split}"),
             Self::Conflict(conflict) => format!("conflict: {conflict}"),
-        }
-    }
-
-    /// The cluster a founder forms, or waits for its fellow founders to start forming.
-    pub fn formation(&self) -> Option<ClusterId> {
-        match self {
-            Self::Bootstrap { cluster_id, .. } => Some(*cluster_id),
-            Self::Wait(Waiting::FoundersBound { cluster, .. }) => Some(*cluster),
-            _ => None,
         }
     }
 

@@ -325,109 +325,35 @@ fn a_founder_stays_bound_to_its_formation_when_the_seed_dies() {
     let Some((cluster_id, _)) = formations(&decisions)[0] else {
         panic!("the seed forms: {decisions:?}");
     };
-    // The seed dies before anyone started: the founders take part in no other agreement; they
-    // keep forming theirs, which needs the seed back (a cluster of 3 founders cannot form
-    // without one of them), and start rqlited once it is.
+    // The seed dies: the founders take part in no other agreement; they keep forming theirs
+    // (which needs the seed back: a cluster of 3 founders cannot form without one of them).
     let survivors = [cards[1].clone(), cards[2].clone()];
     let verdict = decide(&view_of(&survivors[0], &survivors[1..], true));
     assert_eq!(verdict.cluster_id, Some(cluster_id));
-    assert_eq!(verdict.formation, Some(3));
-    assert_eq!(
-        verdict.decision,
-        Decision::Wait(Waiting::FoundersBound {
-            cluster: cluster_id,
-            expect: 3,
-            bound: vec![cards[1].raft_addr.clone(), cards[2].raft_addr.clone()],
-        })
-    );
-    let back = decide_for(&cards, 1, true, 0);
     assert!(
-        matches!(back.decision, Decision::Bootstrap { cluster_id: c, expect: 3, .. } if c == cluster_id),
-        "{back:?}"
+        matches!(verdict.decision, Decision::Bootstrap { cluster_id: c, expect: 3, .. } if c == cluster_id),
+        "{verdict:?}"
     );
 }
 
 #[test]
-fn a_seed_keeps_its_formation_when_a_founder_dies() {
+fn a_seed_keeps_its_bootstrap_decision_when_a_founder_dies() {
     let mut cards = empty_cluster(3, 3);
     let decisions = run_agreement(&mut cards, &[2, 1, 0]);
     let Some((cluster_id, 3)) = formations(&decisions)[0] else {
         panic!("the seed did not decide to form: {decisions:?}");
     };
-    // A founder dies, the view is unsettled: the seed stays bound to its formation and waits
-    // for the founder, without which it cannot form.
+    // A founder dies, the view is unsettled: the seed's decision stands, with the founders it
+    // still sees as targets.
     let seed_only = [cards[0].clone(), cards[1].clone()];
     let verdict = decide(&view_of(&seed_only[0], &seed_only[1..], false));
     assert_eq!(
-        (verdict.cluster_id, verdict.formation),
-        (Some(cluster_id), Some(3))
-    );
-    assert_eq!(
         verdict.decision,
-        Decision::Wait(Waiting::FoundersBound {
-            cluster: cluster_id,
+        Decision::Bootstrap {
+            cluster_id,
             expect: 3,
-            bound: vec![cards[0].raft_addr.clone(), cards[1].raft_addr.clone()],
-        })
-    );
-}
-
-#[test]
-fn founders_start_rqlited_together_once_every_one_is_bound() {
-    let mut cards = empty_cluster(3, 3);
-    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
-    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
-        panic!("the seed forms a cluster of 3: {decisions:?}");
-    };
-    // Node 2 as it was before the seed's decision reached it: acknowledging, not yet bound.
-    let mut unbound = cards.clone();
-    unbound[2].cluster_id = None;
-    unbound[2].formation = None;
-    for i in [0, 1] {
-        let verdict = decide_for(&unbound, i, true, 0);
-        assert!(
-            matches!(&verdict.decision, Decision::Wait(Waiting::FoundersBound { cluster, expect: 3, bound }) if *cluster == cluster_id && bound.len() == 2),
-            "{} waits for node 2 to be bound: {verdict:?}",
-            cards[i].node_id
-        );
-    }
-    // Node 2 binds on the seed's card, and with every other founder bound it starts at once;
-    // so does everyone else once its card arrives.
-    let verdict = decide_for(&unbound, 2, true, 0);
-    assert_eq!(
-        (verdict.cluster_id, verdict.formation),
-        (Some(cluster_id), Some(3))
-    );
-    let mut targets: Vec<String> = cards.iter().map(|c| c.raft_addr.clone()).collect();
-    targets.sort();
-    let bootstrap = Decision::Bootstrap {
-        cluster_id,
-        expect: 3,
-        targets,
-    };
-    assert_eq!(verdict.decision, bootstrap);
-    for i in [0, 1] {
-        assert_eq!(decide_for(&cards, i, true, 0).decision, bootstrap);
-    }
-}
-
-#[test]
-fn a_founder_starts_at_once_beside_a_founder_that_has_started() {
-    let mut cards = empty_cluster(3, 3);
-    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
-    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
-        panic!("the seed forms a cluster of 3: {decisions:?}");
-    };
-    // Node 1 already started (its rqlited is a voter: its card no longer shows the formation)
-    // and node 2 is not bound in node 0's eyes: waiting could gain nothing, so node 0 starts.
-    cards[1].db = DbState::Starting;
-    cards[1].formation = None;
-    cards[2].cluster_id = None;
-    cards[2].formation = None;
-    let verdict = decide_for(&cards, 0, true, 0);
-    assert!(
-        matches!(&verdict.decision, Decision::Bootstrap { cluster_id: c, expect: 3, .. } if *c == cluster_id),
-        "{verdict:?}"
+            targets: vec![cards[0].raft_addr.clone(), cards[1].raft_addr.clone()],
+        }
     );
 }
 
@@ -814,4 +740,32 @@ fn a_voter_whose_own_rqlited_follows_a_leader_of_another_label_takes_that_label_
         "{verdict:?}"
     );
     assert_eq!(verdict.cluster_id, Some(ClusterId(1)));
+}
+
+#[test]
+fn every_founder_lists_the_seed_first_whatever_the_addresses() {
+    // The seed (the smallest id) at the largest address: sorted by address, it came last.
+    let mut cards = empty_cluster(4, 4);
+    for (i, card) in cards.iter_mut().enumerate() {
+        card.raft_addr = format!("10.0.0.{}:4002", 9 - i);
+    }
+    let seed = cards[0].raft_addr.clone();
+    let decisions = run_agreement(&mut cards, &[3, 2, 1, 0]);
+    for (i, decision) in decisions.iter().enumerate() {
+        let Decision::Bootstrap { targets, .. } = decision else {
+            panic!("{} does not bootstrap: {decision:?}", cards[i].node_id);
+        };
+        assert_eq!(targets.len(), 4, "{decision:?}");
+        assert_eq!(targets[0], seed, "{}: {targets:?}", cards[i].node_id);
+    }
+    // A founder that has seen only the seed and itself bound lists the seed first too.
+    let partial = [cards[0].clone(), cards[3].clone()];
+    let verdict = decide(&View {
+        acked: &[],
+        ..view_of(&partial[1], &partial[..1], true)
+    });
+    let Decision::Bootstrap { targets, .. } = verdict.decision else {
+        panic!("{verdict:?}");
+    };
+    assert_eq!(targets, vec![seed, cards[3].raft_addr.clone()]);
 }

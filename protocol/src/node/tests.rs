@@ -41,7 +41,7 @@ impl Harness {
         let cluster = self.assert_one_formation();
         let (_, founders, _) = &self.formations[&cluster];
         assert_eq!(
-            self.formation_deciders[&cluster].first(),
+            founders.first(),
             Some(&0),
             "the smallest id decides first:\n{}",
             self.report()

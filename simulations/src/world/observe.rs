@@ -125,13 +125,11 @@ impl World {
             }
             Event::Decided(decision) => {
                 self.mix(3);
-                if let Some(cluster_id) = &decision.formation()
+                if let Decision::Bootstrap { cluster_id, .. } = &decision
                     && !self.formations.contains_key(cluster_id)
                     && let Some(node) = self.hosts[host].node.as_ref()
                 {
-                    // The first founder to decide the formation (to bootstrap it, or to wait
-                    // for its fellow founders to be bound first) is the seed: its view is the
-                    // agreed one. Its
+                    // The first founder to decide is the seed: its view is the agreed one. Its
                     // founders are the view's eligible members, under a cap the smallest ids
                     // up to it (never fewer than `expect`), as the agreement picks them.
                     let mut founders: Vec<NodeId> = node

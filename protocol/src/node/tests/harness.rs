@@ -106,9 +106,6 @@ pub(super) struct Harness {
     /// Formations started by the model: cluster id → (expected founders, founders started in
     /// order, formed).
     pub(super) formations: BTreeMap<ClusterId, (u16, Vec<usize>, bool)>,
-    /// Per formation, its founders in the order they first decided it (the seed first: the
-    /// others learn of the formation from its card).
-    pub(super) formation_deciders: BTreeMap<ClusterId, Vec<usize>>,
     /// Per node: the slots its discovery finds (`None`: every started node).
     pub(super) discovery: Vec<Option<Vec<usize>>>,
     /// Every node's keyring (`None`: open gossip).
@@ -146,7 +143,6 @@ impl Harness {
             settle: Duration::from_secs(1),
             tick: None,
             formations: BTreeMap::new(),
-            formation_deciders: BTreeMap::new(),
             discovery: vec![None; n],
             keyring: None,
             volatile: false,
@@ -290,15 +286,7 @@ impl Harness {
                     );
                 }
             }
-            Output::Event(Event::Decided(decision)) => {
-                if let Some(cluster) = decision.formation() {
-                    let deciders = self.formation_deciders.entry(cluster).or_default();
-                    if !deciders.contains(&i) {
-                        deciders.push(i);
-                    }
-                }
-                self.decisions[i].push(decision)
-            }
+            Output::Event(Event::Decided(decision)) => self.decisions[i].push(decision),
             Output::Event(_) => {}
         }
     }
