@@ -80,8 +80,10 @@ fn rq4d_run(n: usize, args: &[String]) -> Result<Formed, String> {
     let mut cluster = Cluster::new("bench", n, n as u16).with_args(&args);
     let wall = SystemTime::now();
     let start = Instant::now();
+    // Ids in the reverse order of the addresses: Docker hands out IPs in the order containers
+    // start, so the smallest id (the agreement's seed) may well hold the largest address.
     for slot in 0..n {
-        cluster.start(&format!("n{}", slot + 1), slot);
+        cluster.start(&format!("n{}", n - slot), slot);
     }
     let https: Vec<String> = cluster.nodes.values().map(|n| n.http()).collect();
     wait_until("every rqlited ready", Duration::from_secs(60), || {
