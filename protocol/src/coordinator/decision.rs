@@ -139,6 +139,12 @@ pub enum Waiting {
         /// The seed.
         seed: NodeId,
     },
+    /// A founder waits for the seed of its formation to start rqlited first: the seed heads
+    /// every founder's `-join` list (see `coordinator::start_formation`).
+    SeedToStart {
+        /// The seed.
+        seed: NodeId,
+    },
     /// A rumour placed another life of this node's id somewhere; nothing starts until the
     /// challenge there is settled (see `node/duplicates.rs`).
     IdentityCheck {
@@ -201,6 +207,10 @@ impl std::fmt::Display for Waiting {
                 write!(f, "acknowledged seed {seed}; waiting for it to bootstrap")
             }
             Self::SeedToPropose { seed } => write!(f, "waiting for seed {seed} to propose"),
+            Self::SeedToStart { seed } => write!(
+                f,
+                "bound to the formation; waiting for seed {seed} to start its rqlited first"
+            ),
             Self::IdentityCheck { id, addr } => write!(
                 f,
                 "checking that node id {id} is not in use by a live process at {addr}"

@@ -88,8 +88,29 @@ fn run_agreement(cards: &mut [Card], order: &[usize]) -> Vec<Decision> {
             break;
         }
     }
-    (0..cards.len())
+    // The supervisors start the founders that decided to: the seed at once, the others once its
+    // card shows its rqlited started (`start_formation`). Each node's decision is taken with
+    // the rqlited of every other node that decided to bootstrap started.
+    let first: Vec<Decision> = (0..cards.len())
         .map(|i| decide_for(cards, i, true, 0).decision)
+        .collect();
+    let started: Vec<Card> = cards
+        .iter()
+        .zip(&first)
+        .map(|(card, decision)| {
+            let mut card = card.clone();
+            if matches!(decision, Decision::Bootstrap { .. }) {
+                card.db = DbState::Starting;
+            }
+            card
+        })
+        .collect();
+    (0..cards.len())
+        .map(|i| {
+            let mut seen = started.clone();
+            seen[i] = cards[i].clone();
+            decide_for(&seen, i, true, 0).decision
+        })
         .collect()
 }
 
@@ -306,12 +327,21 @@ fn an_acknowledger_is_bound_to_its_seeds_formation_as_soon_as_the_seed_decides()
     let Some((cluster_id, 3)) = formations(&decisions)[0] else {
         panic!("the seed forms a cluster of 3: {decisions:?}");
     };
-    // Node 1 as it was when the seed's decision reached it: acknowledging, not yet bound.
+    // Node 1 as it was when the seed's decision reached it: acknowledging, not yet bound. It is
+    // bound at once, and starts rqlited once the seed has (`start_formation`).
     cards[1].cluster_id = None;
     cards[1].formation = None;
     let verdict = decide_for(&cards, 1, true, 0);
     assert_eq!(verdict.cluster_id, Some(cluster_id), "{verdict:?}");
     assert_eq!(verdict.formation, Some(3), "{verdict:?}");
+    assert_eq!(
+        verdict.decision,
+        Decision::Wait(Waiting::SeedToStart {
+            seed: cards[0].node_id.clone()
+        })
+    );
+    cards[0].db = DbState::Starting;
+    let verdict = decide_for(&cards, 1, true, 0);
     assert!(
         matches!(&verdict.decision, Decision::Bootstrap { expect: 3, targets, .. } if targets.contains(&cards[1].raft_addr)),
         "{verdict:?}"
@@ -759,13 +789,46 @@ fn every_founder_lists_the_seed_first_whatever_the_addresses() {
         assert_eq!(targets[0], seed, "{}: {targets:?}", cards[i].node_id);
     }
     // A founder that has seen only the seed and itself bound lists the seed first too.
-    let partial = [cards[0].clone(), cards[3].clone()];
-    let verdict = decide(&View {
-        acked: &[],
-        ..view_of(&partial[1], &partial[..1], true)
-    });
+    let mut partial = [cards[0].clone(), cards[3].clone()];
+    partial[0].db = DbState::Starting;
+    let verdict = decide(&view_of(&partial[1], &partial[..1], true));
     let Decision::Bootstrap { targets, .. } = verdict.decision else {
         panic!("{verdict:?}");
     };
     assert_eq!(targets, vec![seed, cards[3].raft_addr.clone()]);
+}
+
+#[test]
+fn a_founder_starts_rqlited_once_the_seed_has() {
+    let mut cards = empty_cluster(3, 3);
+    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
+    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
+        panic!("the seed forms a cluster of 3: {decisions:?}");
+    };
+    // The seed starts at once; the others wait until its card shows its rqlited started, so
+    // that it listens when their first notification round, which it heads, comes.
+    assert!(matches!(
+        decide_for(&cards, 0, true, 0).decision,
+        Decision::Bootstrap { .. }
+    ));
+    let seed = Decision::Wait(Waiting::SeedToStart {
+        seed: cards[0].node_id.clone(),
+    });
+    for i in [1, 2] {
+        assert_eq!(decide_for(&cards, i, true, 0).decision, seed, "node {i}");
+    }
+    cards[0].db = DbState::Starting;
+    for i in [1, 2] {
+        let decision = decide_for(&cards, i, true, 0).decision;
+        assert!(
+            matches!(&decision, Decision::Bootstrap { cluster_id: c, targets, .. } if *c == cluster_id && targets[0] == cards[0].raft_addr),
+            "node {i}: {decision:?}"
+        );
+    }
+    // A seed that is no longer live keeps nobody waiting: nothing would come of it.
+    let survivors = [cards[1].clone(), cards[2].clone()];
+    assert!(matches!(
+        decide(&view_of(&survivors[0], &survivors[1..], true)).decision,
+        Decision::Bootstrap { .. }
+    ));
 }

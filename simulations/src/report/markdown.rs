@@ -231,7 +231,7 @@ pub(super) fn markdown(
     let _ = writeln!(out, "![formation](formation.svg)\n");
     let _ = writeln!(
         out,
-        "Median / 90th percentile over {} seeds per cell, in seconds (✗ k: k runs did not form within 300 s). The full world runs: protocol, supervisor and rqlite model (the founders' rqlited notify each other about every second; the first with every founder's notification bootstraps the cluster, whose election takes 1–2 s; joins take ~50 ms).\n",
+        "Median / 90th percentile over {} seeds per cell, in seconds (✗ k: k runs did not form within 300 s). The full world runs: protocol, supervisor and rqlite model (the founders' rqlited notify their `-join` targets in order, as rqlite v8 does: a round ends at the first target not yet listening, and the next comes 2–4 s later; the first with every founder's notification bootstraps the cluster, whose election takes 1–2 s; joins take ~50 ms).\n",
         options.formation_runs
     );
     let _ = writeln!(out, "| N | loss 0 % | 5 % | 10 % | 20 % |");
