@@ -120,13 +120,10 @@ impl View<'_> {
     /// make that cluster's configuration hold a stranger (simulator finding).
     ///
     /// In the order of the founders' ids, so the seed (the smallest id of the agreement) comes
-    /// first in every founder's list. rqlited notifies its targets in order and ends a round at
-    /// the first that does not answer, trying again only 2–4 s later (`docs/rqlited.md`,
-    /// "Startup"). The seed starts its rqlited the moment it decides, before any other founder
-    /// has learnt of the decision, so it is the target most surely listening when the others'
-    /// first round comes: with it first, that round reaches it from every founder, and it
-    /// bootstraps then. Sorted by address, as before, a founder listed ahead of the seed and not
-    /// yet listening ended the round before the seed, and the cluster waited for the next
+    /// first in every founder's list: it starts its rqlited before the others
+    /// ([`start_formation`]), and rqlited notifies its targets in order, ending a round at the
+    /// first that does not answer. Sorted by address, a founder listed ahead of the seed and
+    /// not yet listening ended the others' rounds before they reached the seed
     /// (`every_founder_lists_the_seed_first_whatever_the_addresses`).
     fn founders(&self, cluster: Option<ClusterId>) -> Vec<String> {
         let seed_of = |card: &Card| {
@@ -143,13 +140,7 @@ impl View<'_> {
             .chain([self.me])
             .collect();
         founders.sort_by(|a, b| (&a.node_id, &a.raft_addr).cmp(&(&b.node_id, &b.raft_addr)));
-        let mut targets: Vec<String> = Vec::with_capacity(founders.len());
-        for card in founders {
-            if !targets.contains(&card.raft_addr) {
-                targets.push(card.raft_addr.clone());
-            }
-        }
-        targets
+        raft_addrs(founders)
     }
 
     /// Raft addresses to join `cluster`: its leader first, then its other running members.
@@ -170,6 +161,17 @@ impl View<'_> {
         );
         targets
     }
+}
+
+/// The cards' Raft addresses in their order, each once.
+fn raft_addrs<'a>(cards: impl IntoIterator<Item = &'a Card>) -> Vec<String> {
+    let mut addrs: Vec<String> = Vec::new();
+    for card in cards {
+        if !addrs.contains(&card.raft_addr) {
+            addrs.push(card.raft_addr.clone());
+        }
+    }
+    addrs
 }
 
 /// The cluster id of a seed's proposal: derived from the seed, the round and the view, so it
@@ -373,13 +375,12 @@ fn decide_running(
 /// every founder's notification, whenever each starts — speed does. The seed heads every
 /// founder's `-join` list (`View::founders`), rqlited notifies its targets in order and ends a
 /// round at the first that does not answer, and the next round comes 2–4 s later: the seed's
-/// rqlited must be listening when the others' first round comes. Its decision reaches the
-/// others within a datagram's flight, and in Docker that lead was shorter than the spread of
-/// the time processes take to start: the five containers of a quick start formed after 4.0 s,
-/// against 1.3 s before rqlited's rounds were modelled as they are. Waiting for the seed's
-/// card to show its rqlited started costs one card push and gives the seed the whole start
-/// time of the others as its lead. A seed that is not live, or a founder whose agreement names
-/// no seed of this formation, does not wait: nothing would come of it.
+/// rqlited must be listening when the others' first round comes. Its decision alone reaches
+/// the others within a datagram's flight, and in Docker that lead was shorter than the spread
+/// of the time rqlited takes to start: five containers started at once formed after 4.0 s,
+/// against 1.2–1.8 s with this wait. It costs one card push and gives the seed the whole start time
+/// of the others as its lead. A seed that is not live, or a founder whose agreement names no
+/// seed of this formation, keeps nobody waiting: nothing would come of it.
 fn start_formation(view: &View<'_>, cluster_id: ClusterId, expect: u16) -> Decision {
     let seed = match &view.me.agreement {
         Agreement::Ack { seed, .. } if agreement_cluster(view.me) == Some(cluster_id) => {

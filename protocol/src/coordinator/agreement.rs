@@ -139,16 +139,11 @@ pub(super) fn agree(view: &View<'_>) -> Verdict {
             .map(|card| card.node_id.clone())
             .collect();
         if pending.is_empty() {
-            // Every founder acknowledged, and each starts rqlited as one once it sees this
-            // decision on my card.
+            // Every founder acknowledged; each is bound once it sees this decision on my card,
+            // and starts rqlited once my card shows mine started (`start_formation`). The
+            // targets in the order of the ids, this seed's first (see `View::founders`).
             let cluster_id = mint_cluster_id(&me.node_id, round, digest);
-            // In the order of the ids, this seed's first (see `View::founders`).
-            let mut targets: Vec<String> = Vec::with_capacity(founders.len());
-            for card in &founders {
-                if !targets.contains(&card.raft_addr) {
-                    targets.push(card.raft_addr.clone());
-                }
-            }
+            let targets = super::raft_addrs(founders.iter().copied());
             let size = u16::try_from(founders.len()).unwrap_or(u16::MAX);
             return Verdict {
                 decision: Decision::Bootstrap {
