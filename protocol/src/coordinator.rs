@@ -378,9 +378,9 @@ fn decide_running(
 /// rqlited must be listening when the others' first round comes. Its decision alone reaches
 /// the others within a datagram's flight, and in Docker that lead was shorter than the spread
 /// of the time rqlited takes to start: five containers started at once formed after 4.0 s,
-/// against 1.2–1.8 s with this wait. It costs one card push and gives the seed the whole start time
-/// of the others as its lead. A seed that is not live, or a founder whose agreement names no
-/// seed of this formation, keeps nobody waiting: nothing would come of it.
+/// against 1.2–1.8 s with this wait. It costs one card push and gives the seed the whole
+/// start time of the others as its lead. A seed that is not live, or a founder whose agreement
+/// names no seed of this formation, keeps nobody waiting: nothing would come of it.
 fn start_formation(view: &View<'_>, cluster_id: ClusterId, expect: u16) -> Decision {
     let seed = match &view.me.agreement {
         Agreement::Ack { seed, .. } if agreement_cluster(view.me) == Some(cluster_id) => {
