@@ -288,9 +288,10 @@ pub async fn bootstrap_loop(
     timeout: Duration,
 ) -> Result<(), String> {
     let give_up = Instant::now() + timeout;
-    let mut next = node.jitter(Duration::from_millis(1));
+    // Like rqlite's timer, reset at the start of a round: the pause runs from there.
+    let mut next = Instant::now() + node.jitter(Duration::from_millis(1));
     loop {
-        tokio::time::sleep(next).await;
+        tokio::time::sleep_until(next.into()).await;
         if node.lock().leader.is_some() {
             log("cluster-bootstrap", "boot operation marked done");
             return Ok(());
@@ -301,7 +302,7 @@ pub async fn bootstrap_loop(
                 format_duration(timeout)
             ));
         }
-        next = node.jitter(BOOT_INTERVAL);
+        next = Instant::now() + node.jitter(BOOT_INTERVAL);
         for t in targets {
             if let Ok(leader) = join_via(node, t).await {
                 log(
