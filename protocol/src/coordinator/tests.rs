@@ -127,6 +127,17 @@ fn formations(decisions: &[Decision]) -> Vec<Option<(ClusterId, u16)>> {
         .collect()
 }
 
+/// Three empty nodes (`--expect 3`) that reached the agreement, deciding in `order`: their
+/// cards, and the cluster of 3 the seed (node 0) decided to form.
+fn agreed_three(order: &[usize]) -> (Vec<Card>, ClusterId) {
+    let mut cards = empty_cluster(3, 3);
+    let decisions = run_agreement(&mut cards, order);
+    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
+        panic!("the seed forms a cluster of 3: {decisions:?}");
+    };
+    (cards, cluster_id)
+}
+
 fn arrival_order(n: usize, picks: &[Index]) -> Vec<usize> {
     let mut pool: Vec<usize> = (0..n).collect();
     let mut order = Vec::new();
@@ -322,11 +333,7 @@ fn a_dead_seed_releases_its_acknowledgers() {
 
 #[test]
 fn an_acknowledger_is_bound_to_its_seeds_formation_as_soon_as_the_seed_decides() {
-    let mut cards = empty_cluster(3, 3);
-    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
-    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
-        panic!("the seed forms a cluster of 3: {decisions:?}");
-    };
+    let (mut cards, cluster_id) = agreed_three(&[0, 1, 2]);
     // Node 1 as it was when the seed's decision reached it: acknowledging, not yet bound. It is
     // bound at once, and starts rqlited once the seed has (`start_formation`).
     cards[1].cluster_id = None;
@@ -350,11 +357,7 @@ fn an_acknowledger_is_bound_to_its_seeds_formation_as_soon_as_the_seed_decides()
 
 #[test]
 fn a_founder_stays_bound_to_its_formation_when_the_seed_dies() {
-    let mut cards = empty_cluster(3, 3);
-    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
-    let Some((cluster_id, _)) = formations(&decisions)[0] else {
-        panic!("the seed forms: {decisions:?}");
-    };
+    let (cards, cluster_id) = agreed_three(&[0, 1, 2]);
     // The seed dies: the founders take part in no other agreement; they keep forming theirs
     // (which needs the seed back: a cluster of 3 founders cannot form without one of them).
     let survivors = [cards[1].clone(), cards[2].clone()];
@@ -368,11 +371,7 @@ fn a_founder_stays_bound_to_its_formation_when_the_seed_dies() {
 
 #[test]
 fn a_seed_keeps_its_bootstrap_decision_when_a_founder_dies() {
-    let mut cards = empty_cluster(3, 3);
-    let decisions = run_agreement(&mut cards, &[2, 1, 0]);
-    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
-        panic!("the seed did not decide to form: {decisions:?}");
-    };
+    let (cards, cluster_id) = agreed_three(&[2, 1, 0]);
     // A founder dies, the view is unsettled: the seed's decision stands, with the founders it
     // still sees as targets.
     let seed_only = [cards[0].clone(), cards[1].clone()];
@@ -706,11 +705,7 @@ fn an_acknowledger_whose_acknowledgement_lapsed_is_still_a_founder() {
     // Simulator finding: n003 acknowledged the seed, then was cut off and saw it down (its
     // acknowledgement lapsed) before the seed's decision reached it. The seed decided with that
     // acknowledgement, so the formation waits for n003; n003 must take part.
-    let mut cards = empty_cluster(3, 3);
-    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
-    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
-        panic!("the seed forms: {decisions:?}");
-    };
+    let (mut cards, cluster_id) = agreed_three(&[0, 1, 2]);
     cards[2].agreement = Agreement::None;
     cards[2].cluster_id = None;
     cards[2].formation = None;
@@ -800,11 +795,7 @@ fn every_founder_lists_the_seed_first_whatever_the_addresses() {
 
 #[test]
 fn a_founder_starts_rqlited_once_the_seed_has() {
-    let mut cards = empty_cluster(3, 3);
-    let decisions = run_agreement(&mut cards, &[0, 1, 2]);
-    let Some((cluster_id, 3)) = formations(&decisions)[0] else {
-        panic!("the seed forms a cluster of 3: {decisions:?}");
-    };
+    let (mut cards, cluster_id) = agreed_three(&[0, 1, 2]);
     // The seed starts at once; the others wait until its card shows its rqlited started, so
     // that it listens when their first notification round, which it heads, comes.
     assert!(matches!(
