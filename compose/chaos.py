@@ -654,6 +654,11 @@ class Chaos:
         )
         (folder / f"{c.name}-{c.node_id}.log").write_text(proc.stdout)
 
+    def slow(self, took: float) -> bool:
+        """Whether a round or formation took long enough for its logs to be kept (--keep-slow):
+        a slow round that breaks no rule is where the next recovery change is aimed."""
+        return 0 < self.args.keep_slow < took
+
     def save_logs(self, label: str, tail: str = "600") -> None:
         folder = self.artifacts / label
         for c in self.containers.values():
@@ -710,6 +715,8 @@ class Chaos:
             self.formation.append((how, formed if ok else None, problems))
             if ok:
                 log(f"  one cluster of {n}, leader {self.last_leader}, {formed:.1f}s after the first start")
+                if self.slow(formed):
+                    self.save_logs(f"slow-formation-{how}-{len(self.formation)}")
             else:
                 self.violations.append(f"formation {how}: " + "; ".join(problems))
                 log(f"  VIOLATION: {'; '.join(problems)}")
@@ -1043,6 +1050,8 @@ class Chaos:
                 if sum(1 for r in self.rounds[-3:] if r.problems) == 3:
                     log("three violating rounds in a row: stopping")
                     break
+            elif result.recovery is not None and self.slow(result.recovery):
+                self.save_logs(f"slow-round-{number:03d}")
         self.final()
 
     def final(self) -> None:
@@ -1261,6 +1270,7 @@ def main() -> int:
     p.add_argument("--image", default=os.environ.get("RQ4D_IMAGE", "rq4d:test-double"), help="image (default $RQ4D_IMAGE or rq4d:test-double)")
     p.add_argument("--summary", default=None, help="write the markdown summary to this file")
     p.add_argument("--artifacts", default=None, help="where logs of violating rounds go (default: a temp dir)")
+    p.add_argument("--keep-slow", type=parse_duration, default=5.0, help="also keep the logs of a round or formation that took longer than this (default 5s, the recovery goal; 0: never)")
     args = p.parse_args()
     if args.seed is None:
         args.seed = int(time.time()) % 100000

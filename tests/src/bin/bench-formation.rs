@@ -136,20 +136,36 @@ fn summary(samples: &mut [Duration]) -> (f64, f64, f64) {
     (secs(samples[0]), median, secs(samples[samples.len() - 1]))
 }
 
-/// RSS (kB) and CPU seconds (utime + stime) of a process.
-fn usage(pid: u32) -> Option<(u64, f64)> {
+/// Memory (kB) and CPU seconds (utime + stime) of a process.
+struct Usage {
+    /// VmRSS: every resident page, the binary's and libc's included.
+    rss: u64,
+    /// RssAnon: the pages this process alone owns (heap, stacks, relocated data). The rest of
+    /// the RSS is file-backed: the code of the binary and of libc, shared by every process
+    /// that maps the same file and dropped by the kernel under pressure.
+    anon: u64,
+    cpu: f64,
+}
+
+fn usage(pid: u32) -> Option<Usage> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
+    let kb = |key: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some((rss, ticks / 100.0))
+    Some(Usage {
+        rss: kb("VmRSS:")?,
+        anon: kb("RssAnon:")?,
+        cpu: ticks / 100.0,
+    })
 }
 
 fn main() {
@@ -213,24 +229,29 @@ fn main() {
     let pid = node.pid();
     let child = child_pids(pid).first().copied();
     std::thread::sleep(Duration::from_secs(5));
-    let Some((_, cpu0)) = usage(pid) else {
+    let Some(before) = usage(pid) else {
         eprintln!("cannot read /proc/{pid}");
         return;
     };
     std::thread::sleep(Duration::from_secs(options.idle_secs));
-    let Some((rss, cpu1)) = usage(pid) else {
+    let Some(after) = usage(pid) else {
         return;
     };
-    let share = (cpu1 - cpu0) / options.idle_secs as f64 * 100.0;
+    let share = (after.cpu - before.cpu) / options.idle_secs as f64 * 100.0;
+    let mb = |kb: u64| kb as f64 / 1024.0;
     println!(
-        "\nidle rq4d (3-node cluster, {}s window): RSS {:.1} MB, CPU {share:.2} % of one core",
+        "\nidle rq4d (3-node cluster, {}s window): RSS {:.1} MB, of which its own (anonymous) {:.1} MB \
+         and file-backed (the binary's and libc's code, shared) {:.1} MB; CPU {share:.2} % of one core",
         options.idle_secs,
-        rss as f64 / 1024.0
+        mb(after.rss),
+        mb(after.anon),
+        mb(after.rss - after.anon),
     );
-    if let Some((child_rss, _)) = child.and_then(usage) {
+    if let Some(child) = child.and_then(usage) {
         println!(
-            "its rqlited child (for scale): RSS {:.1} MB",
-            child_rss as f64 / 1024.0
+            "its rqlited child (for scale): RSS {:.1} MB, its own {:.1} MB",
+            mb(child.rss),
+            mb(child.anon)
         );
     }
 }
