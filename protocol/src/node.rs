@@ -84,6 +84,9 @@ pub struct Node {
     /// shows, so an operator knows when an old key is no longer used).
     sender_keys: BTreeMap<SocketAddr, KeyId>,
     foca: Foca<NodeIdentity, WireCodec, SmallRng, NoCustomBroadcast>,
+    /// The configuration foca runs with: `config.swim` sized to the live membership
+    /// (`Node::fit_swim`). foca does not show its own.
+    swim: foca::Config,
     runtime: AccumulatingRuntime<NodeIdentity>,
     rng: SmallRng,
     me: Card,
@@ -163,6 +166,7 @@ impl Node {
             sender_keys: BTreeMap::new(),
             rng: SmallRng::seed_from_u64(config.rng_seed.rotate_left(17) ^ 0x5eed),
             foca,
+            swim: config.swim.clone(),
             runtime: AccumulatingRuntime::new(),
             me,
             cards: CardTable::default(),
@@ -243,6 +247,12 @@ impl Node {
     /// steady state begins only then (a simultaneous start of N nodes leaves N updates to carry).
     pub fn swim_backlog(&self) -> usize {
         self.foca.updates_backlog()
+    }
+
+    /// The SWIM configuration foca runs with now: `NodeConfig::swim`, sized to the live
+    /// membership ([`NodeConfig::swim_for_size`]).
+    pub fn swim(&self) -> &foca::Config {
+        &self.swim
     }
 
     /// This node's current gossip identity.

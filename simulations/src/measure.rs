@@ -97,7 +97,6 @@ fn membership_world(n: usize, loss: f64, seed: u64, knobs: &Knobs) -> World {
     config.track_agreement = false;
     // 2023-11-14 in Unix milliseconds: the size of the daemon's generations on the wire.
     config.generation_base = 1_700_000_000_000;
-    config.swim_size = Some(u32::try_from(n).unwrap_or(u32::MAX));
     config.dns_limit = (n > DNS_SAMPLE_ABOVE).then_some(DNS_SAMPLE);
     config.link = LinkParams {
         loss,

@@ -555,9 +555,6 @@ impl World {
         config.volatile = self.config.volatile;
         config.read_only = h.read_only;
         config.voter_cap = self.config.voter_cap;
-        if let Some(size) = self.config.swim_size {
-            config.swim = NodeConfig::swim_config(size);
-        }
         config.rng_seed = self.config.seed ^ (host as u64).rotate_left(24) ^ generation;
         config.faults = self.config.faults;
         // Generations are the simulated start time in ms past `generation_base`: the wall

@@ -51,7 +51,9 @@ pub struct NodeConfig {
     pub relay_fanout: usize,
     /// Volatile mode: the losing side of a split may delete its data.
     pub volatile: bool,
-    /// foca's configuration; [`NodeConfig::swim_config`] gives rq4d's default.
+    /// foca's configuration; [`NodeConfig::swim_config`] gives rq4d's default. Its
+    /// retransmissions and suspicion timeout are a floor: the node raises them as its live
+    /// membership grows (see [`NodeConfig::swim_for_size`]).
     pub swim: foca::Config,
     /// Seed for this node's randomness (member selection in foca and card relays).
     pub rng_seed: u64,
@@ -155,6 +157,25 @@ impl NodeConfig {
             foca::Config::new_lan(NonZeroU32::MIN.saturating_add(cluster_size.max(1) - 1));
         config.max_packet_size = MAX_PAYLOAD.try_into().unwrap_or(config.max_packet_size);
         config.notify_down_members = true;
+        config
+    }
+
+    /// `base` with the retransmissions and suspicion timeout of foca's LAN preset for a
+    /// membership of `size`, where those are larger; the suspicion timeout scaled to `base`'s
+    /// probe period. memberlist sizes both from the members it knows, at every use: a change
+    /// must be passed on about log N times to reach N members, and a suspicion must last about
+    /// log N probe periods for the suspect to hear of it and refute it. Sized once from
+    /// `--expect`, a node of a 100-member cluster started with `--expect 3` passed each change
+    /// on twice (8 times is log N's share) and called members down after 4 s (8 s): slower
+    /// news and more false "down" verdicts than the report's figures, which size foca by N.
+    pub fn swim_for_size(base: &foca::Config, size: u32) -> foca::Config {
+        let sized = Self::swim_config(size);
+        let scale = base.probe_period.as_secs_f64() / sized.probe_period.as_secs_f64();
+        let mut config = base.clone();
+        config.max_transmissions = base.max_transmissions.max(sized.max_transmissions);
+        config.suspect_to_down_after = base
+            .suspect_to_down_after
+            .max(sized.suspect_to_down_after.mul_f64(scale));
         config
     }
 }

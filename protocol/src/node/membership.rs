@@ -7,7 +7,7 @@ use std::time::Duration;
 use foca::OwnedNotification;
 use rand::seq::IndexedRandom;
 
-use super::{Event, MemberInfo, Node, Output, RECONNECT_FANOUT, Timer};
+use super::{Event, MemberInfo, Node, NodeConfig, Output, RECONNECT_FANOUT, Timer};
 use crate::card::ViewDigest;
 use crate::identity::{NodeId, NodeIdentity};
 use crate::wire::Kind;
@@ -177,12 +177,30 @@ impl Node {
             self.members.values().filter(|m| m.alive).count(),
             "the live count follows the member map"
         );
+        self.fit_swim();
         let small = push && self.live <= self.config.push_all_up_to;
         if small {
             self.schedule(self.config.settle, Timer::Settled);
         }
         if self.publish_view() {
             self.card_changed(small);
+        }
+    }
+
+    /// Sizes foca's retransmissions and suspicion timeout to the live membership, this node
+    /// included ([`NodeConfig::swim_for_size`]); the configured values are the floor. A
+    /// suspicion already running keeps the timeout it started with.
+    fn fit_swim(&mut self) {
+        let size = u32::try_from(self.live + 1).unwrap_or(u32::MAX);
+        let fitted = NodeConfig::swim_for_size(&self.config.swim, size);
+        if fitted.max_transmissions != self.swim.max_transmissions
+            || fitted.suspect_to_down_after != self.swim.suspect_to_down_after
+        {
+            self.swim = fitted.clone();
+            // Only a change of probe period, probe RTT or a periodic task enabled is refused,
+            // and `fitted` keeps those of the configuration foca started with.
+            let result = self.foca.set_config(fitted);
+            debug_assert!(result.is_ok(), "foca refused a resized config: {result:?}");
         }
     }
 

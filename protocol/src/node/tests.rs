@@ -467,4 +467,67 @@ fn a_restored_membership_gossips_on_and_detects_a_crash() {
     }
 }
 
+#[test]
+fn foca_is_sized_to_the_live_membership_never_below_the_configured_floor() {
+    // Twelve nodes started as the daemon starts them with `--expect 3`: foca configured for
+    // three members. Sized from that for good, each change would be passed on twice and a
+    // suspicion would last 4 s, whatever the membership grew to.
+    let n = 12;
+    let floor = NodeConfig::swim_config(3);
+    let grown = NodeConfig::swim_config(n as u32);
+    assert!(
+        grown.max_transmissions > floor.max_transmissions
+            && grown.suspect_to_down_after > floor.suspect_to_down_after,
+        "the test needs sizes whose configurations differ"
+    );
+    let mut harness = Harness::new(n);
+    for i in 0..n {
+        let mut config = harness.config(i);
+        config.swim = floor.clone();
+        harness.nodes[i] = Some(Node::new(config, Duration::ZERO));
+    }
+    let fits = |node: &Node, want: &foca::Config| {
+        node.swim().max_transmissions == want.max_transmissions
+            && node.swim().suspect_to_down_after == want.suspect_to_down_after
+    };
+    for node in harness.nodes.iter().flatten() {
+        assert!(fits(node, &floor), "{:?}", node.swim());
+    }
+    let known = harness.known();
+    for i in 0..n {
+        if let Some(node) = harness.nodes[i].as_mut() {
+            node.restore_members(known.clone(), Duration::ZERO);
+        }
+        harness.drain(i);
+    }
+    for node in harness.nodes.iter().flatten() {
+        assert!(
+            fits(node, &grown),
+            "sized for {n} live members: {:?}",
+            node.swim()
+        );
+    }
+    // Nine vanish: once node 0 sees them down, it is back at the floor, not below it.
+    for slot in &mut harness.nodes[3..] {
+        *slot = None;
+    }
+    let gone: Vec<NodeId> = harness.ids[3..].to_vec();
+    let deadline = Duration::from_secs(120);
+    let all_down = |h: &Harness| {
+        let node = h.nodes[0].as_ref().expect("node 0 runs");
+        gone.iter()
+            .all(|id| node.members().get(id).is_some_and(|m| !m.alive))
+    };
+    while !all_down(&harness) {
+        assert!(
+            harness.now < deadline,
+            "not seen down:\n{}",
+            harness.report()
+        );
+        assert!(harness.step(), "the queue ran dry:\n{}", harness.report());
+    }
+    let node = harness.nodes[0].as_ref().expect("node 0 runs");
+    assert!(fits(node, &floor), "back at the floor: {:?}", node.swim());
+}
+
 mod trust;

@@ -58,7 +58,7 @@ pub(super) fn markdown(
     };
     let _ = writeln!(
         out,
-        "Settings: the daemon's defaults everywhere (tick 250 ms, {card_sync}, `push_all_up_to` 32, `relay_fanout` 2, settle 0, reap-after 60 s) and foca's config from `NodeConfig::swim_config(N)`. Links: 0.5 ms ±50 % per link, 0.2 ms mean exponential jitter; loss as stated. DNS answers hold all records up to 32 nodes, a random sample of 16 above (as real resolvers truncate). Membership runs start every node at once, already a `Running` member of one cluster, so they measure gossip, not bootstrap. {}\n",
+        "Settings: the daemon's defaults everywhere (tick 250 ms, {card_sync}, `push_all_up_to` 32, `relay_fanout` 2, settle 0, reap-after 60 s) and foca's config as the daemon sizes it: `--expect 3`'s, raised to the live membership's size (`NodeConfig::swim_for_size`), which is N here. Links: 0.5 ms ±50 % per link, 0.2 ms mean exponential jitter; loss as stated. DNS answers hold all records up to 32 nodes, a random sample of 16 above (as real resolvers truncate). Membership runs start every node at once, already a `Running` member of one cluster, so they measure gossip, not bootstrap. {}\n",
         restore_note(options)
     );
 

@@ -35,9 +35,6 @@ pub struct WorldConfig {
     pub push_all_up_to: usize,
     /// Card relay fanout.
     pub relay_fanout: usize,
-    /// foca's config is `NodeConfig::swim_config(swim_size)`; `None`: the daemon's
-    /// `expect.max(3)`.
-    pub swim_size: Option<u32>,
     /// `--reap-after`.
     pub reap_after: Duration,
     /// Run rqlited (model) under the supervisor; off: each host's database state is fixed.
@@ -76,7 +73,6 @@ impl WorldConfig {
             card_sync: NodeConfig::CARD_SYNC,
             push_all_up_to: NodeConfig::PUSH_ALL_UP_TO,
             relay_fanout: NodeConfig::RELAY_FANOUT,
-            swim_size: None,
             reap_after: Duration::from_secs(60),
             rqlite: true,
             trace: false,
