@@ -230,8 +230,22 @@ impl Rqlite {
 
     /// `GET /readyz`: true on 200. rqlited answers 500 (not the documented 503) without a leader,
     /// so any other status is "not ready".
+    ///
+    /// rqlited answers only once it has reached the leader it knows, for up to 30 s by default;
+    /// a leader just killed is a dead address, and a dial to it in Docker fails only when
+    /// ARP gives up, 1–3 s later. The supervisor waited that long (up to the client's 3 s) at every
+    /// poll, and saw a new leader up to 3 s after rqlited had it (a chaos run: a killed
+    /// leader's followers were ready 2.8 s after the new leader). So rqlited is asked to give
+    /// up after [`READY_WITHIN`] (`timeout`, which rqlite v8 honours), and the client stops
+    /// waiting a little later (newer rqlited bound it by the request's own life). A live
+    /// leader answers such a probe in milliseconds.
     pub async fn ready(&self) -> Result<bool, RqliteError> {
-        let response = self.request(reqwest::Method::GET, "/readyz").send().await?;
+        let path = format!("/readyz?timeout={}ms", READY_WITHIN.as_millis());
+        let response = self
+            .request(reqwest::Method::GET, &path)
+            .timeout(READY_WITHIN + Duration::from_millis(500))
+            .send()
+            .await?;
         Ok(response.status().is_success())
     }
 
@@ -321,9 +335,75 @@ fn truncate(text: &str) -> String {
     }
 }
 
+/// How long rqlited may take to reach its leader before `/readyz` counts as "not ready".
+pub const READY_WITHIN: Duration = Duration::from_secs(1);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A leader that does not answer (a dead address) holds a readiness check for about
+    /// [`READY_WITHIN`], not for the client's 3 s nor rqlited's 30 s: rqlited is told the
+    /// bound, and the client gives up soon after it.
+    #[tokio::test]
+    async fn a_readiness_check_gives_up_soon_after_its_bound() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // An rqlited stuck dialling its leader: reads the request, never answers.
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut head = vec![0u8; 1024];
+            let n = stream.read(&mut head).await.expect("read");
+            let line = String::from_utf8_lossy(&head[..n])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(stream);
+            line
+        });
+        let client = Rqlite::new(&Access::default(), &addr.to_string());
+        let started = std::time::Instant::now();
+        let answer = client.ready().await;
+        let took = started.elapsed();
+        assert!(answer.is_err(), "no answer is no readiness: {answer:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "gave up after {took:?}, not soon after {READY_WITHIN:?}"
+        );
+        assert!(took >= READY_WITHIN, "gave up before the bound: {took:?}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_readiness_check_tells_rqlited_its_bound() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut head = vec![0u8; 1024];
+            let n = stream.read(&mut head).await.expect("read");
+            let text = String::from_utf8_lossy(&head[..n]).to_string();
+            let body = "[+]node ok\n[+]leader ok\n[+]store ok";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.expect("write");
+            text.lines().next().unwrap_or_default().to_string()
+        });
+        let client = Rqlite::new(&Access::default(), &addr.to_string());
+        assert!(client.ready().await.expect("answered"), "200 is ready");
+        let line = server.await.expect("server");
+        assert_eq!(line, "GET /readyz?timeout=1000ms HTTP/1.1");
+    }
 
     #[test]
     fn status_documents_of_rqlited_parse() {

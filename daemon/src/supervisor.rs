@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use rq4d_protocol::NodeId;
 use rq4d_protocol::supervisor::{
-    self as policy, Action, Directive, Listed, Membership, Removal, Report, StopWhy,
+    self as policy, Action, Directive, Listed, Listing, Membership, Removal, Report, StopWhy,
 };
 use tokio::sync::{mpsc, watch};
 
 use crate::orphan;
 use crate::process::{Child, Exit, Reaper};
 use crate::rqlite::access::GoFlags;
-use crate::rqlite::{Access, Rqlite, RqliteError};
+use crate::rqlite::{Access, RaftNode, Rqlite, RqliteError};
 use crate::state::DataDir;
 
 /// How long rqlited gets to stop after SIGTERM before SIGKILL; Docker waits 10 s in all.
@@ -139,8 +139,29 @@ pub struct Supervisor {
     client: Rqlite,
     /// The last poll failure logged (see [`Supervisor::note_poll_error`]).
     poll_error: Option<String>,
+    /// The `/nodes` listing in flight, if any (see [`Supervisor::list`]).
+    listing: Option<InFlightListing>,
     /// The daemon's clock origin: the node's `now` and the membership's times count from it.
     epoch: Instant,
+}
+
+/// What a `/nodes` listing task gives back.
+type ListingResult = Result<Result<Vec<RaftNode>, RqliteError>, tokio::task::JoinError>;
+
+/// A `/nodes` listing running beside the polls (see [`Supervisor::list`]).
+struct InFlightListing {
+    listing: Listing,
+    /// The rqlited it asks: its answer counts only while that one runs.
+    pid: Option<i32>,
+    task: tokio::task::JoinHandle<Result<Vec<RaftNode>, RqliteError>>,
+}
+
+/// Waits for the listing in flight; with none, never.
+async fn listing_done(listing: &mut Option<InFlightListing>) -> ListingResult {
+    match listing {
+        Some(in_flight) => (&mut in_flight.task).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Supervisor {
@@ -178,6 +199,7 @@ impl Supervisor {
             processes,
             child: None,
             poll_error: None,
+            listing: None,
             epoch,
         }
     }
@@ -212,8 +234,16 @@ impl Supervisor {
                     let now = self.now();
                     self.policy.handle_timeout(now);
                 }
+                listed = listing_done(&mut self.listing), if self.listing.is_some() => {
+                    if let Some(done) = self.listing.take() {
+                        self.listed(done, listed);
+                    }
+                }
             }
             self.execute().await;
+        }
+        if let Some(listing) = self.listing.take() {
+            listing.task.abort();
         }
         let child = self.child.take()?;
         tracing::info!(pid = child.pid(), "stopping rqlited");
@@ -224,8 +254,17 @@ impl Supervisor {
     async fn poll(&mut self) {
         let membership = self.membership.borrow().clone();
         self.policy.set_membership(membership);
-        let ready = self.client.ready().await.unwrap_or(false);
-        let status = self.client.status().await;
+        // Side by side: `/readyz` may wait on a dead leader for its bound, and `/status`, which
+        // probes nobody, names the new leader meanwhile.
+        let asked = std::time::Instant::now();
+        let (ready, status) = tokio::join!(self.client.ready(), self.client.status());
+        tracing::debug!(
+            took_ms = asked.elapsed().as_millis(),
+            ?ready,
+            leader = status.as_ref().ok().and_then(|s| s.leader.as_deref()),
+            "polled rqlited"
+        );
+        let ready = ready.unwrap_or(false);
         self.note_poll_error(status.as_ref().err());
         let status = status.ok().map(|s| policy::Status {
             leader: s.leader.as_deref().and_then(|id| NodeId::new(id).ok()),
@@ -256,92 +295,135 @@ impl Supervisor {
     /// Carries out what the policy asks, feeding the outcomes back, until it asks nothing more.
     async fn execute(&mut self) {
         while let Some(action) = self.policy.poll_action() {
-            match action {
-                Action::Poll => self.poll().await,
-                Action::Start {
-                    join,
-                    bootstrap_expect,
-                    peers_json,
-                    voter,
-                } => {
-                    let outcome = self
-                        .start(&join, bootstrap_expect, &peers_json, voter)
-                        .await;
-                    let now = self.now();
-                    self.policy.handle_started(outcome, now);
-                }
-                Action::Stop(why) => self.stop(&why).await,
-                Action::Wipe => {
-                    tracing::warn!("deleting this node's rqlite data (volatile mode)");
-                    let wiped = match self.data.wipe_rqlite() {
-                        Ok(()) => true,
-                        Err(error) => {
-                            tracing::error!("wipe failed: {error:#}");
-                            false
-                        }
-                    };
-                    self.policy.handle_wiped(wiped);
-                }
-                Action::Persist(stored) => {
-                    if let Err(error) = self.data.save(&stored) {
-                        tracing::error!("cannot record this node's state: {error:#}");
-                    }
-                }
-                Action::List(listing) => match self.client.nodes().await {
-                    Ok(nodes) => {
-                        let listed: Vec<Listed> = nodes
-                            .iter()
-                            .filter_map(|n| {
-                                Some(Listed {
-                                    id: NodeId::new(n.id.as_str()).ok()?,
-                                    addr: n.addr.clone(),
-                                    voter: n.voter,
-                                    reachable: n.reachable,
-                                    api_addr: n.api_addr.clone(),
-                                })
-                            })
-                            .collect();
-                        // The listing probes every member (up to 2 s for one that does not
-                        // answer): judge it on the gossip of now, not of the poll that asked
-                        // for it. (Chaos finding: a member back at a new address, up in gossip
-                        // for 3 s and just rejoined, was removed on its old life's death.)
-                        let membership = self.membership.borrow().clone();
-                        self.policy.set_membership(membership);
-                        let now = self.now();
-                        self.policy.handle_listing(listing, &listed, now);
-                    }
-                    Err(error) => tracing::debug!(%error, ?listing, "cannot list rqlite nodes"),
-                },
-                Action::Remove {
-                    id: victim,
-                    unless_answering_at,
-                } => {
-                    let removal = self.remove(&victim, unless_answering_at).await;
-                    let now = self.now();
-                    self.policy.handle_removed(victim, removal, now);
-                }
-                Action::AskConfiguration { http } => {
-                    let members = self.configuration_at(&http).await;
-                    let now = self.now();
-                    self.policy.handle_configuration(members, now);
-                }
-                Action::Leave => {
-                    let me = self.config.node_id.clone();
-                    let left = match self.client.remove(me.as_str()).await {
-                        Ok(()) => true,
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot leave the configuration to change role; trying again later");
-                            false
-                        }
-                    };
-                    let now = self.now();
-                    self.policy.handle_left(left, now);
-                }
-                Action::Report(report) => {
-                    let _ = self.reports.send(report).await;
-                }
+            let (name, started) = (action.name(), Instant::now());
+            self.act(action).await;
+            let took = started.elapsed();
+            if took > Duration::from_millis(100) {
+                tracing::debug!(action = name, took_ms = took.as_millis(), "slow action");
             }
         }
+    }
+
+    /// Carries out one action of the policy, feeding its outcome back.
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::Poll => self.poll().await,
+            Action::Start {
+                join,
+                bootstrap_expect,
+                peers_json,
+                voter,
+            } => {
+                let outcome = self
+                    .start(&join, bootstrap_expect, &peers_json, voter)
+                    .await;
+                let now = self.now();
+                self.policy.handle_started(outcome, now);
+            }
+            Action::Stop(why) => self.stop(&why).await,
+            Action::Wipe => {
+                tracing::warn!("deleting this node's rqlite data (volatile mode)");
+                let wiped = match self.data.wipe_rqlite() {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::error!("wipe failed: {error:#}");
+                        false
+                    }
+                };
+                self.policy.handle_wiped(wiped);
+            }
+            Action::Persist(stored) => {
+                if let Err(error) = self.data.save(&stored) {
+                    tracing::error!("cannot record this node's state: {error:#}");
+                }
+            }
+            Action::List(listing) => self.list(listing),
+            Action::Remove {
+                id: victim,
+                unless_answering_at,
+            } => {
+                let removal = self.remove(&victim, unless_answering_at).await;
+                let now = self.now();
+                self.policy.handle_removed(victim, removal, now);
+            }
+            Action::AskConfiguration { http } => {
+                let members = self.configuration_at(&http).await;
+                let now = self.now();
+                self.policy.handle_configuration(members, now);
+            }
+            Action::Leave => {
+                let me = self.config.node_id.clone();
+                let left = match self.client.remove(me.as_str()).await {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot leave the configuration to change role; trying again later");
+                        false
+                    }
+                };
+                let now = self.now();
+                self.policy.handle_left(left, now);
+            }
+            Action::Report(report) => {
+                let _ = self.reports.send(report).await;
+            }
+        }
+    }
+
+    /// Starts a `/nodes` listing beside the polls. It probes every member, for up to 2 s one
+    /// that does not answer — just when one has died. Awaited in line, it held up the polls
+    /// that see the new leader (a chaos run: followers ready 1.5–2 s after rqlited had a new
+    /// leader, each stuck in the voters' listing that probed the dead one). A listing asked for
+    /// while another is in flight is dropped, as a failed one would be: the policy asks again.
+    fn list(&mut self, listing: Listing) {
+        if self.listing.is_some() {
+            tracing::debug!(?listing, "a listing is in flight; not asking for another");
+            return;
+        }
+        let client = self.client.clone();
+        self.listing = Some(InFlightListing {
+            listing,
+            pid: self.child.as_ref().map(Child::pid),
+            task: tokio::spawn(async move { client.nodes().await }),
+        });
+    }
+
+    /// A listing came back. Judged on the gossip of now, not of the poll that asked for it
+    /// (chaos finding: a member back at a new address, up in gossip for 3 s and just
+    /// rejoined, was removed on its old life's death); dropped if the rqlited asked is no
+    /// longer the one running.
+    fn listed(&mut self, done: InFlightListing, listed: ListingResult) {
+        let InFlightListing { listing, pid, .. } = done;
+        if self.child.as_ref().map(Child::pid) != pid {
+            tracing::debug!(?listing, "a listing of an rqlited since stopped; dropped");
+            return;
+        }
+        let nodes = match listed {
+            Ok(Ok(nodes)) => nodes,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, ?listing, "cannot list rqlite nodes");
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(%error, ?listing, "the listing task failed");
+                return;
+            }
+        };
+        let listed: Vec<Listed> = nodes
+            .iter()
+            .filter_map(|n| {
+                Some(Listed {
+                    id: NodeId::new(n.id.as_str()).ok()?,
+                    addr: n.addr.clone(),
+                    voter: n.voter,
+                    reachable: n.reachable,
+                    api_addr: n.api_addr.clone(),
+                })
+            })
+            .collect();
+        let membership = self.membership.borrow().clone();
+        self.policy.set_membership(membership);
+        let now = self.now();
+        self.policy.handle_listing(listing, &listed, now);
     }
 
     /// The ids in the configuration of the rqlited at `http` (`/status`, else `/nodes`);

@@ -266,6 +266,24 @@ pub enum Action {
     Report(Report),
 }
 
+impl Action {
+    /// The action's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Start { .. } => "start",
+            Action::Leave => "leave",
+            Action::Poll => "poll",
+            Action::Stop(_) => "stop",
+            Action::Wipe => "wipe",
+            Action::Persist(_) => "persist",
+            Action::List(_) => "list",
+            Action::Remove { .. } => "remove",
+            Action::AskConfiguration { .. } => "ask-configuration",
+            Action::Report(_) => "report",
+        }
+    }
+}
+
 /// How an [`Action::Remove`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Removal {
