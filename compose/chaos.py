@@ -725,10 +725,11 @@ class Chaos:
             self.destroy(project)
             self.project = None
 
-    def promotions(self) -> int:
-        """rq4d_role_changes_total{role="voter"} summed over the running containers."""
+    def promotions(self, containers: list | None = None) -> int:
+        """rq4d_role_changes_total{role="voter"} summed over `containers` (default: the running
+        ones)."""
         total = 0.0
-        for c in self.live():
+        for c in self.live() if containers is None else containers:
             code, text = http_json(f"http://{c.ip}:{API_PORT}/metrics")
             if code == 200 and isinstance(text, str):
                 for line in text.splitlines():
@@ -756,6 +757,10 @@ class Chaos:
                 return self.cap_failed(problems, formed)
             log(f"  {cap} voters + {n - cap} non-voters, leader {self.last_leader}, {formed:.1f}s after the start")
             victims = [c for c in self.live() if c.node_id in self.last_voters and c.node_id != self.last_leader][:2]
+            # Promotions of the formation itself (a joiner that took a free slot only after it
+            # joined as a non-voter) are not the refill's: counted apart, on the containers that
+            # survive (a victim's counter goes with it).
+            at_formation = self.promotions([c for c in self.live() if c not in victims])
             t1 = time.monotonic()
             for c in victims:
                 docker("kill", c.cid)
@@ -764,12 +769,12 @@ class Chaos:
             healed = time.monotonic() - t1
             if not ok:
                 return self.cap_failed(problems, None)
-            promoted = self.promotions()
+            promoted = self.promotions() - at_formation
             names = ", ".join(c.name for c in victims)
             self.cap_result = (
                 f"{n} containers, --voters {cap}: {cap} voters + {n - cap} non-voters {formed:.1f} s after the start; "
                 f"two voters killed ({names}): {cap} voters again {healed:.1f} s later (reap-after {self.args.reap_after:g}s), "
-                f"promotions counted: {promoted}"
+                f"promotions counted: {promoted} (and {at_formation} during the formation)"
             )
             if promoted != len(victims):
                 self.cap_failed([f"{promoted} promotions counted for {len(victims)} voters lost"], formed)

@@ -370,17 +370,23 @@ fn decide_running(
     }
 }
 
-/// A founder of `cluster`'s formation of `expect` starts rqlited once the seed of the formation
-/// has (the seed at once). Safety does not rest on this — rqlited forms the cluster only with
-/// every founder's notification, whenever each starts — speed does. The seed heads every
+/// A founder of `cluster`'s formation of `expect` starts rqlited once the seed's rqlited
+/// answers (the seed at once). Safety does not rest on this — rqlited forms the cluster only
+/// with every founder's notification, whenever each starts — speed does. The seed heads every
 /// founder's `-join` list (`View::founders`), rqlited notifies its targets in order and ends a
 /// round at the first that does not answer, and the next round comes 2–4 s later: the seed's
 /// rqlited must be listening when the others' first round comes. Its decision alone reaches
 /// the others within a datagram's flight, and in Docker that lead was shorter than the spread
 /// of the time rqlited takes to start: five containers started at once formed after 4.0 s,
-/// against 1.2–1.8 s with this wait. It costs one card push and gives the seed the whole
-/// start time of the others as its lead. A seed that is not live, or a founder whose agreement
-/// names no seed of this formation, keeps nobody waiting: nothing would come of it.
+/// against 1.2–1.8 s with a wait. Waiting only for the seed's card to say `Starting` (its
+/// process spawned) still lost a round about one formation in five in Docker: a fast founder's
+/// first round reached the seed a few milliseconds before its store opened ("connection
+/// refused"), and the formation took 4.1 s. So the wait lasts until the seed's card says
+/// `Running`: its rqlited answered `/status`, which it serves only with the store open, the
+/// store that takes notifications. That costs a card push and the seed's first answered poll
+/// (the supervisor polls a just-started rqlited every `POLL_FIRST_ANSWER`). A seed that is
+/// not live, or whose rqlited stopped (`HasData`), or a founder whose agreement names no seed
+/// of this formation, keeps nobody waiting: nothing would come of it.
 fn start_formation(view: &View<'_>, cluster_id: ClusterId, expect: u16) -> Decision {
     let seed = match &view.me.agreement {
         Agreement::Ack { seed, .. } if agreement_cluster(view.me) == Some(cluster_id) => {
@@ -388,9 +394,10 @@ fn start_formation(view: &View<'_>, cluster_id: ClusterId, expect: u16) -> Decis
         }
         _ => None,
     };
-    if let Some(seed) = seed
-        .filter(|card| card.db == DbState::Empty && card.cluster_id.is_none_or(|c| c == cluster_id))
-    {
+    if let Some(seed) = seed.filter(|card| {
+        matches!(card.db, DbState::Empty | DbState::Starting)
+            && card.cluster_id.is_none_or(|c| c == cluster_id)
+    }) {
         return Decision::Wait(Waiting::SeedToStart {
             seed: seed.node_id.clone(),
         });

@@ -49,6 +49,11 @@ pub const POLL_READY: Duration = Duration::from_secs(1);
 /// How often rqlited is polled while not ready (so that a founder's leadership reaches its card,
 /// and the joiners, quickly).
 pub const POLL_STARTING: Duration = Duration::from_millis(200);
+/// How often a just-started rqlited is polled until it first answers: a formation's other
+/// founders wait for the seed's card to show its rqlited answering (`start_formation` in the
+/// coordinator), and rqlited's HTTP comes up 10–60 ms after the spawn. At `POLL_STARTING`,
+/// every formation would wait up to 200 ms more; a few requests refused meanwhile cost nothing.
+pub const POLL_FIRST_ANSWER: Duration = Duration::from_millis(20);
 /// The restart backoff's bounds.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// See [`BACKOFF_MIN`].
@@ -91,6 +96,8 @@ struct Child {
     voter: bool,
     /// It has been a healthy member (a voter that saw a leader): any join it made is over.
     served: bool,
+    /// It has answered a poll (`/status`) since its start.
+    answered: bool,
 }
 
 impl Child {
@@ -205,10 +212,13 @@ impl Supervisor {
         self.ready
     }
 
-    /// How long between polls now: rarely once ready, often while starting.
+    /// How long between polls now: rarely once ready, often while starting, very often until
+    /// a just-started rqlited first answers.
     fn poll_every(&self) -> Duration {
         if self.ready {
             POLL_READY
+        } else if self.child.is_some_and(|child| !child.answered) {
+            POLL_FIRST_ANSWER
         } else {
             POLL_STARTING
         }
@@ -269,7 +279,8 @@ impl Supervisor {
     /// a removal when due, and acts on the directive again (rejoin timers expire without any
     /// other input). Answers that arrive after rqlited stopped are ignored.
     pub fn handle_poll(&mut self, ready: bool, status: Option<Status>, now: Duration) {
-        if self.child.is_some() {
+        if let Some(child) = self.child.as_mut() {
+            child.answered |= status.is_some();
             self.set_ready(ready);
             self.next_poll = now + self.poll_every();
             if let Some(status) = status {
@@ -495,6 +506,7 @@ impl Supervisor {
         match outcome {
             Ok(()) => {
                 self.child = Some(child);
+                self.next_poll = now + POLL_FIRST_ANSWER;
                 self.raft_db = true;
                 self.leaderless_since = None;
                 self.removed_at = None;
@@ -701,6 +713,7 @@ impl Supervisor {
         }
         self.starting = Some(Child {
             served: false,
+            answered: false,
             started_at: now,
             forming_for,
             voter,

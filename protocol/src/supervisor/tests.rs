@@ -698,13 +698,36 @@ fn the_timer_asks_for_polls_while_rqlited_runs_and_only_the_backoff_while_it_doe
         assert!(drain(&mut sup).is_empty());
         assert!(sup.poll_timeout() > at, "the next timeout is later");
     }
-    // Running: each due timeout asks for one poll, often while not ready, rarely once ready.
+    // Running: each due timeout asks for one poll — very often until rqlited first answers,
+    // often while it is not ready, rarely once it is.
     let at = sup.poll_timeout();
     started(&mut sup, join(), at);
     let due = sup.poll_timeout();
+    assert_eq!(
+        due,
+        at + POLL_FIRST_ANSWER,
+        "the first poll comes soon after the start"
+    );
     sup.handle_timeout(due);
     assert_eq!(drain(&mut sup), vec![Action::Poll]);
-    assert_eq!(sup.poll_timeout(), due + POLL_STARTING);
+    assert_eq!(sup.poll_timeout(), due + POLL_FIRST_ANSWER);
+    sup.handle_poll(false, None, due);
+    drain(&mut sup);
+    assert_eq!(
+        sup.poll_timeout(),
+        due + POLL_FIRST_ANSWER,
+        "no answer yet: soon again"
+    );
+    let due = sup.poll_timeout();
+    sup.handle_timeout(due);
+    assert_eq!(drain(&mut sup), vec![Action::Poll]);
+    sup.handle_poll(false, Some(status(false, None, 0)), due);
+    drain(&mut sup);
+    assert_eq!(
+        sup.poll_timeout(),
+        due + POLL_STARTING,
+        "answered, not ready: less often"
+    );
     sup.handle_timeout(due + POLL_STARTING / 2);
     assert!(drain(&mut sup).is_empty(), "not due yet");
     sup.handle_poll(true, Some(status(true, Some("n2"), 2)), due);
