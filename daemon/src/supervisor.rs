@@ -256,7 +256,7 @@ impl Supervisor {
         self.policy.set_membership(membership);
         // Side by side: `/readyz` may wait on a dead leader for its bound, and `/status`, which
         // probes nobody, names the new leader meanwhile.
-        let asked = std::time::Instant::now();
+        let asked = Instant::now();
         let (ready, status) = tokio::join!(self.client.ready(), self.client.status());
         tracing::debug!(
             took_ms = asked.elapsed().as_millis(),
