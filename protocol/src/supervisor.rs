@@ -53,7 +53,11 @@ pub const POLL_STARTING: Duration = Duration::from_millis(200);
 /// founders wait for the seed's card to show its rqlited answering (`start_formation` in the
 /// coordinator), and rqlited's HTTP comes up 10–60 ms after the spawn. At `POLL_STARTING`,
 /// every formation would wait up to 200 ms more; a few requests refused meanwhile cost nothing.
+/// Only for [`FIRST_ANSWER_WITHIN`] after the start: an rqlited that does not answer by then
+/// (credentials refused, a certificate rq4d cannot verify) is polled at `POLL_STARTING`.
 pub const POLL_FIRST_ANSWER: Duration = Duration::from_millis(20);
+/// See [`POLL_FIRST_ANSWER`].
+pub const FIRST_ANSWER_WITHIN: Duration = Duration::from_secs(2);
 /// The restart backoff's bounds.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// See [`BACKOFF_MIN`].
@@ -214,10 +218,12 @@ impl Supervisor {
 
     /// How long between polls now: rarely once ready, often while starting, very often until
     /// a just-started rqlited first answers.
-    fn poll_every(&self) -> Duration {
+    fn poll_every(&self, now: Duration) -> Duration {
         if self.ready {
             POLL_READY
-        } else if self.child.is_some_and(|child| !child.answered) {
+        } else if self.child.is_some_and(|child| {
+            !child.answered && now.saturating_sub(child.started_at) < FIRST_ANSWER_WITHIN
+        }) {
             POLL_FIRST_ANSWER
         } else {
             POLL_STARTING
@@ -240,7 +246,7 @@ impl Supervisor {
         }
         let poll = self.next_poll <= now;
         if poll {
-            self.next_poll = now + self.poll_every();
+            self.next_poll = now + self.poll_every(now);
         }
         if poll && self.child.is_some() {
             self.actions.push_back(Action::Poll);
@@ -282,7 +288,7 @@ impl Supervisor {
         if let Some(child) = self.child.as_mut() {
             child.answered |= status.is_some();
             self.set_ready(ready);
-            self.next_poll = now + self.poll_every();
+            self.next_poll = now + self.poll_every(now);
             if let Some(status) = status {
                 self.observe(&status, now);
             }

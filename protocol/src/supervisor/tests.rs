@@ -687,6 +687,38 @@ fn the_voters_the_node_adopted_are_persisted_when_none_are_stored_and_never_over
 }
 
 #[test]
+fn a_started_rqlited_that_never_answers_is_polled_fast_only_at_first() {
+    // Credentials refused or a certificate rq4d cannot verify: no `/status` ever comes back.
+    // Polled every POLL_FIRST_ANSWER for good, that would be 50 requests a second.
+    let mut sup = supervisor(false);
+    let at = T0;
+    started(&mut sup, join(), at);
+    let mut now = sup.poll_timeout();
+    assert_eq!(now, at + POLL_FIRST_ANSWER);
+    while now < at + FIRST_ANSWER_WITHIN {
+        sup.handle_timeout(now);
+        assert_eq!(drain(&mut sup), vec![Action::Poll]);
+        sup.handle_poll(false, None, now);
+        drain(&mut sup);
+        let next = sup.poll_timeout();
+        assert!(
+            next <= now + POLL_FIRST_ANSWER,
+            "fast while young: {next:?}"
+        );
+        now = next;
+    }
+    sup.handle_timeout(now);
+    drain(&mut sup);
+    sup.handle_poll(false, None, now);
+    drain(&mut sup);
+    assert_eq!(
+        sup.poll_timeout(),
+        now + POLL_STARTING,
+        "past the bound: the ordinary pace"
+    );
+}
+
+#[test]
 fn the_timer_asks_for_polls_while_rqlited_runs_and_only_the_backoff_while_it_does_not() {
     let mut sup = supervisor(false);
     sup.handle_directive(directive(Decision::Wait(crate::Waiting::Starting)), T0);
