@@ -342,18 +342,18 @@ pub const READY_WITHIN: Duration = Duration::from_secs(1);
 mod tests {
     use super::*;
 
-    /// A leader that does not answer (a dead address) holds a readiness check for about
-    /// [`READY_WITHIN`], not for the client's 3 s nor rqlited's 30 s: rqlited is told the
-    /// bound, and the client gives up soon after it.
-    #[tokio::test]
-    async fn a_readiness_check_gives_up_soon_after_its_bound() {
+    /// A one-request rqlited on loopback: its address, and the accepted connection with the
+    /// request's first line once a client has sent one.
+    async fn one_request_server() -> (
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<(tokio::net::TcpStream, String)>,
+    ) {
+        use tokio::io::AsyncReadExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        // An rqlited stuck dialling its leader: reads the request, never answers.
-        let server = tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
+        let accepted = tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.expect("accept");
             let mut head = vec![0u8; 1024];
             let n = stream.read(&mut head).await.expect("read");
@@ -362,10 +362,19 @@ mod tests {
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(stream);
-            line
+            (stream, line)
         });
+        (addr, accepted)
+    }
+
+    /// A leader that does not answer (a dead address) holds a readiness check for about
+    /// [`READY_WITHIN`], not for the client's 3 s nor rqlited's 30 s: rqlited is told the
+    /// bound, and the client gives up soon after it.
+    #[tokio::test]
+    async fn a_readiness_check_gives_up_soon_after_its_bound() {
+        // An rqlited stuck dialling its leader: takes the request, never answers (the
+        // connection stays open until the test ends).
+        let (addr, server) = one_request_server().await;
         let client = Rqlite::new(&Access::default(), &addr.to_string());
         let started = std::time::Instant::now();
         let answer = client.ready().await;
@@ -381,23 +390,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_readiness_check_tells_rqlited_its_bound() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (addr, accepted) = one_request_server().await;
         let server = tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let (mut stream, _) = listener.accept().await.expect("accept");
-            let mut head = vec![0u8; 1024];
-            let n = stream.read(&mut head).await.expect("read");
-            let text = String::from_utf8_lossy(&head[..n]).to_string();
+            use tokio::io::AsyncWriteExt;
+            let (mut stream, line) = accepted.await.expect("accepted");
             let body = "[+]node ok\n[+]leader ok\n[+]store ok";
             let answer = format!(
                 "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             stream.write_all(answer.as_bytes()).await.expect("write");
-            text.lines().next().unwrap_or_default().to_string()
+            line
         });
         let client = Rqlite::new(&Access::default(), &addr.to_string());
         assert!(client.ready().await.expect("answered"), "200 is ready");
