@@ -310,6 +310,11 @@ fn decide_running(
     formation: Option<u16>,
 ) -> Verdict {
     let me = view.me;
+    let healthy = running.healthy();
+    // A founder whose rqlited follows a leader is past the formation whatever its role. One
+    // that runs as a non-voter (it was reaped during the formation and came back) is a
+    // candidate for a slot like any other from now on (see `roles`).
+    let formation = formation.filter(|_| !healthy);
     let verdict = |decision| Verdict {
         decision,
         agreement: me.agreement.clone(),
@@ -319,7 +324,6 @@ fn decide_running(
     if let Some(other) = foreign.first().filter(|_| me.cluster_id.is_some()) {
         return verdict(split(view, *other));
     }
-    let healthy = running.healthy();
     match my_leader {
         Some(leader) if !healthy => verdict(Decision::Join {
             targets: view.join_targets(leader),

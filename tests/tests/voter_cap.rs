@@ -66,6 +66,48 @@ fn five_nodes_under_a_cap_of_three_are_three_voters_and_two_non_voters() {
 }
 
 #[test]
+fn joiners_that_come_during_the_formation_take_the_free_slots_at_once_without_a_promotion() {
+    // Cap 5, three founders (the smallest ids) and four joiners started with them: two
+    // joiners join as voters from the start, the other two as non-voters, and nobody changes
+    // role. (The joiners see the leader's card before the other founders' cards say they
+    // vote; a founder counted as a candidate held a slot twice, so a joiner joined as a
+    // non-voter and was promoted a moment later. Which two joiners vote is the smallest ids
+    // each joiner saw when it joined: one that has not seen a smaller one yet takes a slot.)
+    let mut cluster = Cluster::new("cap-joiners", 7, 3).with_args(&["--voters", "5"]);
+    for slot in 0..7 {
+        cluster.start(&format!("n{}", slot + 1), slot);
+    }
+    let (_, roles) = cluster.wait_members(5, FORM_DEADLINE);
+    let founders: BTreeSet<String> = ["n1", "n2", "n3"].map(String::from).into();
+    assert!(roles.voters.is_superset(&founders), "{roles:?}");
+    assert_eq!(
+        (roles.voters.len(), roles.non_voters.len()),
+        (5, 2),
+        "{roles:?}"
+    );
+    let promotions: Vec<(String, f64)> = cluster
+        .nodes
+        .iter()
+        .map(|(id, n)| {
+            let changes: f64 = ["voter", "non_voter"]
+                .iter()
+                .map(|role| {
+                    n.metric(&format!("rq4d_role_changes_total{{role=\"{role}\"}}"))
+                        .unwrap_or(0.0)
+                })
+                .sum();
+            (id.clone(), changes)
+        })
+        .filter(|(_, changes)| *changes > 0.0)
+        .collect();
+    assert!(
+        promotions.is_empty(),
+        "nobody changed role during the formation: {promotions:?}\n{}",
+        cluster.report()
+    );
+}
+
+#[test]
 fn a_killed_voters_place_goes_to_a_non_voter_and_the_majority_holds_throughout() {
     let (mut cluster, leader, before) = five_with_a_cap_of_three("cap-promote");
     let victim = kill_a_voter_that_does_not_lead(&mut cluster, &leader, &before);

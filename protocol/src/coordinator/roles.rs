@@ -12,7 +12,8 @@
 //!   comes back before that finds its place still its own — or less the live voters, when more
 //!   run than any count (a poll behind) says;
 //! * **candidates** for the slots, in node-id order: the eligible (not read-only) live nodes of
-//!   the cluster that do not vote — running non-voters, nodes on their way in (stopped with
+//!   the cluster that do not vote (a founder of the cluster votes from its first
+//!   configuration on, whatever its card says yet) — running non-voters, nodes on their way in (stopped with
 //!   data, starting), and empty nodes about to join. The order does not depend on their
 //!   state, so a candidate on its way from non-voter to voter keeps its place and nobody
 //!   overtakes it (a stopped voter not yet reaped holds a rank too, and its slot stays free
@@ -91,6 +92,13 @@ fn voting<'v>(view: &'v View<'_>, leader: &'v Card) -> Option<Voting<'v>> {
     for card in &members {
         match &card.db {
             DbState::Running(running) if running.voter => live_voters.push(&card.node_id),
+            // A founder is a voter of the first configuration whatever its card says yet: the
+            // seed bootstrapped only once every founder had notified it, with all of them as
+            // voters. As a candidate it would hold a second slot, and a joiner would join as a
+            // non-voter only to be promoted a moment later.
+            _ if card.formation.is_some() && card.cluster_id == cluster => {
+                live_voters.push(&card.node_id)
+            }
             _ if card.read_only => {}
             // Every other state a candidate keeps its place in: a non-voter changing role is
             // stopped (its card says it has data) and then starting for a moment, and a node

@@ -307,3 +307,92 @@ fn a_just_promoted_voters_own_count_is_trusted_over_the_leaders_lagging_one() {
     ));
     assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
 }
+
+#[test]
+fn founders_still_starting_are_voters_already_and_joiners_take_the_slots_left() {
+    // Seen in the Docker chaos run under `--voters 5`: cap 5, a cluster of three founders whose
+    // leader n00 runs (it bootstrapped with all three as voters), while n01 and n02 are still
+    // starting or have not heard a leader yet. The four empty nodes have two slots, and the
+    // founders must not hold them a second time as candidates: else n03 and n04 join as
+    // non-voters and are promoted a moment later (a removal and a rejoin each).
+    let mut cards = formed(7, 3, 1, 0, Some(5));
+    for (i, db) in [
+        (1, DbState::Starting),
+        (
+            2,
+            DbState::Running(Running {
+                leader: None,
+                term: 1,
+                voters: 0,
+                voter: false,
+                non_voter: false,
+            }),
+        ),
+    ] {
+        cards[i].db = db;
+        cards[i].cluster_id = Some(ClusterId(7));
+        cards[i].formation = Some(3);
+    }
+    cards[0].formation = None;
+    let roles: Vec<bool> = (3..7)
+        .map(|i| match decide_for(&cards, i, true, 0).decision {
+            Decision::Join { voter, .. } => voter,
+            other => panic!("node {i}: {other:?}"),
+        })
+        .collect();
+    assert_eq!(roles, vec![true, true, false, false], "joiners n03..n06");
+    // From the founders' side: the starting one keeps starting, the one without a leader yet
+    // is no candidate for a promotion either (its `-join` would be ignored: rqlited holds its
+    // id and address), and both stay founders.
+    let starting = decide_for(&cards, 1, true, 0);
+    assert_eq!(starting.decision, Decision::Run);
+    let leaderless = decide_for(&cards, 2, true, 0);
+    assert!(
+        matches!(leaderless.decision, Decision::Join { voter: false, .. }),
+        "{:?}",
+        leaderless.decision
+    );
+    assert_eq!(
+        (starting.formation, leaderless.formation),
+        (Some(3), Some(3))
+    );
+    // Once the two joiners run as voters and the founders too, nobody else has a slot and no
+    // voter steps down.
+    for card in &mut cards[1..5] {
+        card.db = running("n00", 5, true);
+        card.cluster_id = Some(ClusterId(7));
+        card.formation = None;
+    }
+    for i in 0..7 {
+        let decision = decide_for(&cards, i, true, 0).decision;
+        match i {
+            0..5 => assert_eq!(decision, Decision::Run, "voter {i}"),
+            _ => assert!(
+                matches!(decision, Decision::Join { voter: false, .. }),
+                "node {i}: {decision:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_founder_that_runs_as_a_non_voter_is_past_its_formation_and_a_candidate_again() {
+    // Cap 3: a founder reaped during the formation came back; its rqlited follows the leader
+    // as a non-voter while its card still names the formation. It is a candidate like any
+    // other non-voter, not a voter of the first configuration: its formation ends at once,
+    // and the free slot (two voters configured) is its own.
+    let mut cards = formed(4, 2, 2, 2, Some(3));
+    cards[2].formation = Some(3);
+    let verdict = decide_for(&cards, 2, true, 0);
+    assert_eq!(verdict.formation, None, "{verdict:?}");
+    cards[2].formation = verdict.formation;
+    assert!(
+        matches!(
+            decide_for(&cards, 2, true, 0).decision,
+            Decision::ChangeRole { voter: true, .. }
+        ),
+        "{:?}",
+        decide_for(&cards, 2, true, 0).decision
+    );
+    assert_eq!(decide_for(&cards, 3, true, 0).decision, Decision::Run);
+}
