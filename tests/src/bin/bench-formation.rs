@@ -10,9 +10,14 @@
 //! it: from the first spawn until the last node started its rqlited (from each node's log), the
 //! gossip and the bootstrap agreement. Beside it, rqlited's own
 //! auto-clustering: N rqlited started at once with `-bootstrap-expect N` and a static `-join`
-//! list of all of them, timed the same way. rqlited is `$RQLITED` when set; otherwise the test
-//! double, whose timings imitate rqlited's but are not rqlited's — the table says which ran.
-//! Then the idle RSS and CPU of one rq4d process of a formed 3-node cluster.
+//! list of all of them, timed the same way; and the formation an operator makes by hand, with one
+//! bootstrapper as rq4d has: a lone seed started without `-join`, and once it is ready the others
+//! with `-join` to it, timed from the seed's spawn. Raft elects the first leader when the first
+//! election timer of a bootstrapped node runs out: `-bootstrap-expect` started at once
+//! bootstraps every node and draws the earliest of N timers, one seed has one timer, so the lone
+//! seed is the floor for any formation with one bootstrapper. rqlited is `$RQLITED` when set;
+//! otherwise the test double, whose timings imitate rqlited's but are not rqlited's — the table
+//! says which ran. Then the idle RSS and CPU of one rq4d process of a formed 3-node cluster.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -129,6 +134,35 @@ fn bootstrap_expect_run(n: usize) -> Result<Duration, String> {
     Ok(start.elapsed())
 }
 
+/// By hand, one bootstrapper: a lone seed without `-join`; once it is ready, the others at once
+/// with `-join` to it. Timed from the seed's spawn until every rqlited is ready.
+fn lone_seed_run(n: usize) -> Result<Duration, String> {
+    let dir = TempDir::new("bench-seed").map_err(|e| e.to_string())?;
+    let ips: Vec<String> = (0..n).map(|_| fresh_ip()).collect();
+    let seed_raft = format!("{}:4002", ips[0]);
+    let https: Vec<String> = ips.iter().map(|ip| format!("{ip}:4001")).collect();
+    let start = Instant::now();
+    let mut nodes = Vec::new();
+    for (i, ip) in ips.iter().enumerate() {
+        let mut spec = NodeSpec::new(&format!("n{}", i + 1), dir.join(&format!("n{i}")));
+        if i > 0 {
+            spec = spec.join(&[&seed_raft]);
+        }
+        spec.http_addr = format!("{ip}:4001");
+        spec.raft_addr = format!("{ip}:4002");
+        nodes.push(Rqlited::start(spec).map_err(|e| e.to_string())?);
+        if i == 0 {
+            wait_until("the seed ready", Duration::from_secs(60), || {
+                ready(&https[0])
+            })?;
+        }
+    }
+    wait_until("every rqlited ready", Duration::from_secs(60), || {
+        https.iter().try_for_each(|h| ready(h))
+    })?;
+    Ok(start.elapsed())
+}
+
 fn summary(samples: &mut [Duration]) -> (f64, f64, f64) {
     samples.sort();
     let secs = |d: Duration| d.as_secs_f64();
@@ -186,13 +220,14 @@ fn main() {
         options.runs, options.rq4d_args
     );
     println!(
-        "| N | rq4d min / median / max (s) | -bootstrap-expect min / median / max (s) | ratio of medians | ratio of maxima | rq4d's part: spawn → last rqlited started, median / max (s) |"
+        "| N | rq4d min / median / max (s) | -bootstrap-expect min / median / max (s) | ratio of medians | ratio of maxima | lone seed, then -join: min / median / max (s) | ratio of medians to it | rq4d's part: spawn → last rqlited started, median / max (s) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for &n in &options.sizes {
         let mut ours = Vec::new();
         let mut ours_started = Vec::new();
         let mut theirs = Vec::new();
+        let mut by_hand = Vec::new();
         for _ in 0..options.runs {
             match rq4d_run(n, &options.rq4d_args) {
                 Ok(formed) => {
@@ -205,18 +240,24 @@ fn main() {
                 Ok(d) => theirs.push(d),
                 Err(e) => eprintln!("-bootstrap-expect run failed: {e}"),
             }
+            match lone_seed_run(n) {
+                Ok(d) => by_hand.push(d),
+                Err(e) => eprintln!("lone seed run failed: {e}"),
+            }
         }
-        if ours.is_empty() || theirs.is_empty() {
-            println!("| {n} | failed | failed | - | - | - |");
+        if ours.is_empty() || theirs.is_empty() || by_hand.is_empty() {
+            println!("| {n} | failed | failed | - | - | failed | - | - |");
             continue;
         }
         let (a0, a1, a2) = summary(&mut ours);
         let (b0, b1, b2) = summary(&mut theirs);
+        let (c0, c1, c2) = summary(&mut by_hand);
         let (_, s1, s2) = summary(&mut ours_started);
         println!(
-            "| {n} | {a0:.2} / {a1:.2} / {a2:.2} | {b0:.2} / {b1:.2} / {b2:.2} | {:.2} | {:.2} | {s1:.3} / {s2:.3} |",
+            "| {n} | {a0:.2} / {a1:.2} / {a2:.2} | {b0:.2} / {b1:.2} / {b2:.2} | {:.2} | {:.2} | {c0:.2} / {c1:.2} / {c2:.2} | {:.2} | {s1:.3} / {s2:.3} |",
             a1 / b1,
-            a2 / b2
+            a2 / b2,
+            a1 / c1
         );
     }
 
