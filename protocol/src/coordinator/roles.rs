@@ -12,8 +12,8 @@
 //!   comes back before that finds its place still its own — or less the live voters, when more
 //!   run than any count (a poll behind) says;
 //! * **candidates** for the slots, in node-id order: the eligible (not read-only) live nodes of
-//!   the cluster that do not vote (a founder of the cluster votes from its first
-//!   configuration on, whatever its card says yet) — running non-voters, nodes on their way in (stopped with
+//!   the cluster that do not vote (a founder of the cluster votes from its first configuration
+//!   on, whatever its card says yet) — running non-voters, nodes on their way in (stopped with
 //!   data, starting), and empty nodes about to join. The order does not depend on their
 //!   state, so a candidate on its way from non-voter to voter keeps its place and nobody
 //!   overtakes it (a stopped voter not yet reaped holds a rank too, and its slot stays free
