@@ -68,8 +68,8 @@ fn five_nodes_under_a_cap_of_three_are_three_voters_and_two_non_voters() {
 #[test]
 fn joiners_that_come_during_the_formation_take_the_free_slots_at_once_without_a_promotion() {
     // Cap 5, three founders (the smallest ids) and four joiners started with them: two
-    // joiners join as voters from the start, the other two as non-voters, and nobody changes
-    // role. (The joiners see the leader's card before the other founders' cards say they
+    // joiners join as voters from the start, the other two as non-voters, and nobody is
+    // promoted. (The joiners see the leader's card before the other founders' cards say they
     // vote; a founder counted as a candidate held a slot twice, so a joiner joined as a
     // non-voter and was promoted a moment later. Which two joiners vote is the smallest ids
     // each joiner saw when it joined: one that has not seen a smaller one yet takes a slot.)
@@ -85,24 +85,22 @@ fn joiners_that_come_during_the_formation_take_the_free_slots_at_once_without_a_
         (5, 2),
         "{roles:?}"
     );
+    // Promotions only: two joiners that each decided before seeing the other's card may both
+    // take the last slot, and the larger steps down (a race of its own, rarer, and safe).
     let promotions: Vec<(String, f64)> = cluster
         .nodes
         .iter()
         .map(|(id, n)| {
-            let changes: f64 = ["voter", "non_voter"]
-                .iter()
-                .map(|role| {
-                    n.metric(&format!("rq4d_role_changes_total{{role=\"{role}\"}}"))
-                        .unwrap_or(0.0)
-                })
-                .sum();
+            let changes = n
+                .metric("rq4d_role_changes_total{role=\"voter\"}")
+                .unwrap_or(0.0);
             (id.clone(), changes)
         })
         .filter(|(_, changes)| *changes > 0.0)
         .collect();
     assert!(
         promotions.is_empty(),
-        "nobody changed role during the formation: {promotions:?}\n{}",
+        "nobody was promoted during the formation: {promotions:?}\n{}",
         cluster.report()
     );
 }
