@@ -1,7 +1,7 @@
 //! Real rq4d processes keep and repair the cluster: crashes, replacements, moves, shutdown,
 //! hostile datagrams.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rq4d_tests::cluster::{Cluster, FORM_DEADLINE, alive, child_pids, flood, fresh_ip};
 use rq4d_tests::wait_until;
@@ -469,23 +469,30 @@ struct BlackHole(String);
 
 impl BlackHole {
     fn new(ip: &str) -> Self {
-        iptables("-I", ip);
+        iptables("-I", ip).unwrap_or_else(|e| panic!("{e}"));
         Self(ip.to_string())
     }
 }
 
 impl Drop for BlackHole {
     fn drop(&mut self) {
-        iptables("-D", &self.0);
+        // Never a panic here: this runs while a failed test unwinds too.
+        if let Err(e) = iptables("-D", &self.0) {
+            eprintln!("{e}: remove the rule by hand");
+        }
     }
 }
 
-fn iptables(op: &str, ip: &str) {
-    let status = std::process::Command::new("iptables")
+fn iptables(op: &str, ip: &str) -> Result<(), String> {
+    let rule = format!("iptables {op} OUTPUT -d {ip} -j DROP");
+    match std::process::Command::new("iptables")
         .args([op, "OUTPUT", "-d", ip, "-j", "DROP"])
         .status()
-        .expect("iptables runs");
-    assert!(status.success(), "iptables {op} OUTPUT -d {ip} -j DROP");
+    {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("{rule}: {status}")),
+        Err(e) => Err(format!("{rule}: {e}")),
+    }
 }
 
 /// The chaos run's slowest restarts: two followers die, and Docker gives the first one back
@@ -511,7 +518,7 @@ fn back_at_a_dead_members_address(black_hole: bool) {
         cluster.nodes.remove(id);
     }
     let _hole = black_hole.then(|| BlackHole::new(&old_ip));
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     cluster.start_at(back, &taken_ip, back);
     cluster.wait_one_cluster(FORM_DEADLINE);
     let roles = cluster.nodes[&leader].raft_roles().expect("roles");
