@@ -73,6 +73,21 @@ fn ready(http: &str) -> Result<(), String> {
     }
 }
 
+/// Waits until every rqlited in `https` answers `/readyz` with 200.
+fn all_ready(https: &[String]) -> Result<(), String> {
+    wait_until("every rqlited ready", Duration::from_secs(60), || {
+        https.iter().try_for_each(|h| ready(h))
+    })
+}
+
+/// A bare rqlited `n{i+1}` on `ip` (HTTP 4001, Raft 4002), data under `dir`.
+fn bare_spec(dir: &TempDir, i: usize, ip: &str) -> NodeSpec {
+    let mut spec = NodeSpec::new(&format!("n{}", i + 1), dir.join(&format!("n{i}")));
+    spec.http_addr = format!("{ip}:4001");
+    spec.raft_addr = format!("{ip}:4002");
+    spec
+}
+
 /// One rq4d formation: until every rqlited is ready, and until the last rqlited was started.
 struct Formed {
     ready: Duration,
@@ -91,9 +106,7 @@ fn rq4d_run(n: usize, args: &[String]) -> Result<Formed, String> {
         cluster.start(&format!("n{}", n - slot), slot);
     }
     let https: Vec<String> = cluster.nodes.values().map(|n| n.http()).collect();
-    wait_until("every rqlited ready", Duration::from_secs(60), || {
-        https.iter().try_for_each(|h| ready(h))
-    })?;
+    all_ready(&https)?;
     let ready = start.elapsed();
     let mut started = Duration::ZERO;
     for node in cluster.nodes.values() {
@@ -120,17 +133,13 @@ fn bootstrap_expect_run(n: usize) -> Result<Duration, String> {
     let start = Instant::now();
     let mut nodes = Vec::new();
     for (i, ip) in ips.iter().enumerate() {
-        let mut spec = NodeSpec::new(&format!("n{}", i + 1), dir.join(&format!("n{i}")))
+        let spec = bare_spec(&dir, i, ip)
             .join(&join_refs)
             .args(&["-bootstrap-expect", &expect]);
-        spec.http_addr = format!("{ip}:4001");
-        spec.raft_addr = format!("{ip}:4002");
         nodes.push(Rqlited::start(spec).map_err(|e| e.to_string())?);
     }
     let https: Vec<String> = ips.iter().map(|ip| format!("{ip}:4001")).collect();
-    wait_until("every rqlited ready", Duration::from_secs(60), || {
-        https.iter().try_for_each(|h| ready(h))
-    })?;
+    all_ready(&https)?;
     Ok(start.elapsed())
 }
 
@@ -144,12 +153,10 @@ fn lone_seed_run(n: usize) -> Result<Duration, String> {
     let start = Instant::now();
     let mut nodes = Vec::new();
     for (i, ip) in ips.iter().enumerate() {
-        let mut spec = NodeSpec::new(&format!("n{}", i + 1), dir.join(&format!("n{i}")));
+        let mut spec = bare_spec(&dir, i, ip);
         if i > 0 {
             spec = spec.join(&[&seed_raft]);
         }
-        spec.http_addr = format!("{ip}:4001");
-        spec.raft_addr = format!("{ip}:4002");
         nodes.push(Rqlited::start(spec).map_err(|e| e.to_string())?);
         if i == 0 {
             wait_until("the seed ready", Duration::from_secs(60), || {
@@ -157,9 +164,7 @@ fn lone_seed_run(n: usize) -> Result<Duration, String> {
             })?;
         }
     }
-    wait_until("every rqlited ready", Duration::from_secs(60), || {
-        https.iter().try_for_each(|h| ready(h))
-    })?;
+    all_ready(&https)?;
     Ok(start.elapsed())
 }
 
