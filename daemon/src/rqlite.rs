@@ -279,12 +279,14 @@ impl Rqlite {
         })
     }
 
-    /// `GET /nodes?ver=2&nonvoters`: the cluster's members as this node sees them.
+    /// `GET /nodes?ver=2&nonvoters`: the cluster's members as this node sees them, each probed
+    /// over the Raft port for up to [`PROBE_WITHIN`].
     pub async fn nodes(&self) -> Result<Vec<RaftNode>, RqliteError> {
-        let response = self
-            .request(reqwest::Method::GET, "/nodes?ver=2&nonvoters&timeout=2s")
-            .send()
-            .await?;
+        let path = format!(
+            "/nodes?ver=2&nonvoters&timeout={}ms",
+            PROBE_WITHIN.as_millis()
+        );
+        let response = self.request(reqwest::Method::GET, &path).send().await?;
         let doc: NodesV2 = Self::json(response).await?;
         Ok(doc.nodes)
     }
@@ -337,6 +339,15 @@ fn truncate(text: &str) -> String {
 
 /// How long rqlited may take to reach its leader before `/readyz` counts as "not ready".
 pub const READY_WITHIN: Duration = Duration::from_secs(1);
+
+/// How long a member may take to answer `/nodes`' probe before it counts as unreachable. A
+/// live member answers in milliseconds, and a member that does not answer in a second is one
+/// Raft's own heartbeats (rqlited's `-raft-timeout`, 1 s) count as out of contact too. A dead
+/// member takes the whole bound, and each listing waits on it: the identity check of a node
+/// back at a new address (its old one is dead), the leader's look for a removal when a member
+/// dies. It was 2 s, and the slowest restarts of a chaos run waited on two such listings one
+/// after the other.
+pub const PROBE_WITHIN: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

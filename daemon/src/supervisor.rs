@@ -10,12 +10,15 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rq4d_protocol::NodeId;
 use rq4d_protocol::supervisor::{
     self as policy, Action, Directive, Listed, Listing, Membership, Removal, Report, StopWhy,
 };
+use rq4d_protocol::{Decision, NodeId, Waiting};
 use tokio::sync::{mpsc, watch};
 
+mod identity;
+
+use self::identity::IdentityCheck;
 use crate::orphan;
 use crate::process::{Child, Exit, Reaper};
 use crate::rqlite::access::GoFlags;
@@ -141,6 +144,8 @@ pub struct Supervisor {
     poll_error: Option<String>,
     /// The `/nodes` listing in flight, if any (see [`Supervisor::list`]).
     listing: Option<InFlightListing>,
+    /// The second line behind gossip's duplicate-id check.
+    identity: IdentityCheck,
     /// The daemon's clock origin: the node's `now` and the membership's times count from it.
     epoch: Instant,
 }
@@ -150,7 +155,8 @@ type ListingResult = Result<Result<Vec<RaftNode>, RqliteError>, tokio::task::Joi
 
 /// A `/nodes` listing running beside the polls (see [`Supervisor::list`]).
 struct InFlightListing {
-    listing: Listing,
+    /// What its answer is for: the listing asked for, and any asked for while it ran.
+    listings: Vec<Listing>,
     /// The rqlited it asks: its answer counts only while that one runs.
     pid: Option<i32>,
     task: tokio::task::JoinHandle<Result<Vec<RaftNode>, RqliteError>>,
@@ -188,6 +194,11 @@ impl Supervisor {
             data.raft_db_exists(),
             epoch.elapsed(),
         );
+        let identity = IdentityCheck::new(
+            config.access.clone(),
+            config.node_id.clone(),
+            config.raft_adv.clone(),
+        );
         Self {
             client: Rqlite::new(&config.access, &config.http_adv),
             policy,
@@ -200,6 +211,7 @@ impl Supervisor {
             child: None,
             poll_error: None,
             listing: None,
+            identity,
             epoch,
         }
     }
@@ -213,6 +225,7 @@ impl Supervisor {
         let first = self.directives.borrow().clone();
         let now = self.now();
         self.policy.handle_directive(first, now);
+        self.prefetch_identity_listing();
         self.execute().await;
         loop {
             tokio::select! {
@@ -229,6 +242,16 @@ impl Supervisor {
                     let directive = self.directives.borrow_and_update().clone();
                     let now = self.now();
                     self.policy.handle_directive(directive, now);
+                    self.prefetch_identity_listing();
+                }
+                changed = self.membership.changed() => {
+                    if changed.is_err() { break; }
+                    // A member newly superseded at its address makes the leader poll at once; a
+                    // member's HTTP address may be what the identity check's listing waited for.
+                    let membership = self.membership.borrow_and_update().clone();
+                    let now = self.now();
+                    self.policy.set_membership(membership, now);
+                    self.prefetch_identity_listing();
                 }
                 () = tokio::time::sleep_until((self.epoch + self.policy.poll_timeout()).into()) => {
                     let now = self.now();
@@ -252,8 +275,9 @@ impl Supervisor {
 
     /// Asks rqlited what the policy needs at a poll.
     async fn poll(&mut self) {
-        let membership = self.membership.borrow().clone();
-        self.policy.set_membership(membership);
+        let membership = self.membership.borrow_and_update().clone();
+        let now = self.now();
+        self.policy.set_membership(membership, now);
         // Side by side: `/readyz` may wait on a dead leader for its bound, and `/status`, which
         // probes nobody, names the new leader meanwhile.
         let asked = Instant::now();
@@ -369,19 +393,27 @@ impl Supervisor {
         }
     }
 
-    /// Starts a `/nodes` listing beside the polls. It probes every member, for up to 2 s one
-    /// that does not answer — just when one has died. Awaited in line, it held up the polls
+    /// Starts a `/nodes` listing beside the polls. It probes every member, for up to
+    /// [`PROBE_WITHIN`](crate::rqlite::PROBE_WITHIN) one that does not answer — just when one has died. Awaited in line, it held up the polls
     /// that see the new leader (a chaos run: followers ready 1.5–2 s after rqlited had a new
     /// leader, each stuck in the voters' listing that probed the dead one). A listing asked for
-    /// while another is in flight is dropped, as a failed one would be: the policy asks again.
+    /// while another is in flight takes that one's answer, judged on the gossip of when it
+    /// comes: dropped, a look for a removal asked at once for a newly superseded member waited
+    /// for the next look, up to [`policy::REAP_EVERY`] and another listing later.
     fn list(&mut self, listing: Listing) {
-        if self.listing.is_some() {
-            tracing::debug!(?listing, "a listing is in flight; not asking for another");
+        if let Some(in_flight) = self.listing.as_mut() {
+            tracing::debug!(
+                ?listing,
+                "a listing is in flight; its answer serves this one too"
+            );
+            if !in_flight.listings.contains(&listing) {
+                in_flight.listings.push(listing);
+            }
             return;
         }
         let client = self.client.clone();
         self.listing = Some(InFlightListing {
-            listing,
+            listings: vec![listing],
             pid: self.child.as_ref().map(Child::pid),
             task: tokio::spawn(async move { client.nodes().await }),
         });
@@ -392,19 +424,19 @@ impl Supervisor {
     /// rejoined, was removed on its old life's death); dropped if the rqlited asked is no
     /// longer the one running.
     fn listed(&mut self, done: InFlightListing, listed: ListingResult) {
-        let InFlightListing { listing, pid, .. } = done;
+        let InFlightListing { listings, pid, .. } = done;
         if self.child.as_ref().map(Child::pid) != pid {
-            tracing::debug!(?listing, "a listing of an rqlited since stopped; dropped");
+            tracing::debug!(?listings, "a listing of an rqlited since stopped; dropped");
             return;
         }
         let nodes = match listed {
             Ok(Ok(nodes)) => nodes,
             Ok(Err(error)) => {
-                tracing::debug!(%error, ?listing, "cannot list rqlite nodes");
+                tracing::debug!(%error, ?listings, "cannot list rqlite nodes");
                 return;
             }
             Err(error) => {
-                tracing::debug!(%error, ?listing, "the listing task failed");
+                tracing::debug!(%error, ?listings, "the listing task failed");
                 return;
             }
         };
@@ -420,10 +452,12 @@ impl Supervisor {
                 })
             })
             .collect();
-        let membership = self.membership.borrow().clone();
-        self.policy.set_membership(membership);
+        let membership = self.membership.borrow_and_update().clone();
         let now = self.now();
-        self.policy.handle_listing(listing, &listed, now);
+        self.policy.set_membership(membership, now);
+        for listing in listings {
+            self.policy.handle_listing(listing, &listed, now);
+        }
     }
 
     /// The ids in the configuration of the rqlited at `http` (`/status`, else `/nodes`);
@@ -581,39 +615,46 @@ impl Supervisor {
         exit
     }
 
-    /// Asks the first join target whose HTTP address gossip knows: does the cluster list this
-    /// node's id at another Raft address, and does the node there answer as this id? Returns
-    /// that address if so. Any failure to ask is no evidence: the check never blocks a join on
-    /// its own trouble.
-    async fn id_in_use(&self, join: &[String]) -> Option<String> {
+    /// Asks the first join target whose HTTP address gossip knows whether a live node holds
+    /// this node's id at another Raft address (see [`identity`]); returns that address if so.
+    async fn id_in_use(&mut self, join: &[String]) -> Option<String> {
         let http = {
             let membership = self.membership.borrow();
             join.iter()
                 .find_map(|raft| membership.http_addrs.get(raft).cloned())?
         };
-        let target = Rqlite::new(&self.config.access, &http);
-        // First the configuration from `/status`, which probes nobody: `/nodes` waits up to 2 s
-        // on each dead member, and every join start asks this. Only an entry with this id at
-        // another address needs the probing listing, for the address its HTTP answers at.
-        if let Ok(Some(configured)) = target.configuration().await
-            && !configured.iter().any(|(id, addr)| {
-                id == self.config.node_id.as_str() && *addr != self.config.raft_adv
-            })
+        self.identity.in_use(&http).await
+    }
+
+    /// While gossip challenges another life of this node's id and rqlited does not run, asks
+    /// a member for the listing the identity check will need (see [`identity`]): one of the
+    /// voters this node recorded, else any live member, whose HTTP address gossip knows.
+    fn prefetch_identity_listing(&mut self) {
+        let Some(directive) = self.policy.directive() else {
+            return;
+        };
+        if self.child.is_some()
+            || !matches!(
+                directive.decision,
+                Decision::Wait(Waiting::IdentityCheck { .. })
+            )
         {
-            return None;
+            return;
         }
-        let nodes = target.nodes().await.ok()?;
-        let listed = nodes
-            .into_iter()
-            .find(|n| n.id == self.config.node_id.as_str() && n.addr != self.config.raft_adv)?;
-        if listed.api_addr.is_empty() {
-            return None;
+        let http = {
+            let membership = self.membership.borrow();
+            let mine = &self.config.raft_adv;
+            directive
+                .voters
+                .iter()
+                .map(|(_, raft)| raft)
+                .chain(membership.http_addrs.keys())
+                .filter(|raft| *raft != mine)
+                .find_map(|raft| membership.http_addrs.get(raft).cloned())
+        };
+        if let Some(http) = http {
+            self.identity.prefetch(&http);
         }
-        let status = Rqlite::at(&self.config.access, listed.api_addr.clone())
-            .status()
-            .await
-            .ok()?;
-        (status.node_id == self.config.node_id.as_str()).then_some(listed.addr)
     }
 }
 

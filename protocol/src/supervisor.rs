@@ -267,17 +267,28 @@ impl Supervisor {
     }
 
     /// The gossip membership changed (the reaper reads it). A member newly superseded at its
-    /// address makes the leader look at the next poll instead of up to [`REAP_EVERY`] later:
-    /// the member that took the address waits on that removal to join.
-    pub fn set_membership(&mut self, membership: Membership) {
+    /// address makes the leader poll at once and look for a removal, instead of at its next
+    /// poll (up to [`POLL_READY`]) and up to [`REAP_EVERY`] later: the member that took the
+    /// address waits on that removal to join.
+    pub fn set_membership(&mut self, membership: Membership, now: Duration) {
         if membership
             .superseded
             .keys()
             .any(|id| !self.membership.superseded.contains_key(id))
         {
             self.reap_soon = true;
+            if self.leads() {
+                self.next_poll = self.next_poll.min(now);
+            }
         }
         self.membership = membership;
+    }
+
+    /// This node's rqlited ran and led at the last poll.
+    fn leads(&self) -> bool {
+        self.child.is_some()
+            && matches!(&self.db, DbState::Running(running)
+                if running.leader.as_ref() == Some(&self.config.node_id))
     }
 
     /// rqlited's answers to an [`Action::Poll`]: `/readyz` (200 or not) and `/status` (`None`:

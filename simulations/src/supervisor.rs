@@ -57,6 +57,8 @@ pub struct Supervisor {
     policy: policy::Supervisor,
     /// The directive last acted on.
     pub acted: Option<Directive>,
+    /// The gossip membership last handed to the policy.
+    seen: Membership,
 }
 
 /// What one supervisor call may look at and change.
@@ -95,7 +97,25 @@ impl Supervisor {
         Self {
             policy: policy::Supervisor::new(config, disk.stored.clone(), disk.raft_db, now),
             acted: None,
+            seen: Membership::default(),
         }
+    }
+
+    /// The gossip membership last handed to the policy.
+    pub fn seen(&self) -> &Membership {
+        &self.seen
+    }
+
+    /// Hands the node's gossip membership of now to the policy.
+    fn hand_membership(&mut self, s: &SupCtx) {
+        self.seen = s.membership.clone();
+        self.policy.set_membership(s.membership.clone(), s.ctx.now);
+    }
+
+    /// The node's gossip membership changed, as the daemon's membership watch tells it.
+    pub fn membership_changed(&mut self, s: &mut SupCtx) -> Vec<Report> {
+        self.hand_membership(s);
+        self.execute(s)
     }
 
     /// When [`Supervisor::timeout`] is due next.
@@ -105,7 +125,7 @@ impl Supervisor {
 
     /// The node's directive changed.
     pub fn act(&mut self, directive: &Directive, s: &mut SupCtx) -> Vec<Report> {
-        self.policy.set_membership(s.membership.clone());
+        self.hand_membership(s);
         self.policy.handle_directive(directive.clone(), s.ctx.now);
         self.execute(s)
     }
@@ -126,7 +146,7 @@ impl Supervisor {
     /// voter or non-voter, that knows a leader it reaches (the model's `/status` names a leader
     /// only then; a removed node names none).
     fn poll(&mut self, s: &mut SupCtx) {
-        self.policy.set_membership(s.membership.clone());
+        self.hand_membership(s);
         let status = s.rqlite.status(s.host, &s.ctx);
         let ready = status.as_ref().is_some_and(|st| st.leader.is_some());
         let status = status.map(|st| policy::Status {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use foca::{Member, Message};
 use rq4d_protocol::{Card, ClusterId, DbState, Key, Keyring, Running};
-use rq4d_tests::cluster::{Cluster, FORM_DEADLINE, Rq4d, child_pids, fresh_ip};
+use rq4d_tests::cluster::{Cluster, FORM_DEADLINE, Rq4d, alive, child_pids, fresh_ip};
 use rq4d_tests::forge::{Forger, identity_of, own_card};
 use rq4d_tests::{http_get, wait_until};
 
@@ -502,6 +502,72 @@ fn an_empty_node_with_a_live_members_id_refuses_and_the_member_stays_a_voter() {
 fn a_copied_volume_started_beside_its_original_refuses_too() {
     let (mut cluster, leader, before) = impostor("trust-copy", true, &[]);
     assert_impostor_refused(&mut cluster, &leader, &before);
+}
+
+/// The line behind gossip's: a member whose rq4d hangs while its rqlited runs on is no process
+/// gossip can challenge, but Raft still has it. A process started with its id at another
+/// address passes gossip's challenge (nobody answers there), and the supervisor's check — does
+/// the cluster list this id elsewhere, and does the node there answer as it? — must refuse
+/// before rqlited `-join`s and evicts the member. (The other side, a node back at a new address
+/// whose old one is dead and which must join: `a_node_back_*` in `cluster_repair.rs`.)
+///
+/// Hung, not killed: an rqlited whose rq4d is killed dies of a broken pipe at its next log line.
+#[test]
+fn a_copied_id_whose_member_runs_with_a_hung_rq4d_is_refused_before_rqlited_starts() {
+    let (mut cluster, leader) = Cluster::formed("trust-second-line", 3, &[]);
+    let member = cluster.a_follower(&leader);
+    let before = voters(&cluster, &leader);
+    let children = child_pids(cluster.nodes[&member].pid());
+    assert_eq!(children.len(), 1, "rq4d runs one rqlited");
+    let _hung = Hung::new(cluster.nodes[&member].pid());
+    cluster.start_as("twin", &member, &fresh_ip(), "twin");
+    let refusal = format!("node id {member} is in use: the cluster lists it at Raft address");
+    let seen = wait_until("the twin refuses to -join", FORM_DEADLINE, || {
+        let log = cluster.nodes["twin"].log();
+        if log.contains(&refusal) {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    if let Err(error) = seen {
+        panic!("{error}\n{}", cluster.nodes["twin"].log());
+    }
+    // And it stays so: no rqlited of the twin's, the member a voter where it was.
+    let twin = cluster.nodes["twin"].pid();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        assert!(
+            child_pids(twin).is_empty(),
+            "the twin started rqlited\n{}",
+            cluster.nodes["twin"].log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(alive(children[0]), "the member's rqlited runs on");
+    assert_eq!(voters(&cluster, &leader), before);
+}
+
+/// A process stopped (SIGSTOP) while this lives, continued when it goes.
+struct Hung(u32);
+
+impl Hung {
+    fn new(pid: u32) -> Self {
+        signal(pid, "STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status();
 }
 
 #[test]

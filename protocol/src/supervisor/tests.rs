@@ -323,7 +323,7 @@ fn the_leader_removes_one_dead_voter_at_a_time_and_waits_for_it_to_show() {
     ] {
         membership.members.insert(id(n), down);
     }
-    sup.set_membership(membership);
+    sup.set_membership(membership, secs(10));
     sup.handle_poll(true, Some(status(true, Some("n1"), 4)), secs(10));
     let actions = drain(&mut sup);
     assert!(
@@ -360,7 +360,7 @@ fn a_voter_the_leaders_rqlited_reaches_is_never_removed_on_gossips_word() {
     for (n, down) in [("n2", None), ("n3", Some(T0)), ("n4", Some(T0))] {
         membership.members.insert(id(n), down);
     }
-    sup.set_membership(membership.clone());
+    sup.set_membership(membership.clone(), secs(60));
     let mut four = listed(&["n1", "n2", "n3", "n4"]);
     for n in &mut four {
         n.reachable = true;
@@ -378,7 +378,7 @@ fn a_voter_the_leaders_rqlited_reaches_is_never_removed_on_gossips_word() {
     drain(&mut sup);
     // n3's address now belongs to n9: what answers there is not n3.
     membership.raft_addrs.insert("n3:4002".into(), id("n9"));
-    sup.set_membership(membership);
+    sup.set_membership(membership, secs(61));
     sup.handle_listing(Listing::Reap, &four[..3], secs(61));
     assert_eq!(drain(&mut sup), vec![remove("n3")]);
 }
@@ -394,7 +394,7 @@ fn claimed_address() -> (Supervisor, Vec<Listed>, Membership) {
     for n in ["n2", "n3", "n4", "n9"] {
         membership.members.insert(id(n), None);
     }
-    sup.set_membership(membership.clone());
+    sup.set_membership(membership.clone(), T0);
     let mut listing = listed(&["n1", "n2", "n3", "n4"]);
     for n in &mut listing {
         n.reachable = true;
@@ -430,12 +430,18 @@ fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
 
     membership.raft_addrs.insert("n4:4002".into(), id("n9"));
     membership.superseded.insert(id("n4"), secs(9));
-    sup.set_membership(membership);
-    assert!(
-        reap_asked(&mut sup, secs(11)),
-        "a newly superseded member: a look at the next poll"
+    let seen = secs(11) + Duration::from_millis(300);
+    sup.set_membership(membership, seen);
+    assert_eq!(
+        sup.poll_timeout(),
+        seen,
+        "a newly superseded member: the leader polls at once, not a second later"
     );
-    sup.handle_listing(Listing::Reap, &listing, secs(11));
+    assert!(
+        reap_asked(&mut sup, seen),
+        "and looks for a removal at that poll"
+    );
+    sup.handle_listing(Listing::Reap, &listing, seen);
     assert_eq!(
         drain(&mut sup),
         vec![Action::Remove {
@@ -444,12 +450,27 @@ fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
         }],
         "the stale claim goes without waiting for gossip's verdict, unless n4 answers there"
     );
-    sup.handle_removed(id("n4"), Removal::Removed, secs(11));
+    sup.handle_removed(id("n4"), Removal::Removed, seen);
     assert_eq!(
         drain(&mut sup),
         vec![Action::Report(Report::Removed(id("n4")))],
         "n9 answered there: n4 was removed"
     );
+}
+
+/// The leader alone looks for removals: a follower that sees a member superseded keeps its
+/// polls as they were.
+#[test]
+fn a_follower_that_sees_a_member_superseded_polls_no_sooner() {
+    let (mut sup, _, mut membership) = claimed_address();
+    sup.handle_poll(true, Some(status(true, Some("n2"), 3)), secs(10));
+    drain(&mut sup);
+    let due = sup.poll_timeout();
+    assert!(due > secs(10), "the next poll is a while off: {due:?}");
+    membership.raft_addrs.insert("n4:4002".into(), id("n9"));
+    membership.superseded.insert(id("n4"), secs(9));
+    sup.set_membership(membership, secs(10) + Duration::from_millis(300));
+    assert_eq!(sup.poll_timeout(), due);
 }
 
 /// The other side of the same rule: without a key anybody can gossip, and a stranger's card
@@ -461,7 +482,7 @@ fn a_voter_that_answers_at_its_address_as_itself_stays_whatever_gossip_claims() 
     let (mut sup, listing, mut membership) = claimed_address();
     membership.raft_addrs.insert("n4:4002".into(), id("n9"));
     membership.superseded.insert(id("n4"), secs(9));
-    sup.set_membership(membership);
+    sup.set_membership(membership, secs(10));
     assert!(reap_asked(&mut sup, secs(10)));
     sup.handle_listing(Listing::Reap, &listing, secs(10));
     let asked = Action::Remove {
@@ -596,7 +617,7 @@ fn a_voter_never_seen_in_gossip_counts_as_down_since_the_node_started() {
     started(&mut sup, join(), T0);
     let mut membership = Membership::default();
     membership.members.insert(id("n2"), None);
-    sup.set_membership(membership);
+    sup.set_membership(membership, secs(4));
     let three = listed(&["n1", "n2", "ghost"]);
     sup.handle_listing(Listing::Reap, &three, secs(4));
     assert_eq!(
@@ -915,7 +936,7 @@ fn the_leader_reaps_a_dead_non_voter_even_without_a_quorum_to_spare() {
     membership.members.insert(id("n2"), Some(T0));
     membership.members.insert(id("n3"), Some(T0));
     membership.members.insert(id("r1"), Some(secs(1)));
-    sup.set_membership(membership);
+    sup.set_membership(membership, secs(10));
     sup.handle_poll(true, Some(status(true, Some("n1"), 2)), secs(10));
     drain(&mut sup);
     let mut nodes = listed(&["n1", "n2", "n3"]);
@@ -938,7 +959,7 @@ fn joined_with_a_leader_at_its_http() -> Supervisor {
     membership
         .http_addrs
         .insert("10.0.0.2:4002".into(), "10.0.0.2:4001".into());
-    sup.set_membership(membership);
+    sup.set_membership(membership, T0);
     started(&mut sup, join(), T0);
     sup
 }

@@ -11,8 +11,8 @@ use crate::rqlite::{Change, Ctx, Effect, Reconfiguration};
 use crate::supervisor::{Report, SupCtx, Supervisor};
 
 impl World {
-    /// Drains a node's outputs, and lets the supervisor act on a changed directive, until both
-    /// are quiet (the daemon's `flush` and its directive watch); then arms the host's next
+    /// Drains a node's outputs, and lets the supervisor act on a changed directive or
+    /// membership, until all are quiet (the daemon's `flush` and its directive watch); then arms the host's next
     /// wake-up.
     pub(super) fn settle(&mut self, host: usize) {
         self.settle_outputs(host);
@@ -48,11 +48,15 @@ impl World {
                 return;
             };
             let directive = Directive::of(node);
-            if self.hosts[host].sup.acted.as_ref() == Some(&directive) {
+            let reports = if self.hosts[host].sup.acted.as_ref() != Some(&directive) {
+                self.hosts[host].sup.acted = Some(directive.clone());
+                self.with_supervisor(host, |sup, s| sup.act(&directive, s))
+            } else if *self.hosts[host].sup.seen() != Membership::of(node) {
+                // The daemon's membership watch: a newly superseded member makes a leader poll.
+                self.with_supervisor(host, |sup, s| sup.membership_changed(s))
+            } else {
                 return;
-            }
-            self.hosts[host].sup.acted = Some(directive.clone());
-            let reports = self.with_supervisor(host, |sup, s| sup.act(&directive, s));
+            };
             if !self.apply_reports(host, reports) {
                 return;
             }

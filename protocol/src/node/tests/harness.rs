@@ -240,7 +240,7 @@ impl Harness {
                 self.directives[i] = Some(directive.clone());
                 let now = self.now;
                 if let Some(supervisor) = self.supervisors[i].as_mut() {
-                    supervisor.set_membership(Membership::of(node));
+                    supervisor.set_membership(Membership::of(node), now);
                     supervisor.handle_directive(directive, now);
                 }
             }
@@ -540,7 +540,7 @@ impl Harness {
         let Some(supervisor) = self.supervisors[i].as_mut() else {
             return;
         };
-        supervisor.set_membership(membership);
+        supervisor.set_membership(membership, now);
         supervisor.handle_poll(ready, status, now);
     }
 
