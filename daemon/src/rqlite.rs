@@ -419,6 +419,29 @@ mod tests {
         assert_eq!(line, "GET /readyz?timeout=1000ms HTTP/1.1");
     }
 
+    /// `/nodes` probes every member and waits on a dead one for its `timeout` (rqlited's own
+    /// default is 30 s): the listing tells it [`PROBE_WITHIN`].
+    #[tokio::test]
+    async fn a_listing_tells_rqlited_its_probe_bound() {
+        let (addr, accepted) = one_request_server().await;
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut stream, line) = accepted.await.expect("accepted");
+            let body = r#"{"nodes":[{"id":"n1","addr":"127.0.0.1:4002","reachable":true}]}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.expect("write");
+            line
+        });
+        let client = Rqlite::new(&Access::default(), &addr.to_string());
+        let nodes = client.nodes().await.expect("answered");
+        assert_eq!(nodes.len(), 1);
+        let line = server.await.expect("server");
+        assert_eq!(line, "GET /nodes?ver=2&nonvoters&timeout=1000ms HTTP/1.1");
+    }
+
     #[test]
     fn status_documents_of_rqlited_parse() {
         let doc = r#"{"store":{"node_id":"n1","leader":{"node_id":"n1","addr":"127.0.0.1:4002"},

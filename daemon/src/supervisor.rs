@@ -394,9 +394,10 @@ impl Supervisor {
     }
 
     /// Starts a `/nodes` listing beside the polls. It probes every member, for up to
-    /// [`PROBE_WITHIN`](crate::rqlite::PROBE_WITHIN) one that does not answer — just when one has died. Awaited in line, it held up the polls
-    /// that see the new leader (a chaos run: followers ready 1.5–2 s after rqlited had a new
-    /// leader, each stuck in the voters' listing that probed the dead one). A listing asked for
+    /// [`PROBE_WITHIN`](crate::rqlite::PROBE_WITHIN) one that does not answer — just when one
+    /// has died. Awaited in line, it held up the polls that see the new leader (a chaos run:
+    /// followers ready 1.5–2 s after rqlited had a new leader, each stuck in the voters'
+    /// listing that probed the dead one). A listing asked for
     /// while another is in flight takes that one's answer, judged on the gossip of when it
     /// comes: dropped, a look for a removal asked at once for a newly superseded member waited
     /// for the next look, up to [`policy::REAP_EVERY`] and another listing later.

@@ -3,7 +3,7 @@
 //! there answers as this id. rqlited would let a joiner with a live member's id evict it.
 //!
 //! Only `/nodes` tells where the node at a Raft address answers HTTP (rqlited asks it over the
-//! Raft port), and `/nodes` waits up to [`PROBE_WITHIN`](crate::rqlite::PROBE_WITHIN) on every member that does not answer:
+//! Raft port), and `/nodes` waits up to [`PROBE_WITHIN`] on every member that does not answer:
 //! the node's own old address among them whenever it comes back at a new one, since that
 //! address is dead then. Gossip challenges the old address for a second first
 //! (`node/duplicates.rs`), and the check used to wait its listing after that. So the listing is
@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use rq4d_protocol::NodeId;
 use tokio::task::JoinHandle;
 
+#[cfg(doc)]
+use crate::rqlite::PROBE_WITHIN;
 use crate::rqlite::{Access, RaftNode, Rqlite, RqliteError};
 
 /// How old a listing asked for during the challenge may be when the start comes: the challenge
-/// lasts a second, the listing up to [`PROBE_WITHIN`](crate::rqlite::PROBE_WITHIN).
+/// lasts a second, the listing up to [`PROBE_WITHIN`].
 const PREFETCH_FRESH: Duration = Duration::from_secs(5);
 
 /// The check, with the listing asked for ahead of it, if any.
