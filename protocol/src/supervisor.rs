@@ -150,7 +150,8 @@ pub struct Supervisor {
     /// claim of that address is false (or stale) while [`ANSWERED_HOLDS`] runs.
     answered_there: BTreeMap<NodeId, Duration>,
     last_reap: Duration,
-    /// A member was newly superseded at its address: look for a removal at the next poll.
+    /// A Raft address was newly claimed, or a member superseded at its own: look for a removal
+    /// at the next poll.
     reap_soon: bool,
     last_voters_check: Option<Duration>,
     /// When rqlited is to be polled next (while none runs: when the directive is acted on
@@ -266,16 +267,22 @@ impl Supervisor {
         self.act(now);
     }
 
-    /// The gossip membership changed (the reaper reads it). A member newly superseded at its
-    /// address makes the leader poll at once and look for a removal, instead of at its next
-    /// poll (up to [`POLL_READY`]) and up to [`REAP_EVERY`] later: the member that took the
-    /// address waits on that removal to join.
+    /// The gossip membership changed (the reaper reads it). A Raft address newly claimed — by
+    /// a new member, or by one that moved — or a member newly superseded at its address makes
+    /// the leader poll at once and look for a removal, instead of at its next poll (up to
+    /// [`POLL_READY`]) and up to [`REAP_EVERY`] later: when the configuration gives that
+    /// address to a member that is gone (Docker hands a dead container's IP to the next one),
+    /// the newcomer's join waits on that removal.
     pub fn set_membership(&mut self, membership: Membership, now: Duration) {
-        if membership
+        let newly_claimed = membership
+            .raft_addrs
+            .iter()
+            .any(|(addr, holder)| self.membership.raft_addrs.get(addr) != Some(holder));
+        let newly_superseded = membership
             .superseded
             .keys()
-            .any(|id| !self.membership.superseded.contains_key(id))
-        {
+            .any(|id| !self.membership.superseded.contains_key(id));
+        if newly_claimed || newly_superseded {
             self.reap_soon = true;
             if self.leads() {
                 self.next_poll = self.next_poll.min(now);

@@ -458,6 +458,37 @@ fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
     );
 }
 
+/// A scale-up in Docker: a new container gets the IP of a member gossip already sees down, and
+/// its join waits until the configuration no longer gives that address to the dead member. The
+/// leader looks when the new member's claim arrives, not at its next poll and look; the dead
+/// member goes at once, reap-after or not.
+#[test]
+fn a_dead_members_address_newly_claimed_makes_the_leader_look_at_once() {
+    let mut sup = supervisor(false);
+    started(&mut sup, join(), T0);
+    let mut membership = Membership::default();
+    for (n, down) in [("n2", None), ("n3", None), ("n4", Some(secs(9)))] {
+        membership.members.insert(id(n), down);
+    }
+    for n in ["n1", "n2", "n3"] {
+        membership.raft_addrs.insert(format!("{n}:4002"), id(n));
+    }
+    sup.set_membership(membership.clone(), secs(9));
+    assert!(reap_asked(&mut sup, secs(10)), "the first look");
+    let four = listed(&["n1", "n2", "n3", "n4"]);
+    sup.handle_listing(Listing::Reap, &four, secs(10));
+    assert_eq!(drain(&mut sup), vec![], "n4 has been down 1 s of 5");
+
+    membership.members.insert(id("n9"), None);
+    membership.raft_addrs.insert("n4:4002".into(), id("n9"));
+    let seen = secs(10) + Duration::from_millis(300);
+    sup.set_membership(membership, seen);
+    assert_eq!(sup.poll_timeout(), seen, "the leader polls at once");
+    assert!(reap_asked(&mut sup, seen), "and looks");
+    sup.handle_listing(Listing::Reap, &four, seen);
+    assert_eq!(drain(&mut sup), vec![remove("n4")]);
+}
+
 /// The leader alone looks for removals: a follower that sees a member superseded keeps its
 /// polls as they were.
 #[test]
