@@ -500,7 +500,8 @@ fn iptables(op: &str, ip: &str) -> Result<(), String> {
 /// leader to remove the dead holder of that address (rqlited refuses a joiner whose address
 /// another id holds): at once, not after reap-after. With `black_hole`, connections to the
 /// node's old address hang as in Docker, where the supervisor's identity check and the
-/// leader's listings each wait 2 s on them.
+/// leader's listings each wait `/nodes`' probe bound on them (1 s): side by side, one cluster
+/// forms about 1 s after the start (3 s when they waited 2 s each, one after the other).
 fn back_at_a_dead_members_address(black_hole: bool) {
     let (mut cluster, leader) = Cluster::formed("ip-reuse-data", 5, &["--reap-after", "600s"]);
     let followers: Vec<String> = cluster
