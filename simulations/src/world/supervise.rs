@@ -12,8 +12,8 @@ use crate::supervisor::{Report, SupCtx, Supervisor};
 
 impl World {
     /// Drains a node's outputs, and lets the supervisor act on a changed directive or
-    /// membership, until all are quiet (the daemon's `flush` and its directive watch); then arms the host's next
-    /// wake-up.
+    /// membership, until all are quiet (the daemon's `flush`, and its directive and membership
+    /// watches); then arms the host's next wake-up.
     pub(super) fn settle(&mut self, host: usize) {
         self.settle_outputs(host);
         self.arm(host);
@@ -52,7 +52,7 @@ impl World {
                 self.hosts[host].sup.acted = Some(directive.clone());
                 self.with_supervisor(host, |sup, s| sup.act(&directive, s))
             } else if *self.hosts[host].sup.seen() != Membership::of(node) {
-                // The daemon's membership watch: a newly superseded member makes a leader poll.
+                // The daemon's membership watch: an address newly claimed makes a leader poll.
                 self.with_supervisor(host, |sup, s| sup.membership_changed(s))
             } else {
                 return;
