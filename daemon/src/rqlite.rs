@@ -378,6 +378,24 @@ mod tests {
         (addr, accepted)
     }
 
+    /// Answers the one request `accepted` takes with 200 and `body`; gives the request's first
+    /// line.
+    fn answer_200(
+        accepted: tokio::task::JoinHandle<(tokio::net::TcpStream, String)>,
+        body: &'static str,
+    ) -> tokio::task::JoinHandle<String> {
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut stream, line) = accepted.await.expect("accepted");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.expect("write");
+            line
+        })
+    }
+
     /// A leader that does not answer (a dead address) holds a readiness check for about
     /// [`READY_WITHIN`], not for the client's 3 s nor rqlited's 30 s: rqlited is told the
     /// bound, and the client gives up soon after it.
@@ -402,17 +420,7 @@ mod tests {
     #[tokio::test]
     async fn a_readiness_check_tells_rqlited_its_bound() {
         let (addr, accepted) = one_request_server().await;
-        let server = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let (mut stream, line) = accepted.await.expect("accepted");
-            let body = "[+]node ok\n[+]leader ok\n[+]store ok";
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            stream.write_all(answer.as_bytes()).await.expect("write");
-            line
-        });
+        let server = answer_200(accepted, "[+]node ok\n[+]leader ok\n[+]store ok");
         let client = Rqlite::new(&Access::default(), &addr.to_string());
         assert!(client.ready().await.expect("answered"), "200 is ready");
         let line = server.await.expect("server");
@@ -424,17 +432,10 @@ mod tests {
     #[tokio::test]
     async fn a_listing_tells_rqlited_its_probe_bound() {
         let (addr, accepted) = one_request_server().await;
-        let server = tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let (mut stream, line) = accepted.await.expect("accepted");
-            let body = r#"{"nodes":[{"id":"n1","addr":"127.0.0.1:4002","reachable":true}]}"#;
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            stream.write_all(answer.as_bytes()).await.expect("write");
-            line
-        });
+        let server = answer_200(
+            accepted,
+            r#"{"nodes":[{"id":"n1","addr":"127.0.0.1:4002","reachable":true}]}"#,
+        );
         let client = Rqlite::new(&Access::default(), &addr.to_string());
         let nodes = client.nodes().await.expect("answered");
         assert_eq!(nodes.len(), 1);
