@@ -261,6 +261,11 @@ impl Supervisor {
         self.directive.as_ref()
     }
 
+    /// The gossip membership last handed in.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
     /// The node's directive changed: makes rqlited do what it says, if it does not already.
     pub fn handle_directive(&mut self, directive: Directive, now: Duration) {
         self.directive = Some(directive);

@@ -57,8 +57,6 @@ pub struct Supervisor {
     policy: policy::Supervisor,
     /// The directive last acted on.
     pub acted: Option<Directive>,
-    /// The gossip membership last handed to the policy.
-    seen: Membership,
 }
 
 /// What one supervisor call may look at and change.
@@ -97,18 +95,16 @@ impl Supervisor {
         Self {
             policy: policy::Supervisor::new(config, disk.stored.clone(), disk.raft_db, now),
             acted: None,
-            seen: Membership::default(),
         }
     }
 
     /// The gossip membership last handed to the policy.
     pub fn seen(&self) -> &Membership {
-        &self.seen
+        self.policy.membership()
     }
 
     /// Hands the node's gossip membership of now to the policy.
     fn hand_membership(&mut self, s: &SupCtx) {
-        self.seen = s.membership.clone();
         self.policy.set_membership(s.membership.clone(), s.ctx.now);
     }
 
