@@ -438,6 +438,12 @@ impl Agent {
             }
             Report::StartFailed(text) => self.last_failure = Some(text),
             Report::Voters(voters) => self.node.set_stored_voters(voters),
+            Report::Thawed { late } => tracing::warn!(
+                late_ms = late.as_millis(),
+                "the supervisor woke long after a poll was due: this process (and rqlited with \
+                 it, most likely) was stopped or starved; checking sooner whether the cluster \
+                 still holds this node"
+            ),
         }
     }
 

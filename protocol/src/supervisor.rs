@@ -58,6 +58,16 @@ pub const POLL_STARTING: Duration = Duration::from_millis(200);
 pub const POLL_FIRST_ANSWER: Duration = Duration::from_millis(20);
 /// See [`POLL_FIRST_ANSWER`].
 pub const FIRST_ANSWER_WITHIN: Duration = Duration::from_secs(2);
+/// A poll's timer that fires this late means the process was stopped (`docker pause`, SIGSTOP,
+/// a suspended VM) or starved that long: rqlited with it, most likely, and the cluster may have
+/// removed the node meanwhile. A busy machine delays a timer by milliseconds, not a second.
+pub const FROZEN_AFTER: Duration = Duration::from_secs(1);
+/// For this long after such a wake-up ([`FROZEN_AFTER`]) the node polls every
+/// [`POLL_STARTING`] and, unless it has asked since, asks the leader's configuration at its
+/// first leaderless poll rather than after [`ASK_CONFIGURATION_EVERY`]. rqlited may still
+/// hear a leader for a moment after it wakes — Raft messages queued while it was stopped — and
+/// its heartbeat timeout (`-raft-timeout`, 1 s, drawn up to twice that) ends it.
+pub const THAWED_FOR: Duration = Duration::from_secs(5);
 /// The restart backoff's bounds.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
 /// See [`BACKOFF_MIN`].
@@ -141,6 +151,9 @@ pub struct Supervisor {
     removed_at: Option<Duration>,
     /// When the leader's configuration was last asked for.
     configuration_asked: Option<Duration>,
+    /// When the supervisor last woke [`FROZEN_AFTER`] or more after a poll was due (see
+    /// [`THAWED_FOR`]).
+    thawed_at: Option<Duration>,
     backoff: Duration,
     next_start: Duration,
     db: DbState,
@@ -180,6 +193,7 @@ impl Supervisor {
             leaderless_since: None,
             removed_at: None,
             configuration_asked: None,
+            thawed_at: None,
             backoff: BACKOFF_MIN,
             next_start: now,
             ready: false,
@@ -220,7 +234,7 @@ impl Supervisor {
     /// How long between polls now: rarely once ready, often while starting, very often until
     /// a just-started rqlited first answers.
     fn poll_every(&self, now: Duration) -> Duration {
-        if self.ready {
+        if self.ready && !self.thawed(now) {
             POLL_READY
         } else if self.child.is_some_and(|child| {
             !child.answered && now.saturating_sub(child.started_at) < FIRST_ANSWER_WITHIN
@@ -246,6 +260,12 @@ impl Supervisor {
             self.restart_at = None;
         }
         let poll = self.next_poll <= now;
+        let late = now.saturating_sub(self.next_poll);
+        if poll && self.child.is_some() && late >= FROZEN_AFTER {
+            self.thawed_at = Some(now);
+            self.actions
+                .push_back(Action::Report(Report::Thawed { late }));
+        }
         if poll {
             self.next_poll = now + self.poll_every(now);
         }
@@ -707,14 +727,31 @@ impl Supervisor {
     /// Not before it has been leaderless for `ASK_CONFIGURATION_EVERY` either: an election takes
     /// 1–3 s, and asking a leader that just died (gossip still shows it) held up the polls that
     /// see the new one (a chaos run's kill-leader recovery grew from 2.3 s to 7.8 s).
+    ///
+    /// Woken from a freeze ([`THAWED_FOR`]) and not asked since, it asks at its first
+    /// leaderless poll: stopped for longer than `reap_after`, it was removed, and it can only
+    /// learn so by asking; the wait for an election is no reason here, since the cluster had the
+    /// whole freeze to hold one.
     fn may_ask_configuration(&self, now: Duration) -> bool {
-        self.leaderless_since
-            .is_some_and(|since| now.saturating_sub(since) >= ASK_CONFIGURATION_EVERY)
-            && self.removed_at.is_none()
-            && self.child.is_some_and(|child| child.join_over(now))
+        let thawed = self.thawed(now)
             && self
                 .configuration_asked
-                .is_none_or(|at| now.saturating_sub(at) >= ASK_CONFIGURATION_EVERY)
+                .zip(self.thawed_at)
+                .is_none_or(|(asked, thawed)| asked < thawed);
+        self.leaderless_since
+            .is_some_and(|since| thawed || now.saturating_sub(since) >= ASK_CONFIGURATION_EVERY)
+            && self.removed_at.is_none()
+            && self.child.is_some_and(|child| child.join_over(now))
+            && (thawed
+                || self
+                    .configuration_asked
+                    .is_none_or(|at| now.saturating_sub(at) >= ASK_CONFIGURATION_EVERY))
+    }
+
+    /// Within [`THAWED_FOR`] of a wake-up [`FROZEN_AFTER`] late.
+    fn thawed(&self, now: Duration) -> bool {
+        self.thawed_at
+            .is_some_and(|at| now.saturating_sub(at) < THAWED_FOR)
     }
 
     /// The answer to [`Action::AskConfiguration`]: the ids the leader's configuration holds

@@ -248,7 +248,8 @@ impl Supervisor {
                     policy::Report::RoleChanged { voter } => out.push(Report::RoleChanged(voter)),
                     policy::Report::Ready(_)
                     | policy::Report::Exited(_)
-                    | policy::Report::StartFailed(_) => {}
+                    | policy::Report::StartFailed(_)
+                    | policy::Report::Thawed { .. } => {}
                 },
             }
         }

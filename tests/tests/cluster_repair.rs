@@ -257,6 +257,68 @@ fn a_node_removed_from_raft_while_running_rejoins() {
     );
 }
 
+/// `docker pause` stops rq4d and rqlited together; stopped longer than reap-after, the node is
+/// removed, and woken it must learn so from the leader, since nobody tells a removed node
+/// anything. Its supervisor sees its poll timer fire long after it was due and asks at its
+/// first leaderless poll, rather than `ASK_CONFIGURATION_EVERY` later (a chaos run with the
+/// double: 4.4 s from the unpause to one cluster).
+#[test]
+fn a_member_frozen_longer_than_reap_after_rejoins_as_soon_as_it_wakes() {
+    let (mut cluster, leader) = three("frozen", &["--reap-after", "3s"]);
+    let follower = cluster.a_follower(&leader);
+    let rq4d = cluster.nodes[&follower].pid();
+    let mut frozen = child_pids(rq4d);
+    frozen.push(rq4d);
+    for pid in &frozen {
+        signal(*pid, "STOP");
+    }
+    let removed = wait_until(
+        "the frozen follower removed",
+        Duration::from_secs(60),
+        || {
+            let roles = cluster.nodes[&leader].raft_roles()?;
+            if roles.voters.contains(&follower) || roles.non_voters.contains(&follower) {
+                Err(format!("still listed: {roles:?}"))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    for pid in frozen.iter().rev() {
+        signal(*pid, "CONT");
+    }
+    if let Err(error) = removed {
+        panic!("{error}\n{}", cluster.report());
+    }
+    let woke = Instant::now();
+    cluster.wait_one_cluster(FORM_DEADLINE);
+    eprintln!(
+        "{follower}: one cluster again {:.1} s after it was woken",
+        woke.elapsed().as_secs_f64()
+    );
+    let log = cluster.nodes[&follower].log();
+    for line in [
+        "the supervisor woke long after a poll was due",
+        "no longer holds this node in its configuration; restarting rqlited with -join",
+    ] {
+        assert!(
+            log.contains(line),
+            "{follower}'s log says {line:?}:\n{}",
+            cluster.report()
+        );
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status();
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()),
+        "kill -{name} {pid}: {status:?}"
+    );
+}
+
 #[test]
 #[ignore = "needs a real rqlited (the double keeps a write only on the leader that took it): RQLITED=/path/to/rqlited cargo test -- --include-ignored"]
 fn acknowledged_writes_survive_a_leader_crash() {

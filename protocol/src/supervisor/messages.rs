@@ -317,4 +317,10 @@ pub enum Report {
     Voters(Vec<(NodeId, String)>),
     /// The data was deleted (volatile mode): [`Node::wiped`].
     Wiped,
+    /// The supervisor woke `late` after a poll was due: the process was stopped or starved
+    /// that long ([`super::FROZEN_AFTER`]), and it checks its membership sooner for a while.
+    Thawed {
+        /// How late the poll's timer fired.
+        late: Duration,
+    },
 }

@@ -1098,6 +1098,94 @@ fn a_member_removed_right_after_its_rejoin_asks_at_once() {
     );
 }
 
+/// Chaos: a follower paused (`docker pause`) for longer than reap-after had been removed; woken,
+/// its rqlited heard the leader for a moment (Raft messages queued during the pause), then no
+/// more, and the node asked the leader only `ASK_CONFIGURATION_EVERY` after that (4.4 s from the
+/// unpause to one cluster). A supervisor whose poll timer fires `FROZEN_AFTER` late polls every
+/// `POLL_STARTING` and asks at its first leaderless poll. Both sides: woken on time, the same
+/// polls wait as before.
+#[test]
+fn a_member_woken_from_a_freeze_asks_the_leader_at_its_first_leaderless_poll() {
+    for frozen in [true, false] {
+        let mut sup = joined_with_a_leader_at_its_http();
+        sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
+        drain(&mut sup);
+        let due = sup.poll_timeout();
+        let woke = if frozen { due + secs(27) - T0 } else { due };
+        sup.handle_timeout(woke);
+        let actions = drain(&mut sup);
+        assert!(actions.contains(&Action::Poll), "{actions:?}");
+        assert_eq!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Report(Report::Thawed { .. }))),
+            frozen,
+            "reported only when late: {actions:?}"
+        );
+        // rqlited still names the leader it heard before the freeze.
+        sup.handle_poll(true, Some(status(true, Some("n2"), 2)), woke);
+        drain(&mut sup);
+        let next = if frozen { POLL_STARTING } else { POLL_READY };
+        assert_eq!(
+            sup.poll_timeout(),
+            woke + next,
+            "polled sooner only after a freeze"
+        );
+        // Its heartbeat timeout runs out: leaderless.
+        let leaderless = woke + Duration::from_millis(1_400);
+        sup.handle_poll(false, Some(status(true, None, 2)), leaderless);
+        let asked = drain(&mut sup)
+            .iter()
+            .any(|a| matches!(a, Action::AskConfiguration { .. }));
+        assert_eq!(
+            asked, frozen,
+            "asked at the first leaderless poll only after a freeze"
+        );
+        if !frozen {
+            continue;
+        }
+        sup.handle_configuration(Some(vec![id("n2"), id("n3")]), leaderless);
+        let actions = drain(&mut sup);
+        assert!(
+            actions.contains(&Action::Stop(StopWhy::Removed {
+                leader: "10.0.0.2:4002".into()
+            })) && starts(&actions) == 1,
+            "removed while frozen: rejoins at once: {actions:?}"
+        );
+    }
+}
+
+/// The freeze buys one early question, not one per poll: a member the configuration still
+/// holds asks again only after `ASK_CONFIGURATION_EVERY`, and once `THAWED_FOR` has passed it
+/// polls as a ready member does.
+#[test]
+fn a_freeze_buys_one_early_question() {
+    let mut sup = joined_with_a_leader_at_its_http();
+    sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
+    drain(&mut sup);
+    let woke = secs(60);
+    sup.handle_timeout(woke);
+    drain(&mut sup);
+    sup.handle_poll(false, Some(status(true, None, 2)), woke);
+    assert!(drain(&mut sup).contains(&Action::AskConfiguration {
+        http: "10.0.0.2:4001".into()
+    }));
+    sup.handle_configuration(Some(vec![id("n1"), id("n2")]), woke);
+    assert_eq!(drain(&mut sup), vec![], "still a member: nothing to do");
+    let soon = woke + POLL_STARTING;
+    sup.handle_poll(false, Some(status(true, None, 2)), soon);
+    assert!(
+        !drain(&mut sup)
+            .iter()
+            .any(|a| matches!(a, Action::AskConfiguration { .. })),
+        "no second early question"
+    );
+    let later = woke + THAWED_FOR;
+    sup.handle_poll(true, Some(status(true, Some("n2"), 2)), later);
+    drain(&mut sup);
+    assert_eq!(sup.poll_timeout(), later + POLL_READY, "the freeze is over");
+}
+
 /// The other side: a member that never served (its join may still be retrying) asks nobody
 /// and is not restarted before `REJOIN_NOT_BEFORE`.
 #[test]

@@ -391,7 +391,8 @@ impl Harness {
                     | Report::Exited(_)
                     | Report::StartFailed(_)
                     | Report::Removed(_)
-                    | Report::RoleChanged { .. } => {}
+                    | Report::RoleChanged { .. }
+                    | Report::Thawed { .. } => {}
                 }
             }
         }
