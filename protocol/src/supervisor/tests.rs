@@ -995,6 +995,15 @@ fn joined_with_a_leader_at_its_http() -> Supervisor {
     sup
 }
 
+/// [`joined_with_a_leader_at_its_http`], healthy at 20 s: it has served, and it is past
+/// `REJOIN_NOT_BEFORE`.
+fn a_member_that_served() -> Supervisor {
+    let mut sup = joined_with_a_leader_at_its_http();
+    sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
+    drain(&mut sup);
+    sup
+}
+
 /// A voter the reaper removed while it was paused (or cut off) comes back to a leader that will
 /// never send it anything: it asks the leader's rqlited whether its configuration still holds
 /// it, and rejoins at once when it does not — not after `REJOIN_AFTER` (chaos: a pause longer
@@ -1002,10 +1011,8 @@ fn joined_with_a_leader_at_its_http() -> Supervisor {
 #[test]
 fn a_member_the_leaders_configuration_no_longer_holds_rejoins_at_once() {
     for removed in [true, false] {
-        let mut sup = joined_with_a_leader_at_its_http();
-        // Healthy until 20 s (past REJOIN_NOT_BEFORE), leaderless from then on.
-        sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
-        drain(&mut sup);
+        // Healthy until 20 s, leaderless from then on.
+        let mut sup = a_member_that_served();
         sup.handle_poll(false, Some(status(true, None, 2)), secs(21));
         let early = drain(&mut sup);
         assert!(
@@ -1088,13 +1095,19 @@ fn a_member_removed_right_after_its_rejoin_asks_at_once() {
         }),
         "asked 4 s after its start: it has served"
     );
-    sup.handle_configuration(Some(vec![id("n2"), id("n3")]), secs(4));
-    let actions = drain(&mut sup);
+    rejoins_once_told_it_was_removed(&mut sup, secs(4));
+}
+
+/// Answers the question of the configuration without n1 at `at`: the node must be stopped as
+/// removed and started again with `-join`, at once.
+fn rejoins_once_told_it_was_removed(sup: &mut Supervisor, at: Duration) {
+    sup.handle_configuration(Some(vec![id("n2"), id("n3")]), at);
+    let actions = drain(sup);
     assert!(
         actions.contains(&Action::Stop(StopWhy::Removed {
             leader: "10.0.0.2:4002".into()
         })) && starts(&actions) == 1,
-        "{actions:?}"
+        "removed: rejoins at once: {actions:?}"
     );
 }
 
@@ -1107,9 +1120,7 @@ fn a_member_removed_right_after_its_rejoin_asks_at_once() {
 #[test]
 fn a_member_woken_from_a_freeze_asks_the_leader_at_its_first_leaderless_poll() {
     for frozen in [true, false] {
-        let mut sup = joined_with_a_leader_at_its_http();
-        sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
-        drain(&mut sup);
+        let mut sup = a_member_that_served();
         let due = sup.poll_timeout();
         let woke = if frozen { due + secs(27) - T0 } else { due };
         sup.handle_timeout(woke);
@@ -1144,14 +1155,7 @@ fn a_member_woken_from_a_freeze_asks_the_leader_at_its_first_leaderless_poll() {
         if !frozen {
             continue;
         }
-        sup.handle_configuration(Some(vec![id("n2"), id("n3")]), leaderless);
-        let actions = drain(&mut sup);
-        assert!(
-            actions.contains(&Action::Stop(StopWhy::Removed {
-                leader: "10.0.0.2:4002".into()
-            })) && starts(&actions) == 1,
-            "removed while frozen: rejoins at once: {actions:?}"
-        );
+        rejoins_once_told_it_was_removed(&mut sup, leaderless);
     }
 }
 
@@ -1160,9 +1164,7 @@ fn a_member_woken_from_a_freeze_asks_the_leader_at_its_first_leaderless_poll() {
 /// polls as a ready member does.
 #[test]
 fn a_freeze_buys_one_early_question() {
-    let mut sup = joined_with_a_leader_at_its_http();
-    sup.handle_poll(true, Some(status(true, Some("n2"), 2)), secs(20));
-    drain(&mut sup);
+    let mut sup = a_member_that_served();
     let woke = secs(60);
     sup.handle_timeout(woke);
     drain(&mut sup);
