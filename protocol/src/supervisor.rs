@@ -519,6 +519,14 @@ impl Supervisor {
             Removal::Failed => {}
             Removal::AnsweredThere => {
                 self.answered_there.insert(id, now);
+                // The look ended on a false or stale claim and removed nobody, while another
+                // member may wait on its own removal (a newcomer at its address cannot join
+                // until then): look again at once, not a `REAP_EVERY` later. The member that
+                // answered is not picked again while `ANSWERED_HOLDS` runs.
+                self.reap_soon = true;
+                if self.leads() {
+                    self.next_poll = self.next_poll.min(now);
+                }
             }
         }
     }
