@@ -27,6 +27,14 @@ fn remove(n: &str) -> Action {
     }
 }
 
+/// The removal of `n`, unless the node at its address (`http://n:4001`) answers as `n`.
+fn remove_unless_answering(n: &str) -> Action {
+    Action::Remove {
+        id: id(n),
+        unless_answering_at: Some(format!("http://{n}:4001")),
+    }
+}
+
 fn directive(decision: Decision) -> Directive {
     Directive {
         decision,
@@ -444,10 +452,7 @@ fn a_voter_alive_in_gossip_whose_address_a_newer_member_holds_goes_at_once() {
     sup.handle_listing(Listing::Reap, &listing, seen);
     assert_eq!(
         drain(&mut sup),
-        vec![Action::Remove {
-            id: id("n4"),
-            unless_answering_at: Some("http://n4:4001".into()),
-        }],
+        vec![remove_unless_answering("n4")],
         "the stale claim goes without waiting for gossip's verdict, unless n4 answers there"
     );
     sup.handle_removed(id("n4"), Removal::Removed, seen);
@@ -516,10 +521,7 @@ fn a_voter_that_answers_at_its_address_as_itself_stays_whatever_gossip_claims() 
     sup.set_membership(membership, secs(10));
     assert!(reap_asked(&mut sup, secs(10)));
     sup.handle_listing(Listing::Reap, &listing, secs(10));
-    let asked = Action::Remove {
-        id: id("n4"),
-        unless_answering_at: Some("http://n4:4001".into()),
-    };
+    let asked = remove_unless_answering("n4");
     assert_eq!(drain(&mut sup), vec![asked.clone()]);
     sup.handle_removed(id("n4"), Removal::AnsweredThere, secs(10));
     assert_eq!(drain(&mut sup), vec![], "nothing removed, nothing reported");
@@ -572,10 +574,7 @@ fn a_claim_found_false_lets_the_leader_look_again_at_once() {
     sup.handle_listing(Listing::Reap, &listing, secs(10));
     assert_eq!(
         drain(&mut sup),
-        vec![Action::Remove {
-            id: id("n4"),
-            unless_answering_at: Some("http://n4:4001".into()),
-        }],
+        vec![remove_unless_answering("n4")],
         "superseded the longest: looked at first"
     );
     let answered = secs(10) + Duration::from_millis(40);
